@@ -1,0 +1,225 @@
+/**
+ * The `acl` claim (SPEC section 3): its shape is checked and its patterns compiled once per
+ * token, then `decide` answers per request whether a rule grants the method on the canonical
+ * path. Pure functions, so they test without a server.
+ */
+import { Minimatch } from 'minimatch'
+import type { MinimatchOptions } from 'minimatch'
+import { GuardError } from './errors.js'
+
+export interface AclRule {
+  /** The pattern as the token states it. */
+  readonly pattern: string
+  /** Upper-cased methods the rule is limited to, or `null` for every method. */
+  readonly methods: ReadonlySet<string> | null
+  /** The rule's non-empty `filters`, or `null` when it has none (absent or `{}`). */
+  readonly filters: Readonly<Record<string, unknown>> | null
+  /** Whether the pattern matches a canonical path. Shared by every rule with this pattern. */
+  readonly test: (path: string) => boolean
+}
+
+export interface CompiledAcl {
+  readonly rules: readonly AclRule[]
+}
+
+export interface AclContext {
+  method: string
+  path: string
+  claims?: Record<string, unknown>
+  request?: unknown
+}
+
+/** Decides a rule that carries `filters`; only a return of exactly `true` grants. */
+export type AclFilter = (filters: Readonly<Record<string, unknown>>, context: AclContext) => boolean
+
+export interface AclDecision {
+  granted: true
+  /** The first pattern that granted, or `null` for a root token (no `acl` claim). */
+  grantedBy: string | null
+}
+
+export interface DecideOptions {
+  requireAcl?: boolean
+  aclFilter?: AclFilter
+  claims?: Record<string, unknown>
+  request?: unknown
+}
+
+/**
+ * How every pattern is compiled: no braces, extglobs, negation or comments (a claim is data,
+ * not a glob program), `*` may match a segment starting with `.`, and POSIX semantics whatever
+ * the host platform.
+ */
+export const MINIMATCH_OPTIONS: Readonly<MinimatchOptions> = Object.freeze({
+  dot: true,
+  nobrace: true,
+  noext: true,
+  nonegate: true,
+  nocomment: true,
+  platform: 'linux'
+})
+
+export const MAX_PATTERNS = 128
+export const MAX_PATTERN_LENGTH = 512
+/** Bound of the process-wide pattern cache; the oldest entry goes first. */
+export const PATTERN_CACHE_MAX = 10_000
+
+/** Tokens repeat the same few patterns: compile each once per process, not once per request. */
+const patternCache = new Map<string, (path: string) => boolean>()
+
+export function clearPatternCache (): void {
+  patternCache.clear()
+}
+
+export function patternCacheSize (): number {
+  return patternCache.size
+}
+
+function claimInvalid (reason: string, cause?: unknown): GuardError {
+  return new GuardError('VJG_CLAIM_INVALID', reason, cause === undefined ? {} : { cause })
+}
+
+/** JSON objects only: an array, `null`, a Map or a class instance is not a claim shape. */
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Own properties only, so a polluted `Object.prototype` cannot supply `methods` or `filters`. */
+function own (object: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(object, key) ? object[key] : undefined
+}
+
+function compilePattern (pattern: string): (path: string) => boolean {
+  const cached = patternCache.get(pattern)
+  if (cached !== undefined) return cached
+  const full = new Minimatch(pattern, MINIMATCH_OPTIONS)
+  // A trailing `/**` also matches the path without it (`/*/users/**` grants `/v1/users`), which
+  // minimatch does not do by itself. `/**` alone already matches `/`.
+  let prefix = pattern
+  while (prefix.endsWith('/**')) prefix = prefix.slice(0, -3)
+  const bare = prefix !== pattern && prefix !== '' ? new Minimatch(prefix, MINIMATCH_OPTIONS) : null
+  const test = bare === null
+    ? (path: string): boolean => full.match(path)
+    : (path: string): boolean => full.match(path) || bare.match(path)
+  if (patternCache.size >= PATTERN_CACHE_MAX) {
+    const oldest = patternCache.keys().next()
+    if (oldest.done !== true) patternCache.delete(oldest.value)
+  }
+  patternCache.set(pattern, test)
+  return test
+}
+
+/** Why a pattern is refused, or `undefined` when it is acceptable. */
+function patternProblem (pattern: string): string | undefined {
+  if (!pattern.startsWith('/')) return 'does not start with "/"'
+  if (pattern.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`
+  // `\` is minimatch's escape, `%` could only match a path that was never decoded, and `..`
+  // would reach outside the prefix the pattern appears to grant.
+  if (pattern.includes('\\')) return 'holds "\\"'
+  if (pattern.includes('%')) return 'holds "%"'
+  if (pattern.split('/').includes('..')) return 'has a ".." segment'
+  return undefined
+}
+
+function compileMethods (value: unknown, index: number): ReadonlySet<string> | null {
+  if (value === undefined) return null
+  if (!Array.isArray(value)) throw claimInvalid(`acl.paths rule ${index}: methods must be an array of strings`)
+  const methods = new Set<string>()
+  for (const method of value as unknown[]) {
+    if (typeof method !== 'string' || method === '') {
+      throw claimInvalid(`acl.paths rule ${index}: methods must be an array of non-empty strings`)
+    }
+    methods.add(method.toUpperCase())
+  }
+  // An empty list names no method, so the rule grants nothing (fail closed).
+  return methods
+}
+
+function compileFilters (value: unknown, index: number): Readonly<Record<string, unknown>> | null {
+  if (value === undefined) return null
+  if (!isPlainObject(value)) throw claimInvalid(`acl.paths rule ${index}: filters must be an object`)
+  return Object.keys(value).length === 0 ? null : value
+}
+
+/**
+ * Checks the shape of an `acl` claim and compiles its patterns.
+ *
+ * @throws {GuardError} `VJG_CLAIM_INVALID` (401) for any shape other than
+ * `{ paths: { "<pattern>": { methods?: string[], filters?: object } } }`, a bad pattern or more
+ * than 128 patterns. Reasons name the rule by its position, never its text.
+ */
+export function compileAcl (acl: unknown): CompiledAcl {
+  if (!isPlainObject(acl)) throw claimInvalid('acl must be an object')
+  const paths = own(acl, 'paths')
+  if (!isPlainObject(paths)) throw claimInvalid('acl.paths must be an object')
+  // Object.entries lists own keys only; a `__proto__` key from JSON.parse is one of them and is
+  // refused below like any pattern that does not start with `/`.
+  const entries = Object.entries(paths)
+  if (entries.length > MAX_PATTERNS) throw claimInvalid(`acl.paths has more than ${MAX_PATTERNS} patterns`)
+  const rules: AclRule[] = []
+  for (let index = 0; index < entries.length; index++) {
+    const [pattern, rule] = entries[index] as [string, unknown]
+    const problem = patternProblem(pattern)
+    if (problem !== undefined) throw claimInvalid(`acl.paths pattern ${index} ${problem}`)
+    if (!isPlainObject(rule)) throw claimInvalid(`acl.paths rule ${index} must be an object`)
+    const methods = compileMethods(own(rule, 'methods'), index)
+    const filters = compileFilters(own(rule, 'filters'), index)
+    let test: (path: string) => boolean
+    try {
+      test = compilePattern(pattern)
+    } catch (error) {
+      throw claimInvalid(`acl.paths pattern ${index} cannot be compiled`, error)
+    }
+    rules.push(Object.freeze({ pattern, methods, filters, test }))
+  }
+  return Object.freeze({ rules: Object.freeze(rules) })
+}
+
+const SHOWN_PATH_MAX = 200
+
+/** The path as a 403 names it: bounded, and never cut inside a surrogate pair. */
+function shownPath (path: string | null): string {
+  if (path === null) return '(a path outside the acl path space)'
+  if (path.length <= SHOWN_PATH_MAX) return path
+  let cut = SHOWN_PATH_MAX
+  const last = path.charCodeAt(cut - 1)
+  if (last >= 0xd800 && last <= 0xdbff) cut--
+  return `${path.slice(0, cut)}...`
+}
+
+function denied (method: string, path: string | null, why = 'is not granted by the token acl'): GuardError {
+  return new GuardError('VJG_ACL_DENIED', `${method} ${shownPath(path)} ${why}`)
+}
+
+/**
+ * Whether the token grants `method` on the canonical `path`. `acl === null` is a root token (no
+ * `acl` claim): granted everywhere unless `requireAcl`. `path === null` is a path that could not be
+ * mapped into the acl path space: no rule grants it.
+ *
+ * An `aclFilter` that throws is not caught: the caller maps it to 503.
+ *
+ * @throws {GuardError} `VJG_ACL_DENIED` (403), naming the method and path, never the token.
+ */
+export function decide (acl: CompiledAcl | null, method: string, path: string | null, options: DecideOptions = {}): AclDecision {
+  const upper = method.toUpperCase()
+  if (acl === null) {
+    if (options.requireAcl === true) throw denied(upper, path, 'is not granted: the token has no acl claim and one is required')
+    return { granted: true, grantedBy: null }
+  }
+  if (path !== null) {
+    for (const rule of acl.rules) {
+      // HEAD is a GET without the body: a rule that grants GET grants HEAD.
+      if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) continue
+      if (!rule.test(path)) continue
+      if (rule.filters !== null) {
+        if (options.aclFilter === undefined) continue
+        const context: AclContext = { method: upper, path, claims: options.claims, request: options.request }
+        if (options.aclFilter(rule.filters, context) !== true) continue
+      }
+      return { granted: true, grantedBy: rule.pattern }
+    }
+  }
+  throw denied(upper, path)
+}

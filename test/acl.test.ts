@@ -1,0 +1,321 @@
+import t from 'tap'
+import {
+  compileAcl, decide, clearPatternCache, patternCacheSize, MINIMATCH_OPTIONS, MAX_PATTERNS,
+  PATTERN_CACHE_MAX
+} from '../lib/acl.js'
+import type { AclContext, AclFilter, CompiledAcl } from '../lib/acl.js'
+import { GuardError } from '../lib/errors.js'
+
+const DENIED = 403
+
+/** The ACL the Vonage Client SDK documentation gives its users. */
+const CLIENT_SDK_ACL = JSON.parse('{"paths":{"/*/users/**":{},"/*/conversations/**":{},"/*/sessions/**":{},"/*/devices/**":{},"/*/image/**":{},"/*/media/**":{},"/*/applications/**":{},"/*/push/**":{},"/*/knocking/**":{},"/*/legs/**":{}}}')
+
+const manyPatterns = (n: number): Record<string, object> =>
+  Object.fromEntries(Array.from({ length: n }, (_, i) => [`/p${i}/**`, {}]))
+
+t.test('MINIMATCH_OPTIONS are the pinned, frozen options', async t => {
+  t.ok(Object.isFrozen(MINIMATCH_OPTIONS))
+  t.strictSame({ ...MINIMATCH_OPTIONS }, { dot: true, nobrace: true, noext: true, nonegate: true, nocomment: true, platform: 'linux' })
+})
+
+t.test('compileAcl refuses every bad shape with 401 VJG_CLAIM_INVALID', async t => {
+  const bad: Array<[string, unknown]> = [
+    ['null', null],
+    ['undefined', undefined],
+    ['a string', '{"paths":{}}'],
+    ['a number', 42],
+    ['a boolean', true],
+    ['an array', [{ paths: {} }]],
+    ['no paths', {}],
+    ['paths null', { paths: null }],
+    ['paths an array', { paths: ['/a'] }],
+    ['paths a string', { paths: '/a' }],
+    ['paths a Map', { paths: new Map([['/a', {}]]) }],
+    ['paths a class instance', { paths: new (class Paths {})() }],
+    ['paths only inherited', Object.create({ paths: { '/a': {} } })],
+    ['acl a class instance', new (class Acl { paths = { '/a': {} } })()],
+    ['rule null', { paths: { '/a': null } }],
+    ['rule an array', { paths: { '/a': [] } }],
+    ['rule true', { paths: { '/a': true } }],
+    ['rule a string', { paths: { '/a': 'GET' } }],
+    ['methods a string', { paths: { '/a': { methods: 'GET' } } }],
+    ['methods null', { paths: { '/a': { methods: null } } }],
+    ['methods an object', { paths: { '/a': { methods: { 0: 'GET' } } } }],
+    ['methods with an empty string', { paths: { '/a': { methods: ['GET', ''] } } }],
+    ['methods with a number', { paths: { '/a': { methods: [1] } } }],
+    ['methods with null', { paths: { '/a': { methods: [null] } } }],
+    ['filters an array', { paths: { '/a': { filters: [] } } }],
+    ['filters null', { paths: { '/a': { filters: null } } }],
+    ['filters a string', { paths: { '/a': { filters: 'x' } } }],
+    ['pattern without a leading slash', { paths: { 'v1/users': {} } }],
+    ['empty pattern', { paths: { '': {} } }],
+    ['pattern "*"', { paths: { '*': {} } }],
+    ['pattern "**"', { paths: { '**': {} } }],
+    ['negated pattern', { paths: { '!/a': {} } }],
+    ['comment pattern', { paths: { '#/a': {} } }],
+    ['pattern with "\\"', { paths: { '/a\\*': {} } }],
+    ['pattern with "%"', { paths: { '/a%2F*': {} } }],
+    ['pattern with a ".." segment', { paths: { '/v1/users/../admin': {} } }],
+    ['pattern ending in ".."', { paths: { '/v1/..': {} } }],
+    ['pattern of 513 characters', { paths: { ['/' + 'a'.repeat(512)]: {} } }],
+    ['129 patterns', { paths: manyPatterns(MAX_PATTERNS + 1) }],
+    ['one bad pattern among good ones', { paths: { '/a': {}, b: {}, '/c': {} } }],
+    ['__proto__ from JSON.parse', JSON.parse('{"paths":{"__proto__":{"methods":["GET"]}}}')],
+    ['constructor', { paths: { constructor: {} } }],
+    ['paths __proto__ from JSON.parse', JSON.parse('{"paths":{"__proto__":{"/a":{}}}}')]
+  ]
+  for (const [name, acl] of bad) {
+    t.throws(() => compileAcl(acl), { name: 'GuardError', code: 'VJG_CLAIM_INVALID', statusCode: 401 }, name)
+  }
+})
+
+t.test('compileAcl accepts the good shapes', async t => {
+  t.equal(compileAcl({ paths: {} }).rules.length, 0, 'no patterns: nothing granted, but not malformed')
+  t.equal(compileAcl(CLIENT_SDK_ACL).rules.length, 10)
+  t.equal(compileAcl({ paths: manyPatterns(MAX_PATTERNS) }).rules.length, MAX_PATTERNS)
+  t.equal(compileAcl({ paths: { ['/' + 'a'.repeat(511)]: {} } }).rules.length, 1, '512 characters')
+  t.equal(compileAcl({ paths: { '/a': {} }, other: 'ignored' }).rules.length, 1, 'other keys are ignored')
+  t.equal(compileAcl({ paths: Object.assign(Object.create(null), { '/a': {} }) }).rules.length, 1, 'a null-prototype object')
+  t.equal(compileAcl({ paths: { '/a..b/..c': {} } }).rules.length, 1, 'dots inside a segment are not a ".." segment')
+
+  const [rule] = compileAcl({ paths: { '/a': { methods: ['get', 'Post'], filters: { team: 'x' } } } }).rules
+  t.strictSame([...rule!.methods!], ['GET', 'POST'], 'methods are upper-cased')
+  t.strictSame(rule!.filters, { team: 'x' })
+  t.ok(Object.isFrozen(rule))
+
+  const [plain] = compileAcl({ paths: { '/a': { filters: {} } } }).rules
+  t.equal(plain!.methods, null, 'no methods: every method')
+  t.equal(plain!.filters, null, 'empty filters: no filters')
+})
+
+t.test('__proto__ and constructor do not pollute Object.prototype', async t => {
+  t.throws(() => compileAcl(JSON.parse('{"paths":{"__proto__":{"polluted":true}}}')), { code: 'VJG_CLAIM_INVALID' })
+  t.equal(compileAcl(JSON.parse('{"paths":{"/a":{}},"__proto__":{"polluted":true}}')).rules.length, 1, 'an own __proto__ key of acl is ignored')
+  t.equal(({} as Record<string, unknown>).polluted, undefined)
+
+  // a `__proto__` key inside a rule is an own key, not the rule's prototype
+  const [rule] = compileAcl(JSON.parse('{"paths":{"/a":{"__proto__":{"methods":["POST"]}}}}')).rules
+  t.equal(rule!.methods, null, 'methods comes from own keys only')
+  t.equal(({} as Record<string, unknown>).methods, undefined)
+
+  // a pattern may be named /__proto__ and works like any other
+  const acl = compileAcl(JSON.parse('{"paths":{"/__proto__":{},"/constructor/**":{}}}'))
+  t.strictSame(decide(acl, 'GET', '/__proto__'), { granted: true, grantedBy: '/__proto__' })
+  t.strictSame(decide(acl, 'GET', '/constructor/x'), { granted: true, grantedBy: '/constructor/**' })
+})
+
+t.test('an already polluted Object.prototype cannot supply methods or filters', async t => {
+  const proto = Object.prototype as Record<string, unknown>
+  proto.methods = ['DELETE']
+  proto.filters = { x: 1 }
+  try {
+    const [rule] = compileAcl({ paths: { '/a': {} } }).rules
+    t.equal(rule!.methods, null)
+    t.equal(rule!.filters, null)
+  } finally {
+    delete proto.methods
+    delete proto.filters
+  }
+})
+
+/** [acl paths, method, canonical path, granting pattern or 403] */
+const decisions: Array<[string, Record<string, unknown>, string, string | null, string | typeof DENIED]> = [
+  // the SPEC examples
+  ['spec', { '/*/users/**': {} }, 'GET', '/v1/users', '/*/users/**'],
+  ['spec', { '/*/users/**': {} }, 'GET', '/v1/users/abc/def', '/*/users/**'],
+  ['spec', { '/*/users/**': {} }, 'GET', '/v1/users/abc', '/*/users/**'],
+  ['spec', { '/*/users/**': {} }, 'GET', '/v1/userss', DENIED],
+  ['spec', { '/*/users/**': {} }, 'GET', '/users/x', DENIED],
+  ['spec', { '/*/users/**': {} }, 'GET', '/v1/v2/users', DENIED],
+
+  // the Client SDK ACL
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/users', '/*/users/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'PATCH', '/v0.1/users/USR-1', '/*/users/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'POST', '/v0.3/conversations/CON-1/events', '/*/conversations/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/sessions', '/*/sessions/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'PUT', '/v1/devices/d/push', '/*/devices/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/image/x.png', '/*/image/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/media', '/*/media/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v2/applications/app-1', '/*/applications/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'POST', '/v1/push/ios', '/*/push/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'POST', '/v1/knocking', '/*/knocking/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'DELETE', '/beta/legs/LEG-1', '/*/legs/**'],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/.v1/users', '/*/users/**'], // dot: true
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/accounts', DENIED],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/Users', DENIED], // literals are case-sensitive
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/V1/USERS', DENIED],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/users', DENIED],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/', DENIED],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/user', DENIED],
+  ['sdk', CLIENT_SDK_ACL.paths, 'GET', '/v1/conversationsX/a', DENIED],
+
+  // `*` is exactly one non-empty segment
+  ['star', { '/*': {} }, 'GET', '/a', '/*'],
+  ['star', { '/*': {} }, 'GET', '/', DENIED],
+  ['star', { '/*': {} }, 'GET', '/a/b', DENIED],
+  ['star', { '/a/*': {} }, 'GET', '/a', DENIED],
+  ['star', { '/a/*': {} }, 'GET', '/a/.env', '/a/*'],
+  ['star', { '/v1/files/*.json': {} }, 'GET', '/v1/files/a.json', '/v1/files/*.json'],
+  ['star', { '/v1/files/*.json': {} }, 'GET', '/v1/files/a/b.json', DENIED],
+  ['question', { '/v1/calls/?': {} }, 'GET', '/v1/calls/a', '/v1/calls/?'],
+  ['question', { '/v1/calls/?': {} }, 'GET', '/v1/calls/ab', DENIED],
+  ['class', { '/v1/[ab]': {} }, 'GET', '/v1/b', '/v1/[ab]'],
+  ['class', { '/v1/[ab]': {} }, 'GET', '/v1/c', DENIED],
+
+  // `**` is any number of segments
+  ['globstar', { '/**': {} }, 'GET', '/', '/**'],
+  ['globstar', { '/**': {} }, 'GET', '/a/b/c', '/**'],
+  ['globstar', { '/a/**/b': {} }, 'GET', '/a/b', '/a/**/b'],
+  ['globstar', { '/a/**/b': {} }, 'GET', '/a/x/y/b', '/a/**/b'],
+  ['globstar', { '/a/**/b': {} }, 'GET', '/a/x/c', DENIED],
+  ['globstar', { '/a/**/**': {} }, 'GET', '/a', '/a/**/**'],
+  ['globstar', { '/a/**': {} }, 'GET', '/ab', DENIED],
+  ['globstar', { '/a/**': {} }, 'GET', '/', DENIED],
+
+  // no braces, extglobs or negation: they are literal text
+  ['nobrace', { '/v1/{a,b}': {} }, 'GET', '/v1/a', DENIED],
+  ['nobrace', { '/v1/{a,b}': {} }, 'GET', '/v1/{a,b}', '/v1/{a,b}'],
+  ['noext', { '/v1/+(a)': {} }, 'GET', '/v1/a', DENIED],
+  ['decoded', { '/v1/a b': {} }, 'GET', '/v1/a b', '/v1/a b'],
+
+  // methods: HEAD counts as GET, compared upper-case
+  ['methods', { '/a': { methods: ['GET'] } }, 'GET', '/a', '/a'],
+  ['methods', { '/a': { methods: ['GET'] } }, 'HEAD', '/a', '/a'],
+  ['methods', { '/a': { methods: ['GET'] } }, 'get', '/a', '/a'],
+  ['methods', { '/a': { methods: ['GET'] } }, 'POST', '/a', DENIED],
+  ['methods', { '/a': { methods: ['get'] } }, 'GET', '/a', '/a'],
+  ['methods', { '/a': { methods: ['HEAD'] } }, 'HEAD', '/a', '/a'],
+  ['methods', { '/a': { methods: ['HEAD'] } }, 'GET', '/a', DENIED],
+  ['methods', { '/a': { methods: ['POST', 'PUT'] } }, 'PUT', '/a', '/a'],
+  ['methods', { '/a': { methods: [] } }, 'GET', '/a', DENIED],
+  ['methods', { '/a': { methods: ['GET'] } }, 'GET', '/b', DENIED],
+
+  // rules combine as a union; the first granting pattern is named
+  ['union', { '/a': { methods: ['GET'] }, '/**': { methods: ['POST'] } }, 'POST', '/a', '/**'],
+  ['union', { '/a': { methods: ['GET'] }, '/**': { methods: ['POST'] } }, 'GET', '/a', '/a'],
+  ['union', { '/a': { methods: ['GET'] }, '/**': { methods: ['POST'] } }, 'DELETE', '/a', DENIED],
+  ['union', { '/**': {}, '/a': {} }, 'GET', '/a', '/**'],
+  ['union', { '/a': { filters: { x: 1 } }, '/**': {} }, 'GET', '/a', '/**'],
+
+  // filters without an aclFilter do not grant
+  ['filters', { '/a': { filters: { x: 1 } } }, 'GET', '/a', DENIED],
+  ['filters', { '/a': { filters: {} } }, 'GET', '/a', '/a'],
+
+  // an empty acl grants nothing; a null path is granted by no rule
+  ['empty', {}, 'GET', '/', DENIED],
+  ['null path', { '/**': {} }, 'GET', null, DENIED]
+]
+
+t.test('decide: pattern, method, path', async t => {
+  for (const [label, paths, method, path, expected] of decisions) {
+    const acl = compileAcl({ paths })
+    const name = `${label}: ${method} ${path} with ${Object.keys(paths).join(' ') || '(none)'}`
+    if (expected === DENIED) {
+      t.throws(() => decide(acl, method, path), { name: 'GuardError', code: 'VJG_ACL_DENIED', statusCode: DENIED }, `${name} is denied`)
+    } else {
+      t.strictSame(decide(acl, method, path), { granted: true, grantedBy: expected }, `${name} by ${expected}`)
+    }
+  }
+})
+
+t.test('filters are decided by aclFilter, and only a strict true grants', async t => {
+  const acl = compileAcl({ paths: { '/a': { filters: { team: 'red' } } } })
+  const claims = { sub: 'alice' }
+  const request = { id: 'req-1' }
+  const seen: Array<[Readonly<Record<string, unknown>>, AclContext]> = []
+  const filter = (result: unknown): AclFilter => (filters, context) => {
+    seen.push([filters, context])
+    return result as boolean
+  }
+
+  t.strictSame(decide(acl, 'GET', '/a', { aclFilter: filter(true), claims, request }), { granted: true, grantedBy: '/a' })
+  t.strictSame(seen[0], [{ team: 'red' }, { method: 'GET', path: '/a', claims, request }], 'called with the filters and the context')
+  t.equal(seen[0]![1].request, request, 'the very request object')
+
+  for (const result of [false, 1, 'yes', {}, [], null, undefined]) {
+    t.throws(() => decide(acl, 'GET', '/a', { aclFilter: filter(result) }), { code: 'VJG_ACL_DENIED', statusCode: 403 }, `${JSON.stringify(result)} does not grant`)
+  }
+
+  seen.length = 0
+  t.throws(() => decide(acl, 'GET', '/b', { aclFilter: filter(true) }), { code: 'VJG_ACL_DENIED', statusCode: 403 })
+  t.equal(seen.length, 0, 'not called when the pattern does not match')
+  t.throws(() => decide(acl, 'GET', null, { aclFilter: filter(true) }), { code: 'VJG_ACL_DENIED', statusCode: 403 })
+  t.equal(seen.length, 0, 'not called for a null path')
+
+  const boom = new Error('policy store down')
+  t.throws(() => decide(acl, 'GET', '/a', { aclFilter: () => { throw boom } }), boom, 'a throwing aclFilter propagates as is')
+  let caught: unknown
+  try {
+    decide(acl, 'GET', '/a', { aclFilter: () => { throw boom } })
+  } catch (error) {
+    caught = error
+  }
+  t.equal(caught, boom)
+  t.notOk(caught instanceof GuardError)
+})
+
+t.test('a root token (no acl claim) is granted everywhere unless requireAcl', async t => {
+  t.strictSame(decide(null, 'DELETE', '/v1/accounts'), { granted: true, grantedBy: null })
+  t.strictSame(decide(null, 'GET', null), { granted: true, grantedBy: null })
+  t.strictSame(decide(null, 'GET', '/a', { requireAcl: false }), { granted: true, grantedBy: null })
+  t.throws(() => decide(null, 'GET', '/a', { requireAcl: true }), { name: 'GuardError', code: 'VJG_ACL_DENIED', statusCode: 403, message: /^GET \/a / })
+  t.throws(() => decide(null, 'GET', null, { requireAcl: true }), { code: 'VJG_ACL_DENIED', statusCode: 403 })
+})
+
+t.test('the 403 names the method and the canonical path, bounded', async t => {
+  const acl = compileAcl(CLIENT_SDK_ACL)
+  t.throws(() => decide(acl, 'GET', '/v1/accounts'), { message: 'GET /v1/accounts is not granted by the token acl' })
+  t.throws(() => decide(acl, 'post', '/v1/accounts'), { message: 'POST /v1/accounts is not granted by the token acl' })
+  t.throws(() => decide(acl, 'GET', null), { message: /^GET \(a path outside the acl path space\) / })
+
+  const long = '/v1/' + 'x'.repeat(3000)
+  let error: GuardError | undefined
+  try {
+    decide(acl, 'GET', long)
+  } catch (caught) {
+    error = caught as GuardError
+  }
+  t.equal(error?.code, 'VJG_ACL_DENIED')
+  t.ok(error!.message.startsWith('GET /v1/xxxx'))
+  t.ok(error!.message.length < 260, `${error!.message.length} characters`)
+
+  const emoji = '/' + 'a'.repeat(198) + '😀' + 'b'.repeat(10)
+  t.throws(() => decide(acl, 'GET', emoji), { message: /^GET \/a{198}\.\.\. is not granted/ }, 'a surrogate pair is not cut')
+})
+
+t.test('a pattern is compiled once per process, in a bounded cache', async t => {
+  clearPatternCache()
+  t.equal(patternCacheSize(), 0)
+  const first = compileAcl(CLIENT_SDK_ACL)
+  t.equal(patternCacheSize(), 10)
+  const second = compileAcl(CLIENT_SDK_ACL)
+  t.equal(patternCacheSize(), 10, 'no new entries')
+  first.rules.forEach((rule, i) => t.equal(second.rules[i]!.test, rule.test, `${rule.pattern} compiled once`))
+  const shared = compileAcl({ paths: { '/*/users/**': { methods: ['GET'] } } })
+  t.equal(shared.rules[0]!.test, first.rules[0]!.test, 'shared by rules with other methods')
+
+  clearPatternCache()
+  t.equal(patternCacheSize(), 0)
+  const third = compileAcl(CLIENT_SDK_ACL)
+  t.not(third.rules[0]!.test, first.rules[0]!.test, 'compiled again after clearPatternCache')
+  t.strictSame(decide(third, 'GET', '/v1/users'), { granted: true, grantedBy: '/*/users/**' })
+
+  // fill past the bound: the oldest pattern goes first
+  clearPatternCache()
+  const oldest = compileAcl({ paths: { '/oldest': {} } }).rules[0]!.test
+  for (let i = 0; i < PATTERN_CACHE_MAX; i += MAX_PATTERNS) {
+    compileAcl({ paths: Object.fromEntries(Array.from({ length: Math.min(MAX_PATTERNS, PATTERN_CACHE_MAX - i) }, (_, j) => [`/fill/${i + j}`, {}])) })
+  }
+  t.equal(patternCacheSize(), PATTERN_CACHE_MAX, 'bounded')
+  t.not(compileAcl({ paths: { '/oldest': {} } }).rules[0]!.test, oldest, 'the oldest was evicted')
+  t.equal(patternCacheSize(), PATTERN_CACHE_MAX)
+  clearPatternCache()
+})
+
+t.test('a compiled acl is immutable', async t => {
+  const acl: CompiledAcl = compileAcl({ paths: { '/a': {} } })
+  t.ok(Object.isFrozen(acl))
+  t.ok(Object.isFrozen(acl.rules))
+  t.throws(() => { (acl.rules as unknown[]).push({}) }, TypeError)
+})

@@ -1,0 +1,198 @@
+/**
+ * The request pipeline both adapters share, in the order of SPEC section 9:
+ * canonical path (400) -> one token (401/400) -> verify (401) -> ACL (403).
+ * Adapters only translate a request in and a result or a GuardError out.
+ */
+import type { IncomingMessage } from 'node:http'
+import { canonicalPath } from './canonical-path.js'
+import { GuardError, invalidOption } from './errors.js'
+import { checkAclPath, type AclPathOption, type GuardOptions, type NormalizedOptions, type ResolvedTokenSource, type VonageClaims } from './options.js'
+import type { JsonObject } from './token.js'
+import { createVerifier, type Verifier } from './verify.js'
+
+/** What a guarded request carries once it passed: `request.auth` / `req.auth`. */
+export interface AuthResult<Claims = VonageClaims> {
+  readonly header: Readonly<JsonObject>
+  readonly claims: Readonly<Claims>
+  /** The effective expiry, NumericDate seconds. */
+  readonly expiresAt: number
+  /** The ACL pattern that granted the request; null for a root token or when the ACL was not checked. */
+  readonly grantedBy: string | null
+}
+
+/** Per-route settings (`config.jwtGuard` in Fastify, the middleware's own options in Express). */
+export interface RouteGuard {
+  /** No token is fine (`auth` stays null); a bad token is still refused. */
+  readonly optional: boolean
+  /** `false`: authenticate only, skip the ACL. */
+  readonly acl: boolean
+  readonly aclPath: AclPathOption | undefined
+}
+
+export type RouteGuardOption<Request = unknown> = false | {
+  optional?: boolean
+  acl?: boolean
+  aclPath?: string | ((request: Request, path: string) => string | null)
+}
+
+/** One request as the pipeline sees it. */
+export interface GuardRequest<Request = unknown> {
+  /** The raw request target: Fastify `request.raw.url`, Express `req.originalUrl`. */
+  readonly target: string
+  readonly method: string
+  readonly raw: IncomingMessage
+  /** The framework's request, handed to user hooks (`getToken`, `aclPath`, `aclFilter`). */
+  readonly request: Request
+}
+
+export interface Guard {
+  readonly verifier: Verifier
+  readonly options: NormalizedOptions
+  /** The route settings the options give, unless a route says otherwise. */
+  readonly defaultRoute: RouteGuard
+  /** Validate a per-route option into its resolved form (throws a TypeError naming `where`). */
+  resolveRoute (option: unknown, where: string): RouteGuard | false
+  /** Run the pipeline: the auth result, null (optional and no token), or a thrown GuardError. */
+  authenticate (input: GuardRequest, route?: RouteGuard): Promise<AuthResult | null>
+}
+
+function countHeader (raw: IncomingMessage, name: string): { count: number, value: string | undefined } {
+  const list = raw.rawHeaders
+  let count = 0
+  let value: string | undefined
+  for (let i = 0; i < list.length; i += 2) {
+    const field = list[i]!
+    if (field.length === name.length && field.toLowerCase() === name) {
+      count++
+      value = list[i + 1]
+    }
+  }
+  return { count, value }
+}
+
+const BEARER_VALUE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) +(\S*) *$/
+
+/** A token from one source, undefined when the source is empty, or a thrown GuardError. */
+function fromSource (source: ResolvedTokenSource, input: GuardRequest): string[] {
+  if ('header' in source) {
+    const { count, value } = countHeader(input.raw, source.header)
+    if (count === 0 || value === undefined) return []
+    if (count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', `The request has ${count} "${source.header}" headers: send one`)
+    if (source.scheme === null) {
+      const token = value.trim()
+      return token.length === 0 ? [] : [token]
+    }
+    const match = BEARER_VALUE.exec(value)
+    // Another scheme (Basic, say) is not our token: the request has no bearer token.
+    if (match === null) {
+      if (value.toLowerCase().startsWith(source.scheme.toLowerCase()) && value.length > source.scheme.length &&
+        value[source.scheme.length] === ' ') {
+        throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header is not "${source.scheme} <token>"`)
+      }
+      return []
+    }
+    if (match[1]!.toLowerCase() !== source.scheme.toLowerCase()) return []
+    if (match[2]!.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
+    return [match[2]!]
+  }
+  if ('cookie' in source) {
+    const { value } = countHeader(input.raw, 'cookie')
+    const all = input.raw.headers.cookie
+    if (value === undefined || all === undefined) return []
+    const found: string[] = []
+    for (const pair of all.split(/; */)) {
+      const eq = pair.indexOf('=')
+      if (eq > 0 && pair.slice(0, eq).trim() === source.cookie) found.push(pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))
+    }
+    return found.filter(t => t.length > 0)
+  }
+  const q = input.target.indexOf('?')
+  if (q === -1) return []
+  const found = new URLSearchParams(input.target.slice(q + 1)).getAll(source.query)
+  return found.filter(t => t.length > 0)
+}
+
+async function extractToken (options: NormalizedOptions, input: GuardRequest): Promise<string | undefined> {
+  if (options.getToken !== undefined) {
+    const token = await options.getToken(input.request)
+    if (token === undefined || token === null || token === '') return undefined
+    if (typeof token !== 'string') throw new GuardError('VJG_TOKEN_MALFORMED', 'getToken returned something other than a string')
+    return token
+  }
+  let token: string | undefined
+  let count = 0
+  for (const source of options.tokenSources) {
+    const found = fromSource(source, input)
+    count += found.length
+    token ??= found[0]
+  }
+  if (count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', 'The request carries more than one token: send exactly one')
+  return token
+}
+
+/** The path the ACL sees: the canonical path, mapped by the route's or the options' `aclPath`. */
+function aclPathFor (route: RouteGuard, input: GuardRequest, path: string): string | null {
+  const mapping = route.aclPath
+  if (mapping === undefined) return path
+  if (typeof mapping === 'string') {
+    if (path === mapping) return '/'
+    return path.startsWith(mapping) && path[mapping.length] === '/' ? path.slice(mapping.length) : null
+  }
+  const mapped = mapping(input.request, path)
+  if (mapped === null) return null
+  if (typeof mapped !== 'string') throw new TypeError('aclPath returned something other than a string or null')
+  return canonicalPath(mapped)
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
+}
+
+export function createGuard (input: GuardOptions<any>): Guard {
+  const verifier = createVerifier(input)
+  const options = verifier.options
+  const defaultRoute: RouteGuard = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath })
+
+  function resolveRoute (option: unknown, where: string): RouteGuard | false {
+    if (option === undefined) return defaultRoute
+    if (option === false) return false
+    if (!isPlainObject(option)) invalidOption(where, 'must be false or { optional?, acl?, aclPath? }')
+    for (const key of Object.keys(option)) {
+      if (key !== 'optional' && key !== 'acl' && key !== 'aclPath') invalidOption(`${where}.${key}`, 'is not a route option')
+    }
+    const { optional = false, acl = true } = option
+    if (typeof optional !== 'boolean') invalidOption(`${where}.optional`, 'must be true or false')
+    if (typeof acl !== 'boolean') invalidOption(`${where}.acl`, 'must be true or false')
+    const aclPath = checkAclPath(option.aclPath, `${where}.aclPath`) ?? options.aclPath
+    return Object.freeze({ optional, acl, aclPath })
+  }
+
+  async function run (input: GuardRequest, route: RouteGuard): Promise<AuthResult | null> {
+    const path = canonicalPath(input.target)
+    const token = await extractToken(options, input)
+    if (token === undefined) {
+      if (route.optional) return null
+      throw new GuardError('VJG_TOKEN_MISSING')
+    }
+    const verified = await verifier.verify(token)
+    let grantedBy: string | null = null
+    if (route.acl) {
+      grantedBy = verifier.authorize(verified, input.method, aclPathFor(route, input, path), { request: input.request }).grantedBy
+    }
+    return { header: verified.header, claims: verified.claims, expiresAt: verified.expiresAt, grantedBy }
+  }
+
+  async function authenticate (input: GuardRequest, route: RouteGuard = defaultRoute): Promise<AuthResult | null> {
+    try {
+      return await run(input, route)
+    } catch (error) {
+      // A throwing user hook (getToken, aclPath, aclFilter) fails closed as 503, never a 500.
+      const coded = error instanceof GuardError
+        ? error
+        : new GuardError('VJG_UNAVAILABLE', 'A hook of the guard failed', { cause: error })
+      throw coded.withRealm(options.realm)
+    }
+  }
+
+  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate })
+}

@@ -1,0 +1,241 @@
+/**
+ * `createVerifier()`: options validated and keys prepared once, then a small hot path per token:
+ * cache lookup, parse, header, key, signature (node:crypto on a prepared KeyObject), claims.
+ */
+import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto'
+import { compileAcl, decide, type AclDecision, type CompiledAcl } from './acl.js'
+import { LruCache } from './cache.js'
+import { GuardError } from './errors.js'
+import type { PreparedKey } from './keys.js'
+import { normalizeOptions, type GuardOptions, type NormalizedOptions, type VonageClaims } from './options.js'
+import { checkHeader, parseCompact, type JsonObject } from './token.js'
+
+/** A token whose signature and claims passed. `expiresAt` is the effective expiry (NumericDate seconds). */
+export interface VerifiedToken<Claims = VonageClaims> {
+  readonly header: Readonly<JsonObject>
+  readonly claims: Readonly<Claims>
+  readonly expiresAt: number
+}
+
+export interface AuthorizeContext {
+  /** The framework request, handed to `aclFilter`. */
+  request?: unknown
+}
+
+export interface Verifier {
+  /** Verify a compact JWS: resolves to the verified token or rejects with a coded `GuardError`. */
+  verify (token: string): Promise<VerifiedToken>
+  /**
+   * Decide the ACL for a verified token, a method and a canonical path (from `canonicalPath()`).
+   * Returns `{ granted: true, grantedBy }` or throws `VJG_ACL_DENIED` (403).
+   */
+  authorize (verified: VerifiedToken, method: string, path: string | null, context?: AuthorizeContext): AclDecision
+  /** The frozen, defaulted options this verifier runs on. */
+  readonly options: NormalizedOptions
+}
+
+/** Hash and padding per JWS algorithm (RFC 7518 section 3). */
+const ALGORITHMS: Readonly<Record<string, { hash: string, kind: 'pkcs1' | 'pss' | 'hmac', bytes: number }>> = {
+  RS256: { hash: 'sha256', kind: 'pkcs1', bytes: 32 },
+  RS384: { hash: 'sha384', kind: 'pkcs1', bytes: 48 },
+  RS512: { hash: 'sha512', kind: 'pkcs1', bytes: 64 },
+  PS256: { hash: 'sha256', kind: 'pss', bytes: 32 },
+  PS384: { hash: 'sha384', kind: 'pss', bytes: 48 },
+  PS512: { hash: 'sha512', kind: 'pss', bytes: 64 },
+  HS256: { hash: 'sha256', kind: 'hmac', bytes: 32 },
+  HS384: { hash: 'sha384', kind: 'hmac', bytes: 48 },
+  HS512: { hash: 'sha512', kind: 'hmac', bytes: 64 }
+}
+
+/** One signature check on one key. Never throws: a key that cannot verify is a `false`. */
+export function verifySignature (alg: string, signingInput: Buffer, signature: Buffer, prepared: PreparedKey): boolean {
+  const spec = ALGORITHMS[alg]
+  if (spec === undefined || (prepared.alg !== undefined && prepared.alg !== alg)) return false
+  const key = prepared.key
+  try {
+    if (spec.kind === 'hmac') {
+      if (key.type !== 'secret' || signature.length !== spec.bytes) return false
+      return timingSafeEqual(createHmac(spec.hash, key).update(signingInput).digest(), signature)
+    }
+    // RSA: the signature is exactly as long as the modulus (RFC 8017 8.2.2 step 1).
+    if (key.type !== 'public' || signature.length !== prepared.size) return false
+    if (spec.kind === 'pkcs1') return cryptoVerify(spec.hash, signingInput, key, signature)
+    return cryptoVerify(spec.hash, signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.bytes }, signature)
+  } catch {
+    return false
+  }
+}
+
+const MAX_NUMERIC_DATE = 2 ** 53
+const DIGITS = /^[0-9]{1,16}$/
+
+/** A NumericDate claim, or undefined when absent. Finite, 0 < n < 2^53 (`1e309` is Infinity). */
+function numericDate (claims: JsonObject, name: string, options: NormalizedOptions): number | undefined {
+  const value = claims[name]
+  if (value === undefined) return undefined
+  let n: number
+  if (typeof value === 'number') {
+    n = value
+  } else if (typeof value === 'string' && options.allowNumericStringDates && DIGITS.test(value)) {
+    n = Number(value)
+  } else if (typeof value === 'string' && DIGITS.test(value)) {
+    throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is a string: send a number, or set allowNumericStringDates: true`)
+  } else {
+    throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim must be a NumericDate (seconds since the epoch)`)
+  }
+  if (!Number.isFinite(n) || n <= 0 || n >= MAX_NUMERIC_DATE) {
+    throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is out of the NumericDate range`)
+  }
+  return n
+}
+
+function nonEmptyString (claims: JsonObject, name: string, max: number): void {
+  const value = claims[name]
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0 || value.length > max)) {
+    throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim must be a non-empty string of at most ${max} characters`)
+  }
+}
+
+interface Lifetime {
+  /** The effective expiry, seconds. */
+  expiresAt: number
+  /** Before this instant (seconds, tolerance included) the token is not valid yet. */
+  validFrom: number
+}
+
+/** SPEC 2.1 lifetime rules: one tolerance on every check; exp defaults to iat + defaultLifetime; cap or reject past maxLifetime. */
+function lifetime (claims: JsonObject, options: NormalizedOptions, now: number): Lifetime {
+  const tolerance = options.clockTolerance
+  const iat = numericDate(claims, 'iat', options)
+  const exp = numericDate(claims, 'exp', options)
+  const nbf = numericDate(claims, 'nbf', options)
+  if (iat === undefined && exp === undefined) {
+    throw new GuardError('VJG_CLAIM_MISSING', 'The token has neither "iat" nor "exp": its lifetime cannot be known')
+  }
+  if (iat !== undefined && exp !== undefined && exp < iat) throw new GuardError('VJG_CLAIM_INVALID', 'The "exp" claim is before "iat"')
+  if (nbf !== undefined && exp !== undefined && nbf > exp) throw new GuardError('VJG_CLAIM_INVALID', 'The "nbf" claim is after "exp"')
+
+  const validFrom = Math.max(iat ?? 0, nbf ?? 0) - tolerance
+  if (now < validFrom) {
+    throw new GuardError('VJG_TOKEN_NOT_YET_VALID', `The token is not valid until ${new Date(validFrom * 1000).toISOString()} (check the clock of the issuer)`)
+  }
+  let expiresAt: number
+  if (iat === undefined) {
+    // Without iat no cap can be computed: an exp further away than maxLifetime is refused.
+    expiresAt = exp!
+    if (expiresAt - now > options.maxLifetime + tolerance) {
+      throw new GuardError('VJG_LIFETIME_EXCEEDED', `The token has no "iat" and expires more than ${options.maxLifetime} s from now`)
+    }
+  } else {
+    if (exp !== undefined && options.lifetimePolicy === 'reject' && exp - iat > options.maxLifetime) {
+      throw new GuardError('VJG_LIFETIME_EXCEEDED', `The token lifetime (exp - iat = ${exp - iat} s) exceeds maxLifetime (${options.maxLifetime} s)`)
+    }
+    expiresAt = Math.min(exp ?? iat + options.defaultLifetime, iat + options.maxLifetime)
+  }
+  if (now - tolerance >= expiresAt) {
+    throw new GuardError('VJG_TOKEN_EXPIRED', `The token expired at ${new Date(expiresAt * 1000).toISOString()}`)
+  }
+  return { expiresAt, validFrom }
+}
+
+/** Required claims, types, the application allow-list, the profile's own rules, then the lifetime. */
+function checkClaims (claims: JsonObject, options: NormalizedOptions, now: number): Lifetime {
+  for (const name of options.requiredClaims) {
+    if (!Object.hasOwn(claims, name) || claims[name] === undefined) {
+      throw new GuardError('VJG_CLAIM_MISSING', `The token has no "${name}" claim`)
+    }
+  }
+  nonEmptyString(claims, 'application_id', 256)
+  nonEmptyString(claims, 'jti', 256)
+  nonEmptyString(claims, 'sub', 1024)
+  const appId = claims.application_id
+  if (options.applicationIds !== null && (typeof appId !== 'string' || !options.applicationIds.has(appId))) {
+    throw new GuardError('VJG_APPLICATION_MISMATCH', 'The token "application_id" is not one this server accepts')
+  }
+  const time = lifetime(claims, options, now)
+  const context = { now, clockTolerance: options.clockTolerance }
+  for (const check of options.claimChecks) check(claims, context)
+  return time
+}
+
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
+}
+
+interface CacheEntry {
+  readonly verified: VerifiedToken
+  readonly validFrom: number
+}
+
+export function createVerifier (input: GuardOptions<any>): Verifier {
+  const options = normalizeOptions(input)
+  const cache = options.cacheMax > 0 ? new LruCache<string, CacheEntry>(options.cacheMax) : null
+  /** The compiled `acl` claim of each verified token (null: a root token). */
+  const acls = new WeakMap<VerifiedToken, CompiledAcl | null>()
+  const keySource = options.keys
+
+  function keysFor (payload: JsonObject): readonly PreparedKey[] {
+    if (keySource.kind === 'static') return keySource.keys
+    const id = payload[keySource.claim]
+    const keys = typeof id === 'string' ? keySource.keys.get(id) : undefined
+    if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${keySource.claim}"`)
+    return keys
+  }
+
+  async function verify (token: string): Promise<VerifiedToken> {
+    if (typeof token !== 'string' || token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', 'The token must be a non-empty string')
+    const now = options.now() / 1000
+    if (cache !== null) {
+      const hit = cache.get(token)
+      if (hit !== undefined) {
+        if (now >= hit.validFrom && now - options.clockTolerance < hit.verified.expiresAt) return hit.verified
+        cache.delete(token)
+      }
+    }
+    const parsed = parseCompact(token, options.maxTokenLength)
+    const alg = checkHeader(parsed.header, options.algorithms)
+    const keys = keysFor(parsed.payload)
+    const signingInput = Buffer.from(parsed.signingInput, 'latin1')
+    let valid = false
+    for (const key of keys) {
+      if (verifySignature(alg, signingInput, parsed.signature, key)) {
+        valid = true
+        break
+      }
+    }
+    if (!valid) throw new GuardError('VJG_SIGNATURE_INVALID')
+
+    // From here on the claims are trusted.
+    const claims = parsed.payload
+    const time = checkClaims(claims, options, now)
+    const acl = claims.acl === undefined ? null : compileAcl(claims.acl)
+    const verified: VerifiedToken = Object.freeze({
+      header: deepFreeze(parsed.header),
+      claims: deepFreeze(claims) as VonageClaims,
+      expiresAt: time.expiresAt
+    })
+    acls.set(verified, acl)
+    cache?.set(token, { verified, validFrom: time.validFrom })
+    return verified
+  }
+
+  function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
+    let acl = acls.get(verified)
+    if (acl === undefined) {
+      acl = verified.claims.acl === undefined ? null : compileAcl(verified.claims.acl)
+      acls.set(verified, acl)
+    }
+    return decide(acl, method, path, {
+      requireAcl: options.requireAcl,
+      aclFilter: options.aclFilter,
+      claims: verified.claims,
+      request: context.request
+    })
+  }
+
+  return Object.freeze({ verify, authorize, options })
+}

@@ -65,6 +65,10 @@ function toKeyObject (input: unknown, option: string): KeyObject {
     }
     if (isJwk(input)) {
       if (input.use !== undefined && input.use !== 'sig') invalidOption(option, `is a JWK with use "${String(input.use)}": only "sig" keys verify tokens`)
+      // RFC 7517 4.3: key_ops, when present, must allow "verify" (node ignores it on import).
+      if (input.key_ops !== undefined && (!Array.isArray(input.key_ops) || !input.key_ops.includes('verify'))) {
+        invalidOption(option, 'is a JWK whose key_ops do not include "verify"')
+      }
       const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicPart } = input
       return createPublicKey({ key: publicPart as import('node:crypto').JsonWebKey, format: 'jwk' })
     }

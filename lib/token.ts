@@ -45,10 +45,56 @@ export function decodeBase64url (part: string, what: string): Buffer {
   return Buffer.from(part, 'base64url')
 }
 
-function decodeJsonObject (part: string, what: string): JsonObject {
+/**
+ * Whether a text that JSON.parse accepted repeats a member name inside one object. JSON.parse
+ * keeps the last duplicate while other parsers keep the first or refuse, so a token with
+ * `{"sub":"alice","sub":"admin"}` would mean two things: it is refused (RFC 7515 section 5.2
+ * and RFC 7519 section 4 allow exactly that). Names are compared decoded, so `"\u0073ub"` is
+ * `"sub"`. One linear pass: the text is already known to be valid JSON.
+ */
+export function hasDuplicateMember (text: string): boolean {
+  const stack: Array<Set<string> | null> = []
+  const length = text.length
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i)
+    if (code === 0x7b) { // {
+      stack.push(new Set())
+    } else if (code === 0x5b) { // [
+      stack.push(null)
+    } else if (code === 0x7d || code === 0x5d) { // } ]
+      stack.pop()
+    } else if (code === 0x22) { // "
+      const start = i
+      let escaped = false
+      for (i++; i < length; i++) {
+        const c = text.charCodeAt(i)
+        if (c === 0x5c) {
+          escaped = true
+          i++
+        } else if (c === 0x22) {
+          break
+        }
+      }
+      const members = stack[stack.length - 1]
+      if (members === null || members === undefined) continue
+      let next = i + 1
+      while (next < length && (text.charCodeAt(next) === 0x20 || text.charCodeAt(next) === 0x09 || text.charCodeAt(next) === 0x0a || text.charCodeAt(next) === 0x0d)) next++
+      if (text.charCodeAt(next) !== 0x3a) continue // a string value, not a member name
+      const name = escaped ? JSON.parse(text.slice(start, i + 1)) as string : text.slice(start + 1, i)
+      if (members.has(name)) return true
+      members.add(name)
+    }
+  }
+  return false
+}
+
+/** Decode one base64url part as a UTF-8 JSON object with unique member names, or throw VJG_TOKEN_MALFORMED. */
+export function decodeJsonObject (part: string, what: string): JsonObject {
+  let text: string
   let value: unknown
   try {
-    value = JSON.parse(utf8.decode(decodeBase64url(part, what)))
+    text = utf8.decode(decodeBase64url(part, what))
+    value = JSON.parse(text)
   } catch (error) {
     if (error instanceof GuardError) throw error
     throw new GuardError('VJG_TOKEN_MALFORMED', `The token ${what} is not UTF-8 JSON`, { cause: error })
@@ -56,11 +102,23 @@ function decodeJsonObject (part: string, what: string): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new GuardError('VJG_TOKEN_MALFORMED', `The token ${what} is not a JSON object`)
   }
+  if (hasDuplicateMember(text)) {
+    throw new GuardError('VJG_TOKEN_MALFORMED', `The token ${what} repeats a member name in one JSON object`)
+  }
   return value as JsonObject
 }
 
-/** Split and decode a compact JWS. Throws VJG_TOKEN_MALFORMED on anything but the strict form. */
-export function parseCompact (token: string, maxLength: number): ParsedToken {
+/** The three parts of a compact JWS, before any JSON: what the signature layer needs. */
+export interface CompactParts {
+  readonly header: string
+  readonly payload: string
+  /** `base64url(header) . base64url(payload)`: the bytes the signature covers. */
+  readonly signingInput: string
+  readonly signature: Buffer
+}
+
+/** Split a compact JWS and decode its signature. Throws VJG_TOKEN_MALFORMED on anything but the strict form. */
+export function splitCompact (token: string, maxLength: number): CompactParts {
   if (token.length > maxLength) {
     throw new GuardError('VJG_TOKEN_MALFORMED', `The token is longer than ${maxLength} characters`)
   }
@@ -70,10 +128,21 @@ export function parseCompact (token: string, maxLength: number): ParsedToken {
   const first = token.indexOf('.')
   const second = token.indexOf('.', first + 1)
   return {
-    header: decodeJsonObject(token.slice(0, first), 'header'),
-    payload: decodeJsonObject(token.slice(first + 1, second), 'payload'),
+    header: token.slice(0, first),
+    payload: token.slice(first + 1, second),
     signingInput: token.slice(0, second),
     signature: decodeBase64url(token.slice(second + 1), 'signature')
+  }
+}
+
+/** Split and decode a compact JWS. Throws VJG_TOKEN_MALFORMED on anything but the strict form. */
+export function parseCompact (token: string, maxLength: number): ParsedToken {
+  const parts = splitCompact(token, maxLength)
+  return {
+    header: decodeJsonObject(parts.header, 'header'),
+    payload: decodeJsonObject(parts.payload, 'payload'),
+    signingInput: parts.signingInput,
+    signature: parts.signature
   }
 }
 

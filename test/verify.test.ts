@@ -1,0 +1,181 @@
+/**
+ * createVerifier(): the claim and lifetime rules of SPEC 2.1 as a table at the boundaries,
+ * the verified-token cache, and option validation.
+ */
+import t from 'tap'
+import { createVerifier, type GuardOptions } from '../lib/index.js'
+import { APP_ID, claims, keys, NOW, NOW_MS, signRaw, token } from './helpers/keys.js'
+
+type Expect = 'ok' | `VJG_${string}`
+
+interface LifetimeCase {
+  name: string
+  claims: Record<string, unknown>
+  options?: Partial<GuardOptions>
+  expect: Expect
+  /** The effective expiry when the token passes. */
+  expiresAt?: number
+}
+
+const lifetimeCases: LifetimeCase[] = [
+  { name: 'exp given', claims: { iat: NOW - 10, exp: NOW + 60 }, expect: 'ok', expiresAt: NOW + 60 },
+  { name: 'no exp: iat + 900', claims: { iat: NOW - 10, exp: undefined }, expect: 'ok', expiresAt: NOW + 890 },
+  { name: 'no exp: defaultLifetime honoured', claims: { iat: NOW - 10, exp: undefined }, options: { defaultLifetime: 60 }, expect: 'ok', expiresAt: NOW + 50 },
+  { name: 'no exp, 930 s old: within tolerance', claims: { iat: NOW - 929, exp: undefined }, expect: 'ok', expiresAt: NOW - 29 },
+  { name: 'no exp, 930 s old: expired at the tolerance edge', claims: { iat: NOW - 930, exp: undefined }, expect: 'VJG_TOKEN_EXPIRED' },
+  { name: 'exp just past, inside tolerance', claims: { iat: NOW - 100, exp: NOW - 29 }, expect: 'ok', expiresAt: NOW - 29 },
+  { name: 'exp past by the tolerance exactly', claims: { iat: NOW - 100, exp: NOW - 30 }, expect: 'VJG_TOKEN_EXPIRED' },
+  { name: 'tolerance 0', claims: { iat: NOW - 100, exp: NOW }, options: { clockTolerance: 0 }, expect: 'VJG_TOKEN_EXPIRED' },
+  { name: 'iat 30 s ahead: tolerated', claims: { iat: NOW + 30, exp: NOW + 600 }, expect: 'ok', expiresAt: NOW + 600 },
+  { name: 'iat 31 s ahead', claims: { iat: NOW + 31, exp: NOW + 600 }, expect: 'VJG_TOKEN_NOT_YET_VALID' },
+  { name: 'nbf 31 s ahead', claims: { iat: NOW - 1, nbf: NOW + 31 }, expect: 'VJG_TOKEN_NOT_YET_VALID' },
+  { name: 'nbf 30 s ahead: tolerated', claims: { iat: NOW - 1, nbf: NOW + 30 }, expect: 'ok' },
+  { name: 'cap: a week-long token lives 24 h from iat', claims: { iat: NOW - 10, exp: NOW + 7 * 86_400 }, expect: 'ok', expiresAt: NOW - 10 + 86_400 },
+  { name: 'cap: maxLifetime honoured', claims: { iat: NOW - 10, exp: NOW + 7 * 86_400 }, options: { maxLifetime: 3600 }, expect: 'ok', expiresAt: NOW - 10 + 3600 },
+  { name: 'cap: past iat + 24 h', claims: { iat: NOW - 86_431, exp: NOW + 86_400 }, expect: 'VJG_TOKEN_EXPIRED' },
+  { name: 'reject: exactly 24 h is fine', claims: { iat: NOW - 10, exp: NOW - 10 + 86_400 }, options: { lifetimePolicy: 'reject' }, expect: 'ok' },
+  { name: 'reject: 24 h + 1 s', claims: { iat: NOW - 10, exp: NOW - 10 + 86_401 }, options: { lifetimePolicy: 'reject' }, expect: 'VJG_LIFETIME_EXCEEDED' },
+  { name: 'no iat (not required), exp near', claims: { iat: undefined, exp: NOW + 60 }, options: { requiredClaims: ['application_id'] }, expect: 'ok', expiresAt: NOW + 60 },
+  { name: 'no iat (not required), exp beyond maxLifetime', claims: { iat: undefined, exp: NOW + 2 * 86_400 }, options: { requiredClaims: ['application_id'] }, expect: 'VJG_LIFETIME_EXCEEDED' },
+  { name: 'neither iat nor exp', claims: { iat: undefined, exp: undefined }, options: { requiredClaims: [] }, expect: 'VJG_CLAIM_MISSING' },
+  { name: 'exp before iat', claims: { iat: NOW, exp: NOW - 1 }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'nbf after exp', claims: { iat: NOW - 5, nbf: NOW + 10, exp: NOW + 5 }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'exp as digits: refused by default', claims: { exp: String(NOW + 60) }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'exp as digits: allowNumericStringDates', claims: { exp: String(NOW + 60) }, options: { allowNumericStringDates: true }, expect: 'ok', expiresAt: NOW + 60 },
+  { name: 'iat as digits: allowNumericStringDates', claims: { iat: String(NOW - 5), exp: undefined }, options: { allowNumericStringDates: true }, expect: 'ok', expiresAt: NOW + 895 },
+  { name: 'exp as a non-digit string even when allowed', claims: { exp: '1e10' }, options: { allowNumericStringDates: true }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'iat 0', claims: { iat: 0 }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'iat negative', claims: { iat: -1 }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'exp 2^53', claims: { exp: 2 ** 53 }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'iat fractional is a NumericDate', claims: { iat: NOW - 0.5 }, expect: 'ok' },
+  { name: 'iat null', claims: { iat: null }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'iat boolean', claims: { iat: true }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'application_id a number', claims: { application_id: 42 }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'jti over 256 chars', claims: { jti: 'j'.repeat(257) }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'sub an object', claims: { sub: { name: 'x' } }, expect: 'VJG_CLAIM_INVALID' },
+  { name: 'custom required claim missing', claims: {}, options: { requiredClaims: ['application_id', 'iat', 'jti', 'sub'] }, expect: 'VJG_CLAIM_MISSING' },
+  { name: 'applicationId allow-list, string', claims: {}, options: { applicationId: APP_ID }, expect: 'ok' },
+  { name: 'applicationId allow-list, miss', claims: {}, options: { applicationId: ['x', 'y'] }, expect: 'VJG_APPLICATION_MISMATCH' },
+  { name: 'unknown claims are kept and ignored', claims: { custom: { deep: [1, 2] } }, expect: 'ok' }
+]
+
+t.test('lifetime and claims at the boundaries', async t => {
+  for (const c of lifetimeCases) {
+    const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, ...c.options })
+    const result = verifier.verify(await token(c.claims))
+    if (c.expect === 'ok') {
+      const verified = await result
+      if (c.expiresAt !== undefined) t.equal(verified.expiresAt, c.expiresAt, `${c.name}: expiresAt`)
+      else t.pass(c.name)
+    } else {
+      await t.rejects(result, { code: c.expect, statusCode: 401 }, c.name)
+    }
+  }
+})
+
+t.test('1e309 (Infinity once parsed) is refused, though jose accepts it', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS })
+  const tok = signRaw({ alg: 'RS256' }, `{"application_id":"${APP_ID}","iat":${NOW},"jti":"j","exp":1e309}`)
+  await t.rejects(verifier.verify(tok), { code: 'VJG_CLAIM_INVALID', message: /NumericDate/ })
+})
+
+t.test('claims are trusted only after the signature verifies', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS })
+  // An expired payload with a bad signature is a signature failure, not an expiry.
+  const tok = await token({ iat: NOW - 5000, exp: NOW - 4000 })
+  await t.rejects(verifier.verify(`${tok.slice(0, -4)}AAAA`), { code: 'VJG_SIGNATURE_INVALID' })
+})
+
+t.test('verified claims are frozen: a handler cannot change what the cache serves', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS })
+  const verified = await verifier.verify(await token({ acl: { paths: { '/a/**': { methods: ['GET'] } } } }))
+  t.ok(Object.isFrozen(verified.claims))
+  t.ok(Object.isFrozen((verified.claims.acl as { paths: object }).paths))
+  t.throws(() => { (verified.claims as Record<string, unknown>).sub = 'admin' })
+})
+
+t.test('the verified-token cache', async t => {
+  let clock = NOW_MS
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => clock })
+  const tok = await token({ iat: NOW - 10, exp: NOW + 100 })
+  const first = await verifier.verify(tok)
+  t.equal(await verifier.verify(tok), first, 'a hit returns the same verified token')
+
+  clock = (NOW + 129) * 1000
+  t.equal(await verifier.verify(tok), first, 'still served inside the tolerance')
+  clock = (NOW + 130) * 1000
+  await t.rejects(verifier.verify(tok), { code: 'VJG_TOKEN_EXPIRED' }, 'never served past the effective expiry')
+
+  clock = (NOW - 60) * 1000
+  await t.rejects(verifier.verify(tok), { code: 'VJG_TOKEN_NOT_YET_VALID' }, 'not served before it is valid either')
+})
+
+t.test('the cache is bounded and can be turned off', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, cache: { max: 2 } })
+  const tokens = await Promise.all([token(), token(), token()])
+  const a = await verifier.verify(tokens[0]!)
+  await verifier.verify(tokens[1]!)
+  await verifier.verify(tokens[2]!)
+  t.not(await verifier.verify(tokens[0]!), a, 'the oldest entry was evicted and verified again')
+
+  const uncached = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, cache: false })
+  const b = await uncached.verify(tokens[1]!)
+  t.not(await uncached.verify(tokens[1]!), b, 'cache: false verifies every time')
+})
+
+t.test('authorize(): ACL decision on a verified token', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS })
+  const verified = await verifier.verify(await token())
+  t.same(verifier.authorize(verified, 'GET', '/v1/users/abc'), { granted: true, grantedBy: '/*/users/**' })
+  t.throws(() => verifier.authorize(verified, 'GET', '/v1/calls'), { code: 'VJG_ACL_DENIED', statusCode: 403, message: /GET \/v1\/calls/ })
+  const root = await verifier.verify(await token({ acl: undefined }))
+  t.same(verifier.authorize(root, 'DELETE', '/anything'), { granted: true, grantedBy: null })
+})
+
+t.test('verify() input that is not a token string', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS })
+  for (const bad of ['', 42, null, undefined, {}, 'a.b', `${'a'.repeat(9000)}.b.c`]) {
+    await t.rejects(verifier.verify(bad as never), { code: 'VJG_TOKEN_MALFORMED', statusCode: 401 }, String(bad).slice(0, 20))
+  }
+  await t.rejects(verifier.verify(signRaw({ alg: 'RS256' }, claims()).replace(/.$/, 'B')), { code: /VJG_(TOKEN_MALFORMED|SIGNATURE_INVALID)/ })
+})
+
+t.test('bad options throw a TypeError naming the option', async t => {
+  const key = { publicKey: keys.publicPem }
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['options', null as never],
+    ['clockTolerance', { ...key, clockTolerance: 301 }],
+    ['clockTolerance', { ...key, clockTolerance: -1 }],
+    ['clockTolerance', { ...key, clockTolerance: '30' }],
+    ['maxLifetime', { ...key, maxLifetime: 86_401 }],
+    ['defaultLifetime', { ...key, defaultLifetime: 0 }],
+    ['defaultLifetime', { ...key, defaultLifetime: 7200, maxLifetime: 3600 }],
+    ['lifetimePolicy', { ...key, lifetimePolicy: 'maybe' }],
+    ['algorithms', { ...key, algorithms: [] }],
+    ['algorithms', { ...key, algorithms: ['NONE'] }],
+    ['algorithms', { ...key, algorithms: ['HS256'] }],
+    ['algorithms', { ...key, algorithms: ['ES256'] }],
+    ['applicationId', { ...key, applicationId: '' }],
+    ['requiredClaims', { ...key, requiredClaims: 'jti' }],
+    ['allowNumericStringDates', { ...key, allowNumericStringDates: 'yes' }],
+    ['requireAcl', { ...key, requireAcl: 1 }],
+    ['aclPath', { ...key, aclPath: 'api' }],
+    ['aclPath', { ...key, aclPath: '/api/' }],
+    ['aclFilter', { ...key, aclFilter: true }],
+    ['tokenSources', { ...key, tokenSources: [] }],
+    ['tokenSources[0]', { ...key, tokenSources: [{ body: 'token' }] }],
+    ['tokenSources[0].header', { ...key, tokenSources: [{ header: 'bad header' }] }],
+    ['getToken', { ...key, getToken: 'authorization' }],
+    ['maxTokenLength', { ...key, maxTokenLength: 10 }],
+    ['cache', { ...key, cache: true }],
+    ['cache.max', { ...key, cache: { max: 0 } }],
+    ['errorFormat', { ...key, errorFormat: 'xml' }],
+    ['realm', { ...key, realm: 'a"b' }],
+    ['now', { ...key, now: 5 }],
+    ['profile', { ...key, profile: 'twilio' }],
+    ['clocktolerance', { ...key, clocktolerance: 5 }]
+  ]
+  for (const [option, options] of cases) {
+    t.throws(() => createVerifier(options as never), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option }, `${option}: ${JSON.stringify(options?.[option] ?? null)}`)
+  }
+})

@@ -82,6 +82,10 @@ function fromSource (source: ResolvedTokenSource, input: GuardRequest): string[]
       const token = value.trim()
       return token.length === 0 ? [] : [token]
     }
+    // "Bearer " with no token reaches a real server as "Bearer": Node's parser trims the space.
+    if (value.trim().toLowerCase() === source.scheme.toLowerCase()) {
+      throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
+    }
     const match = BEARER_VALUE.exec(value)
     // Another scheme (Basic, say) is not our token: the request has no bearer token.
     if (match === null) {

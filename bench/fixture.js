@@ -1,0 +1,80 @@
+/**
+ * The benchmark's keys and tokens: an RSA-2048 pair, one token for the "reused" scenario and a
+ * pool of distinct tokens (the HTTP "distinct" scenario takes the first BENCH_POOL of them, the
+ * memory check all of them). Kept in bench/.cache/ and made again once they have less than two
+ * hours to live (they live 23 h), so only the first run pays for the signing.
+ *
+ * Tokens are what `vonage jwt create` makes (`{ alg: RS256, typ: JWT }`, `application_id`, `iat`,
+ * `jti`, `exp`, `sub` and the standard Client SDK ACL), signed here with `crypto.sign` on two
+ * worker threads: jose's SignJWT would take a minute for 100,000 of them.
+ */
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+
+export const APP_ID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'
+/** GET on this path is granted by `/*\/users/**` of the Client SDK ACL. */
+export const PATH = '/v1/users/abc'
+
+/** Under Vonage's 24 h maxLifetime, so no verifier caps it. */
+const LIFETIME = 23 * 3600
+
+const HEADER = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })).toString('base64url')
+
+function signToken (privateKey, claims) {
+  const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+  return `${signingInput}.${sign('sha256', Buffer.from(signingInput), privateKey).toString('base64url')}`
+}
+
+function claimsFor (jti, iat, acl) {
+  return { application_id: APP_ID, iat, jti, exp: iat + LIFETIME, sub: 'bench-user', acl }
+}
+
+if (!isMainThread) {
+  const { privateKey, from, count, iat, acl, prefix } = workerData
+  const tokens = []
+  for (let i = from; i < from + count; i++) tokens.push(signToken(privateKey, claimsFor(`${prefix}-${i}`, iat, acl)))
+  parentPort.postMessage(tokens.join('\n'))
+}
+
+/**
+ * The keys and at least `count` distinct tokens, from `dir` when they are there and fresh, else
+ * made and written there (JSON, with the tokens in a newline-separated file) so that child
+ * processes can read them.
+ */
+export async function makeFixture ({ count, acl, dir, workers = 2 }) {
+  const fixtureFile = join(dir, 'fixture.json')
+  if (existsSync(fixtureFile)) {
+    const kept = JSON.parse(readFileSync(fixtureFile, 'utf8'))
+    if (kept.count >= count && kept.expiresAt - Date.now() / 1000 > 2 * 3600 &&
+      JSON.stringify(kept.acl) === JSON.stringify(acl) && existsSync(kept.tokensFile)) {
+      return { ...kept, fixtureFile, reused: true }
+    }
+  }
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicExponent: 0x10001,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' }
+  })
+  const iat = Math.floor(Date.now() / 1000) - 5
+  const prefix = randomUUID()
+  const token = signToken(privateKey, claimsFor(`${prefix}-reused`, iat, acl))
+  const share = Math.ceil(count / workers)
+  const parts = await Promise.all(Array.from({ length: workers }, (_, w) => {
+    const from = w * share
+    const n = Math.max(0, Math.min(share, count - from))
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(new URL(import.meta.url), { workerData: { privateKey, from, count: n, iat, acl, prefix } })
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    })
+  }))
+  mkdirSync(dir, { recursive: true })
+  const tokensFile = join(dir, 'tokens.txt')
+  writeFileSync(tokensFile, parts.filter(p => p.length > 0).join('\n'))
+  const fixture = { publicKey, token, tokensFile, count, acl, expiresAt: iat + LIFETIME, path: PATH }
+  writeFileSync(fixtureFile, JSON.stringify(fixture))
+  return { ...fixture, fixtureFile, reused: false }
+}

@@ -1,0 +1,65 @@
+/**
+ * The memory check: `node --expose-gc memory.js <fixture.json> <count>`.
+ * One verifier with the default cache (10,000 entries) verifies `count` distinct tokens; the heap
+ * (after a full GC) must stop growing once the cache is full. The tokens stay in one Buffer
+ * (outside the JS heap) and each string is made just before its verify(), so the heap holds only
+ * what the verifier keeps. Prints one JSON line on stdout.
+ */
+import { readFileSync } from 'node:fs'
+import { load } from './dist.js'
+
+const { createVerifier } = await load('index.js')
+
+const fixture = JSON.parse(readFileSync(process.argv[2], 'utf8'))
+const count = Number(process.argv[3] ?? 100_000)
+const CACHE_MAX = 10_000
+const tokens = readFileSync(fixture.tokensFile)
+const starts = [0]
+for (let i = tokens.indexOf(10); i !== -1; i = tokens.indexOf(10, i + 1)) starts.push(i + 1)
+const total = Math.min(count, starts.length)
+
+function tokenAt (i) {
+  const end = i + 1 < starts.length ? starts[i + 1] - 1 : tokens.length
+  return tokens.toString('latin1', starts[i], end)
+}
+
+function heap () {
+  globalThis.gc()
+  globalThis.gc()
+  return process.memoryUsage().heapUsed
+}
+
+const verifier = createVerifier({ publicKey: fixture.publicKey, cache: { max: CACHE_MAX } })
+await verifier.verify(fixture.token) // compiles the ACL patterns: process-wide, not per token
+const before = heap()
+const samples = []
+let full = before
+const started = performance.now()
+for (let i = 0; i < total; i++) {
+  await verifier.verify(tokenAt(i))
+  if ((i + 1) % 10_000 === 0 || i + 1 === total) {
+    const used = heap()
+    if (i + 1 === CACHE_MAX) full = used
+    samples.push({ tokens: i + 1, heapUsed: used })
+    process.stderr.write(`  memory: ${i + 1} tokens, heap ${(used / 2 ** 20).toFixed(1)} MiB\n`)
+  }
+}
+const seconds = (performance.now() - started) / 1000
+const end = samples.at(-1).heapUsed
+const perEntry = (full - before) / CACHE_MAX
+// Within the bound: after the cache is full, 90,000 more tokens add less than a tenth of what
+// the full cache holds (or 2 MiB, for GC noise on a small cache).
+const allowance = Math.max(0.1 * (full - before), 2 * 2 ** 20)
+console.log(JSON.stringify({
+  tokens: total,
+  cacheMax: CACHE_MAX,
+  heapBefore: before,
+  heapAtCacheFull: full,
+  heapAtEnd: end,
+  perEntryBytes: perEntry,
+  growthAfterFull: end - full,
+  allowance,
+  bounded: end - full <= allowance,
+  verifiesPerSecond: total / seconds,
+  samples
+}))

@@ -4,11 +4,13 @@
  * be probed without a token), per-route `config.jwtGuard` validated in `onRoute`.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { pipeline } from 'node:stream'
 import fp from 'fastify-plugin'
 import { GuardError, problemBody } from './errors.js'
 import { createGuard, type AuthResult, type RouteGuard, type RouteGuardOption } from './guard.js'
 import type { GuardOptions } from './options.js'
 import type { VerifiedToken } from './verify.js'
+import { BodyHasher } from './webhook.js'
 
 export type FastifyGuardOptions = GuardOptions<FastifyRequest>
 
@@ -51,26 +53,45 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     return route
   }
 
+  function guardRequest (request: FastifyRequest) {
+    return { target: request.raw.url ?? '', method: request.raw.method ?? 'GET', raw: request.raw, request }
+  }
+
+  /** Logs a rejection, then throws it (Fastify's error handler answers) or answers in problem format. */
+  async function reject (request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<true> {
+    const coded = error as GuardError
+    request.log.info({ code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${coded.message}`)
+    if (options.errorFormat !== 'problem') throw coded
+    await reply
+      .code(coded.statusCode)
+      .headers(coded.headers)
+      .type('application/problem+json')
+      .send(problemBody(coded, String(request.id)))
+    return true
+  }
+
   /** Runs the guard; resolves true when it has answered the request itself (problem format). */
   async function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard): Promise<boolean> {
     try {
-      request.auth = await guard.authenticate({
-        target: request.raw.url ?? '',
-        method: request.raw.method ?? 'GET',
-        raw: request.raw,
-        request
-      }, route)
+      request.auth = await guard.authenticate(guardRequest(request), route)
       return false
     } catch (error) {
-      const coded = error as GuardError
-      request.log.info({ code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${coded.message}`)
-      if (options.errorFormat !== 'problem') throw coded
-      await reply
-        .code(coded.statusCode)
-        .headers(coded.headers)
-        .type('application/problem+json')
-        .send(problemBody(coded, String(request.id)))
-      return true
+      return reject(request, reply, error)
+    }
+  }
+
+  // Signed webhooks: the body is hashed as it streams to the app's own parser, and compared with
+  // payload_hash in preValidation, once it has been read and before any handler runs.
+  const hashers = new WeakMap<FastifyRequest, BodyHasher>()
+  const bodyRead = new WeakSet<FastifyRequest>()
+
+  /** The payload_hash check; resolves true when it has answered the request itself. */
+  async function checkPayload (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    try {
+      guard.checkPayload(request.auth, guardRequest(request), hashers.get(request)?.digest)
+      return false
+    } catch (error) {
+      return reject(request, reply, error)
     }
   }
 
@@ -79,6 +100,8 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     verify: (token: string) => guard.verifier.verify(token),
     authenticate: async (request: FastifyRequest, reply: FastifyReply) => {
       if (await protect(request, reply, guard.defaultRoute)) return reply
+      // Used as a hook after the body was read: the payload check cannot wait for preValidation.
+      if (bodyRead.has(request) && await checkPayload(request, reply)) return reply
     }
   }))
 
@@ -93,6 +116,20 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     if (route === false) return
     if (await protect(request, reply, route)) return reply
   })
+
+  if (options.payloadHash) {
+    fastify.addHook('preParsing', async (request, _reply, payload) => {
+      const hasher = new BodyHasher()
+      hashers.set(request, hasher)
+      // pipeline, not pipe: an aborted request destroys the hasher, and the parser sees the error.
+      pipeline(payload, hasher, () => {})
+      return hasher
+    })
+    fastify.addHook('preValidation', async (request, reply) => {
+      bodyRead.add(request)
+      if (await checkPayload(request, reply)) return reply
+    })
+  }
 }
 
 /** The Fastify plugin (also the package's default export). */

@@ -9,6 +9,7 @@ import { GuardError, invalidOption } from './errors.js'
 import { checkAclPath, type AclPathOption, type GuardOptions, type NormalizedOptions, type ResolvedTokenSource, type VonageClaims } from './options.js'
 import type { JsonObject } from './token.js'
 import { createVerifier, type Verifier } from './verify.js'
+import { checkPayloadHash, requestDigest } from './webhook.js'
 
 /** What a guarded request carries once it passed: `request.auth` / `req.auth`. */
 export interface AuthResult<Claims = VonageClaims> {
@@ -54,6 +55,12 @@ export interface Guard {
   resolveRoute (option: unknown, where: string): RouteGuard | false
   /** Run the pipeline: the auth result, null (optional and no token), or a thrown GuardError. */
   authenticate (input: GuardRequest, route?: RouteGuard): Promise<AuthResult | null>
+  /**
+   * Signed webhooks (a profile with `payloadHash`): once the body is read, compare the token's
+   * `payload_hash` with `bodyDigest` (the hex SHA-256 of the raw body; GET and HEAD: of the raw
+   * query). Throws a GuardError; does nothing for other profiles or when `auth` is null.
+   */
+  checkPayload (auth: AuthResult | null, input: GuardRequest, bodyDigest: string | undefined): void
 }
 
 function countHeader (raw: IncomingMessage, name: string): { count: number, value: string | undefined } {
@@ -198,5 +205,16 @@ export function createGuard (input: GuardOptions<any>): Guard {
     }
   }
 
-  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate })
+  function checkPayload (auth: AuthResult | null, input: GuardRequest, bodyDigest: string | undefined): void {
+    if (!options.payloadHash || auth === null) return
+    const digest = requestDigest(input.method, input.target, input.raw, bodyDigest)
+    try {
+      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked')
+      checkPayloadHash(auth.claims.payload_hash, digest)
+    } catch (error) {
+      throw (error as GuardError).withRealm(options.realm)
+    }
+  }
+
+  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate, checkPayload })
 }

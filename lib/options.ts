@@ -5,8 +5,12 @@
  */
 import type { AclFilter } from './acl.js'
 import { invalidOption } from './errors.js'
-import { preparePublicKeys, type PreparedKey, type PublicKeyInput } from './keys.js'
-import { PROFILES, type ClaimCheck, type ProfileName } from './profiles.js'
+import type { KeyObject } from 'node:crypto'
+import { preparePublicKeys, prepareSecret, type PreparedKey, type PublicKeyInput } from './keys.js'
+import { PROFILES, type ClaimCheck, type Profile, type ProfileName } from './profiles.js'
+
+/** An HMAC secret: a UTF-8 string, bytes, or a secret `KeyObject`; at least 16 bytes. */
+export type SecretInput = string | Buffer | KeyObject
 
 /** Where a token may come from. The default is `[{ header: 'authorization', scheme: 'Bearer' }]`. */
 export type TokenSource =
@@ -37,6 +41,17 @@ export interface GuardOptions<Request = unknown> {
   publicKey?: PublicKeyInput | PublicKeyInput[]
   /** Keys by `application_id`: the unverified `application_id` chooses the key; an unknown id is 401 `VJG_KEY_UNKNOWN`. */
   publicKeys?: Record<string, PublicKeyInput | PublicKeyInput[]>
+  /**
+   * HS256 profiles only: shared secrets (at least 16 bytes) by id, the id being the token's `iss`
+   * for `opentok` (the API key) and its `api_key` for `vonage-webhook`; an unknown id is 401
+   * `VJG_KEY_UNKNOWN`. Never combined with a public key. @default undefined
+   */
+  secrets?: Record<string, SecretInput>
+  /**
+   * The oldest token accepted, in seconds since its `iat` (which it then must have): refused once
+   * `now - iat > maxAge` (plus `clockTolerance`), whatever its `exp`. @default undefined (vonage-webhook: 300)
+   */
+  maxAge?: number
   /** Token profile, a preset of these options. @default 'vonage' */
   profile?: ProfileName
   /** Accepted `alg` values. `none` and HS* are never accepted with a public key. @default ['RS256'] */
@@ -100,12 +115,22 @@ export interface NormalizedOptions {
   readonly now: () => number
   /** Profile-specific claim rules, run after the common ones. */
   readonly claimChecks: readonly ClaimCheck[]
+  /** Seconds after `iat` past which a token is stale; null: no such rule. */
+  readonly maxAge: number | null
+  /** The profile signs the request body: adapters compare it with `payload_hash` (webhook.ts). */
+  readonly payloadHash: boolean
 }
 
 /** How the verifier finds the keys for one token. */
 export type KeySource =
   | { readonly kind: 'static', readonly keys: readonly PreparedKey[] }
-  | { readonly kind: 'byClaim', readonly claim: string, readonly keys: ReadonlyMap<string, readonly PreparedKey[]> }
+  | {
+    readonly kind: 'byClaim'
+    readonly claim: string
+    readonly keys: ReadonlyMap<string, readonly PreparedKey[]>
+    /** The claim may also be a JSON integer, looked up as its decimal string (OpenTok's `iss`). */
+    readonly integerIds?: boolean
+  }
 
 /** Every algorithm the hot path implements. */
 export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
@@ -114,7 +139,7 @@ const KNOWN_OPTIONS = new Set([
   'publicKey', 'publicKeys', 'profile', 'algorithms', 'applicationId', 'clockTolerance',
   'defaultLifetime', 'maxLifetime', 'lifetimePolicy', 'requiredClaims', 'allowNumericStringDates',
   'requireAcl', 'aclPath', 'aclFilter', 'tokenSources', 'getToken', 'maxTokenLength', 'cache',
-  'errorFormat', 'realm', 'now'
+  'errorFormat', 'realm', 'now', 'secrets', 'maxAge'
 ])
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -185,7 +210,26 @@ export function checkAclPath (value: unknown, name: string): AclPathOption | und
   return value
 }
 
+/** HS profiles: `secrets` chosen by the profile's claim; never a public key, never an RSA algorithm. */
+function secretSource (options: Record<string, unknown>, algorithms: ReadonlySet<string>, profile: ProfileName, claim: string): KeySource {
+  for (const name of ['publicKey', 'publicKeys']) {
+    if (options[name] !== undefined) invalidOption(name, `cannot be used with profile '${profile}', which verifies HS256 with shared secrets: give secrets: { [${claim}]: secret }`)
+  }
+  for (const alg of algorithms) {
+    if (!/^HS(256|384|512)$/.test(alg)) invalidOption('algorithms', `holds "${alg}", which a shared secret cannot verify (profile '${profile}')`)
+  }
+  const secrets = options.secrets
+  if (secrets === undefined) invalidOption('secrets', `is required with profile '${profile}': { [${claim}]: secret }`)
+  if (!isPlainObject(secrets) || Object.keys(secrets).length === 0) invalidOption('secrets', `must be an object of { [${claim}]: secret }`)
+  const keys = new Map<string, readonly PreparedKey[]>()
+  for (const [id, secret] of Object.entries(secrets)) keys.set(id, Object.freeze([prepareSecret(secret, `secrets.${id}`)]))
+  return Object.freeze({ kind: 'byClaim', claim, keys, integerIds: claim === 'iss' })
+}
+
 function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<string>): KeySource {
+  if (options.secrets !== undefined) {
+    invalidOption('secrets', `is for the HS256 profiles ('opentok', 'vonage-webhook'); profile '${String(options.profile ?? 'vonage')}' verifies RS256 with a public key`)
+  }
   const given = ['publicKey', 'publicKeys'].filter(k => options[k] !== undefined)
   if (given.length === 0) invalidOption('publicKey', 'is required (or publicKeys)')
   if (given.length > 1) invalidOption(given[1]!, `cannot be combined with ${given[0]}: give one source of keys`)
@@ -211,7 +255,7 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     if (!KNOWN_OPTIONS.has(name)) invalidOption(name, 'is not an option of vonage-jwt-guard (check the spelling)')
   }
   const profile = oneOf(input.profile ?? 'vonage', 'profile', Object.keys(PROFILES) as ProfileName[])
-  const preset = PROFILES[profile]
+  const preset: Profile = PROFILES[profile]
   const options: Record<string, unknown> = { ...preset.defaults }
   for (const [name, value] of Object.entries(input)) if (value !== undefined) options[name] = value
 
@@ -246,7 +290,7 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
   return Object.freeze({
     profile,
     algorithms,
-    keys: keySource(options, algorithms),
+    keys: preset.secretClaim === undefined ? keySource(options, algorithms) : secretSource(options, algorithms, profile, preset.secretClaim),
     applicationIds: options.applicationId === undefined ? null : new Set(nonEmptyStrings(options.applicationId, 'applicationId')),
     clockTolerance,
     defaultLifetime,
@@ -264,7 +308,9 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     errorFormat: oneOf(options.errorFormat, 'errorFormat', ['fastify', 'problem']),
     realm,
     now: fn<() => number>(options.now, 'now'),
-    claimChecks: preset.claimChecks
+    claimChecks: preset.claimChecks,
+    maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
+    payloadHash: preset.payloadHash === true
   })
 }
 

@@ -2,7 +2,7 @@
  * Token profiles: each a named preset of the same options, plus the claim rules that are the
  * profile's own. A user's explicit option always wins over the preset.
  */
-import { DEFAULT_REALM } from './errors.js'
+import { DEFAULT_REALM, GuardError } from './errors.js'
 import type { GuardOptions } from './options.js'
 import type { JsonObject } from './token.js'
 
@@ -22,6 +22,13 @@ export interface Profile {
   /** The largest `maxLifetime` the profile allows, in seconds. */
   readonly lifetimeCeiling: number
   readonly claimChecks: readonly ClaimCheck[]
+  /**
+   * HS256 profiles: the claim whose value picks the secret in `secrets: { [id]: secret }`.
+   * Undefined for the RS256 profiles, which refuse `secrets`.
+   */
+  readonly secretClaim?: string
+  /** The request body (GET: the query) must match the `payload_hash` claim (signed webhooks). */
+  readonly payloadHash?: boolean
 }
 
 const DAY = 86_400
@@ -44,9 +51,115 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   now: Date.now
 })
 
-export const PROFILES = Object.freeze({
-  /** Vonage application JWTs (Client SDK and REST): SPEC 2.1. */
-  vonage: Object.freeze({ defaults: COMMON, lifetimeCeiling: DAY, claimChecks: Object.freeze([]) })
-} satisfies Record<string, Profile>)
+function invalid (message: string): never {
+  throw new GuardError('VJG_CLAIM_INVALID', message)
+}
 
-export type ProfileName = keyof typeof PROFILES
+function optionalString (claims: JsonObject, name: string, max: number): void {
+  const value = claims[name]
+  if (value !== undefined && (typeof value !== 'string' || value.length > max)) {
+    invalid(`The "${name}" claim must be a string of at most ${max} characters`)
+  }
+}
+
+const VIDEO_ROLES: ReadonlySet<unknown> = new Set(['publisher', 'subscriber', 'publisheronly', 'moderator'])
+/** Vonage Video refuses connection data longer than this. */
+export const VIDEO_CONNECTION_DATA_MAX = 1000
+
+/** Vonage Video client token (`@vonage/video` generateClientToken): SPEC 2.2. */
+const videoClaims: ClaimCheck = (claims) => {
+  if (claims.scope !== 'session.connect') invalid('The "scope" claim must be "session.connect"')
+  if (typeof claims.session_id !== 'string' || claims.session_id.length === 0) invalid('The "session_id" claim must be a non-empty string')
+  if (!VIDEO_ROLES.has(claims.role)) invalid('The "role" claim must be one of publisher, subscriber, publisheronly, moderator')
+  optionalString(claims, 'connection_data', VIDEO_CONNECTION_DATA_MAX)
+  // Older tokens carry the connection data as "data".
+  optionalString(claims, 'data', VIDEO_CONNECTION_DATA_MAX)
+  const layout = claims.initial_layout_class_list
+  if (layout !== undefined && typeof layout !== 'string' &&
+    !(Array.isArray(layout) && layout.every(item => typeof item === 'string'))) {
+    invalid('The "initial_layout_class_list" claim must be a string or an array of strings')
+  }
+}
+
+const OPENTOK_ISSUER_TYPES: ReadonlySet<unknown> = new Set(['project', 'account'])
+
+/**
+ * The OpenTok API key as the string `secrets` is keyed by: SDKs send it as a string, some as a
+ * JSON number; both name the same key, so an integer is read as its decimal string.
+ */
+export function issuerId (iss: unknown): string | undefined {
+  if (typeof iss === 'string' && iss.length > 0) return iss
+  if (typeof iss === 'number' && Number.isSafeInteger(iss) && iss >= 0) return String(iss)
+  return undefined
+}
+
+/** Legacy OpenTok REST token (`X-OPENTOK-AUTH`): SPEC 2.2. The lifetime rules are preset options. */
+const opentokClaims: ClaimCheck = (claims) => {
+  if (issuerId(claims.iss) === undefined) invalid('The "iss" claim must be the OpenTok API key (a string or an integer)')
+  if (!OPENTOK_ISSUER_TYPES.has(claims.ist)) invalid('The "ist" claim must be "project" or "account"')
+}
+
+const HEX_SHA256 = /^[0-9a-f]{64}$/
+
+/** Vonage signed webhook: SPEC 2.2. The body itself is compared by the adapters (webhook.ts). */
+const webhookClaims: ClaimCheck = (claims) => {
+  if (claims.iss !== 'Vonage') invalid('The "iss" claim of a signed webhook must be "Vonage"')
+  if (typeof claims.api_key !== 'string' || claims.api_key.length === 0) invalid('The "api_key" claim must be a non-empty string')
+  if (typeof claims.payload_hash !== 'string' || !HEX_SHA256.test(claims.payload_hash)) {
+    invalid('The "payload_hash" claim must be a lowercase hex SHA-256 (64 characters)')
+  }
+}
+
+/** OpenTok REST tokens live five minutes at most (exp - iat <= 300). */
+const OPENTOK_LIFETIME = 300
+/** Video client tokens live 30 days at most. */
+const VIDEO_LIFETIME = 30 * DAY
+/** A signed webhook older than this is stale (now - iat <= maxAge). */
+export const WEBHOOK_MAX_AGE = 300
+
+/** The named presets of the `profile` option. */
+export type ProfileName = 'vonage' | 'vonage-video' | 'opentok' | 'vonage-webhook'
+
+export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
+  /** Vonage application JWTs (Client SDK and REST): SPEC 2.1. */
+  vonage: Object.freeze({ defaults: COMMON, lifetimeCeiling: DAY, claimChecks: Object.freeze([]) }),
+  /** Vonage Video client connection tokens: RS256 with the application key, up to 30 days. */
+  'vonage-video': Object.freeze({
+    defaults: Object.freeze({
+      ...COMMON,
+      maxLifetime: VIDEO_LIFETIME,
+      lifetimePolicy: 'reject',
+      requiredClaims: ['application_id', 'iat', 'jti', 'scope', 'session_id', 'role']
+    }),
+    lifetimeCeiling: VIDEO_LIFETIME,
+    claimChecks: Object.freeze([videoClaims])
+  }),
+  /** Legacy OpenTok REST: HS256 with the API secret chosen by `iss`, in `X-OPENTOK-AUTH`, 5 minutes at most. */
+  opentok: Object.freeze({
+    defaults: Object.freeze({
+      ...COMMON,
+      algorithms: ['HS256'],
+      defaultLifetime: OPENTOK_LIFETIME,
+      maxLifetime: OPENTOK_LIFETIME,
+      lifetimePolicy: 'reject',
+      requiredClaims: ['iss', 'ist', 'iat', 'exp'],
+      tokenSources: [{ header: 'x-opentok-auth', scheme: null }]
+    }),
+    lifetimeCeiling: OPENTOK_LIFETIME,
+    claimChecks: Object.freeze([opentokClaims]),
+    secretClaim: 'iss'
+  }),
+  /** Vonage signed webhooks: HS256 with the signature secret chosen by `api_key`, fresh for `maxAge`. */
+  'vonage-webhook': Object.freeze({
+    defaults: Object.freeze({
+      ...COMMON,
+      algorithms: ['HS256'],
+      maxAge: WEBHOOK_MAX_AGE,
+      requiredClaims: ['iss', 'api_key', 'iat', 'jti', 'payload_hash']
+    }),
+    lifetimeCeiling: DAY,
+    claimChecks: Object.freeze([webhookClaims]),
+    secretClaim: 'api_key',
+    payloadHash: true
+  })
+})

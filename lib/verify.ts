@@ -132,6 +132,14 @@ function lifetime (claims: JsonObject, options: NormalizedOptions, now: number):
     }
     expiresAt = Math.min(exp ?? iat + options.defaultLifetime, iat + options.maxLifetime)
   }
+  if (options.maxAge !== null) {
+    // Freshness counted from iat alone (signed webhooks carry no exp); it also bounds the cache.
+    if (iat === undefined) throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "iat": its age cannot be checked against maxAge')
+    if (now - tolerance >= iat + options.maxAge) {
+      throw new GuardError('VJG_TOKEN_EXPIRED', `The token was issued more than ${options.maxAge} s ago (maxAge)`)
+    }
+    expiresAt = Math.min(expiresAt, iat + options.maxAge)
+  }
   if (now - tolerance >= expiresAt) {
     throw new GuardError('VJG_TOKEN_EXPIRED', `The token expired at ${new Date(expiresAt * 1000).toISOString()}`)
   }
@@ -180,7 +188,9 @@ export function createVerifier (input: GuardOptions<any>): Verifier {
 
   function keysFor (payload: JsonObject): readonly PreparedKey[] {
     if (keySource.kind === 'static') return keySource.keys
-    const id = payload[keySource.claim]
+    const claim = payload[keySource.claim]
+    // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
+    const id = keySource.integerIds === true && typeof claim === 'number' && Number.isSafeInteger(claim) ? String(claim) : claim
     const keys = typeof id === 'string' ? keySource.keys.get(id) : undefined
     if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${keySource.claim}"`)
     return keys

@@ -1,0 +1,329 @@
+/**
+ * The profiles of SPEC 2.2 end to end: Video client tokens made by `@vonage/video`, OpenTok REST
+ * tokens made by the `opentok` SDK, and Vonage signed webhooks (no SDK mints those: jose signs
+ * them, and `@vonage/jwt` confirms Vonage's own verifier accepts what we sign). Every row asserts
+ * the status, the code and the challenge, and that a refused request never reached the handler.
+ */
+import { createHash, randomUUID, type KeyObject } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { verifySignature as vonageVerifySignature } from '@vonage/jwt'
+import { Video } from '@vonage/video'
+import Fastify from 'fastify'
+import { decodeJwt, SignJWT } from 'jose'
+import t from 'tap'
+import vonageJwtGuard, { createVerifier } from '../lib/index.js'
+import { APP_ID, keys, NOW, otherKeys } from './helpers/keys.js'
+
+const REALM = 'Bearer realm="vonage-jwt-guard"'
+const INVALID_TOKEN = `${REALM}, error="invalid_token", error_description="`
+const INSUFFICIENT_SCOPE = `${REALM}, error="insufficient_scope", error_description="`
+
+// The opentok SDK ships no types: the REST token generator is its public `generateJwt()`.
+const require = createRequire(import.meta.url)
+const OpenTok = require('opentok') as new (apiKey: string | number, apiSecret: string) => { generateJwt (): string }
+
+const API_KEY = '47123456'
+const API_SECRET = '0123456789abcdef0123456789abcdef01234567'
+const WEBHOOK_KEY = 'a1b2c3d4'
+const SIGNATURE_SECRET = 'vonage-signature-secret-of-32-bytes'
+const SESSION_ID = '1_MX40NzEyMzQ1Nn5-MTcwMDAwMDAwMDAwMH5hYmNkZWZnaGlqfn4'
+
+function sha256 (data: string): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
+function iatOf (token: string): number {
+  const iat = decodeJwt(token).iat
+  if (typeof iat !== 'number') throw new Error('the SDK token has no iat')
+  return iat
+}
+
+/** HS256 with jose, for the shapes no SDK makes. */
+function hs256 (claims: Record<string, unknown>, secret: string | Buffer, header: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT', ...header } as { alg: string }).sign(Buffer.from(secret))
+}
+
+function rs256 (claims: Record<string, unknown>, key: KeyObject = keys.privateKey): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'JWT' }).sign(key)
+}
+
+/** A Video client token's claims as generateClientToken writes them, at NOW; undefined deletes. */
+function videoClaims (over: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    scope: 'session.connect',
+    session_id: SESSION_ID,
+    role: 'publisher',
+    initial_layout_class_list: '',
+    sub: 'video',
+    acl: { paths: { '/session/**': {} } },
+    application_id: APP_ID,
+    iat: NOW - 10,
+    exp: NOW + 86_400,
+    jti: randomUUID()
+  }
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) delete base[k]
+    else base[k] = v
+  }
+  return base
+}
+
+function opentokClaims (over: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = { iss: API_KEY, ist: 'project', iat: NOW - 10, exp: NOW + 290 }
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) delete base[k]
+    else base[k] = v
+  }
+  return base
+}
+
+/** A signed webhook token as Vonage sends it, for this body (or query). */
+function webhookClaims (signed: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    iat: NOW - 5,
+    jti: randomUUID(),
+    iss: 'Vonage',
+    payload_hash: sha256(signed),
+    api_key: WEBHOOK_KEY,
+    application_id: APP_ID
+  }
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) delete base[k]
+    else base[k] = v
+  }
+  return base
+}
+
+const VIDEO = { profile: 'vonage-video', publicKey: keys.publicPem }
+const OPENTOK = { profile: 'opentok', secrets: { [API_KEY]: API_SECRET } }
+const WEBHOOK = { profile: 'vonage-webhook', secrets: { [WEBHOOK_KEY]: SIGNATURE_SECRET } }
+
+interface ProfileCase {
+  name: string
+  options: Record<string, unknown>
+  /** The clock, NumericDate seconds. */
+  now: number
+  method?: 'GET' | 'POST' | 'PUT' | 'HEAD'
+  url: string
+  headers?: Record<string, string>
+  /** The raw body bytes sent, as a string. */
+  body?: string
+  status: number
+  code?: string
+  challenge?: string
+  /** For a 200: the pattern that granted (undefined: not checked). */
+  grantedBy?: string | null
+  /** For a 200: the body the handler saw, parsed by the framework's own JSON parser. */
+  parsed?: unknown
+}
+
+async function profileCases (): Promise<ProfileCase[]> {
+  // Tokens from the vendors' SDKs. They take the real clock: the guard's clock is set from their iat.
+  const video = new Video({ applicationId: APP_ID, privateKey: keys.privatePem })
+  const sdkVideo = video.generateClientToken(SESSION_ID)
+  const videoNow = iatOf(sdkVideo) + 10
+  const sdkModerator = video.generateClientToken(SESSION_ID, {
+    role: 'moderator',
+    data: 'name=Ada',
+    initialLayoutClassList: ['focus', 'full'],
+    expireTime: videoNow + 30 * 86_400 - 20
+  })
+  const sdkSubscriber = video.generateClientToken(SESSION_ID, { role: 'subscriber' })
+  const sdkOtherKey = new Video({ applicationId: APP_ID, privateKey: otherKeys.privatePem }).generateClientToken(SESSION_ID)
+
+  const sdkOpentok = new OpenTok(API_KEY, API_SECRET).generateJwt()
+  const opentokNow = iatOf(sdkOpentok) + 10
+  const sdkOpentokNumericKey = new OpenTok(Number(API_KEY), API_SECRET).generateJwt()
+  const sdkOpentokOtherProject = new OpenTok('47999999', API_SECRET).generateJwt()
+  const sdkOpentokWrongSecret = new OpenTok(API_KEY, 'ffffffffffffffffffffffffffffffffffffffff').generateJwt()
+
+  const body = '{"message_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","status":"delivered","to":"447700900000"}'
+  const parsed = JSON.parse(body)
+  const bigBody = JSON.stringify({ text: 'é'.repeat(150_000) })
+  const query = 'msisdn=447700900000&to=447700900001&text=Hello%20world&type=text'
+  const webhook = (over: Record<string, unknown> = {}, signed = body) => hs256(webhookClaims(signed, over), SIGNATURE_SECRET)
+  const json = { 'content-type': 'application/json' }
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+  return [
+    // vonage-video: tokens of @vonage/video's generateClientToken.
+    { name: 'video: SDK publisher token on /session/**', options: VIDEO, now: videoNow, url: `/session/${SESSION_ID}`, headers: bearer(sdkVideo), status: 200, grantedBy: '/session/**' },
+    { name: 'video: SDK moderator token with data, layout and a 30-day expiry', options: VIDEO, now: videoNow, url: '/session/x/connection', headers: bearer(sdkModerator), status: 200, grantedBy: '/session/**' },
+    { name: 'video: SDK subscriber token', options: VIDEO, now: videoNow, method: 'POST', url: '/session/x', headers: bearer(sdkSubscriber), status: 200, grantedBy: '/session/**' },
+    { name: 'video: the /session/** acl denies other paths', options: VIDEO, now: videoNow, url: '/v2/project/x/archive', headers: bearer(sdkVideo), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'video: SDK token signed by another application key', options: VIDEO, now: videoNow, url: '/session/x', headers: bearer(sdkOtherKey), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: SDK token past its 24 h default expiry', options: VIDEO, now: videoNow + 86_400 + 30, url: '/session/x', headers: bearer(sdkVideo), status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'video: wrong role', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ role: 'admin' }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: role publisheronly', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ role: 'publisheronly' }))), status: 200, grantedBy: '/session/**' },
+    { name: 'video: missing role', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ role: undefined }))), status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
+    { name: 'video: missing scope', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ scope: undefined }))), status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
+    { name: 'video: another scope', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ scope: 'session.admin' }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: session_id not a string', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ session_id: 42 }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: connection_data of 1000 chars', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ connection_data: 'x'.repeat(1000) }))), status: 200, grantedBy: '/session/**' },
+    { name: 'video: connection_data of 1001 chars', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ connection_data: 'x'.repeat(1001) }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: legacy data of 1001 chars', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ data: 'x'.repeat(1001) }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: initial_layout_class_list as an array', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ initial_layout_class_list: ['focus'] }))), status: 200, grantedBy: '/session/**' },
+    { name: 'video: initial_layout_class_list a number', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ initial_layout_class_list: 7 }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'video: lifetime of 30 days + 1 s', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ exp: NOW - 10 + 30 * 86_400 + 1 }))), status: 401, code: 'VJG_LIFETIME_EXCEEDED', challenge: INVALID_TOKEN },
+    { name: 'video: HS256 sent to an RS256 profile', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await hs256(videoClaims(), API_SECRET)), status: 401, code: 'VJG_ALG_NOT_ALLOWED', challenge: INVALID_TOKEN },
+
+    // opentok: the REST token of the opentok SDK, in X-OPENTOK-AUTH.
+    { name: 'opentok: SDK REST token', options: OPENTOK, now: opentokNow, url: '/v2/project/47123456/session', headers: { 'x-opentok-auth': sdkOpentok }, status: 200, grantedBy: null },
+    { name: 'opentok: SDK REST token of a numeric API key', options: OPENTOK, now: opentokNow, url: '/v2/project/47123456', headers: { 'x-opentok-auth': sdkOpentokNumericKey }, status: 200, grantedBy: null },
+    { name: 'opentok: iss as a JSON integer is compared as a string', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await hs256(opentokClaims({ iss: Number(API_KEY) }), API_SECRET) }, status: 200 },
+    { name: 'opentok: ist account, with a jti', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await hs256(opentokClaims({ ist: 'account', jti: randomUUID() }), API_SECRET) }, status: 200 },
+    { name: 'opentok: the token in Authorization is not read', options: OPENTOK, now: opentokNow, url: '/v2/project/x', headers: bearer(sdkOpentok), status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM },
+    { name: 'opentok: unknown API key', options: OPENTOK, now: opentokNow, url: '/v2/project/x', headers: { 'x-opentok-auth': sdkOpentokOtherProject }, status: 401, code: 'VJG_KEY_UNKNOWN', challenge: INVALID_TOKEN },
+    { name: 'opentok: signed with another secret', options: OPENTOK, now: opentokNow, url: '/v2/project/x', headers: { 'x-opentok-auth': sdkOpentokWrongSecret }, status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'opentok: SDK token past its 5 minutes', options: OPENTOK, now: opentokNow - 10 + 300 + 30, url: '/v2/project/x', headers: { 'x-opentok-auth': sdkOpentok }, status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'opentok: exp - iat over 5 minutes', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await hs256(opentokClaims({ exp: NOW - 10 + 301 }), API_SECRET) }, status: 401, code: 'VJG_LIFETIME_EXCEEDED', challenge: INVALID_TOKEN },
+    { name: 'opentok: no exp', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await hs256(opentokClaims({ exp: undefined }), API_SECRET) }, status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
+    { name: 'opentok: no iat', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await hs256(opentokClaims({ iat: undefined }), API_SECRET) }, status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
+    { name: 'opentok: ist neither project nor account', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await hs256(opentokClaims({ ist: 'user' }), API_SECRET) }, status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'opentok: RS256 sent to an HS256 profile', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await rs256(opentokClaims()) }, status: 401, code: 'VJG_ALG_NOT_ALLOWED', challenge: INVALID_TOKEN },
+    { name: 'opentok: HS512 is not HS256', options: OPENTOK, now: NOW, url: '/v2/project/x', headers: { 'x-opentok-auth': await new SignJWT(opentokClaims()).setProtectedHeader({ alg: 'HS512' }).sign(Buffer.from(API_SECRET)) }, status: 401, code: 'VJG_ALG_NOT_ALLOWED', challenge: INVALID_TOKEN },
+    { name: 'opentok: a preset option overridden (Bearer, as the SDK sends to Vonage)', options: { ...OPENTOK, tokenSources: [{ header: 'authorization' }] }, now: opentokNow, url: '/v2/project/x', headers: bearer(sdkOpentok), status: 200 },
+
+    // vonage-webhook: HS256 with the signature secret; payload_hash over the raw body.
+    { name: 'webhook: signed JSON body', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook()) }, body, status: 200, parsed },
+    { name: 'webhook: tampered body', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook()) }, body: body.replace('delivered', 'rejected'), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: the same JSON with other whitespace is another body', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook()) }, body: JSON.stringify(parsed, null, 1), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: a 300 kB body hashed across many chunks', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({}, bigBody)) }, body: bigBody, status: 200, parsed: JSON.parse(bigBody) },
+    { name: 'webhook: PUT with a signed body', options: WEBHOOK, now: NOW, method: 'PUT', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook()) }, body, status: 200, parsed },
+    { name: 'webhook: POST without a body signs the empty string', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/event', headers: bearer(await webhook({}, '')), status: 200 },
+    { name: 'webhook: POST without a body, token for a body', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/event', headers: bearer(await webhook()), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: GET signs the query as received', options: WEBHOOK, now: NOW, url: `/webhooks/inbound?${query}`, headers: bearer(await webhook({}, query)), status: 200 },
+    { name: 'webhook: GET with a changed query', options: WEBHOOK, now: NOW, url: `/webhooks/inbound?${query.replace('Hello', 'Hullo')}`, headers: bearer(await webhook({}, query)), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: GET query re-encoded is another query', options: WEBHOOK, now: NOW, url: `/webhooks/inbound?${query.replace('%20', '+')}`, headers: bearer(await webhook({}, query)), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: 5 minutes old plus the tolerance', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ iat: NOW - 329 })) }, body, status: 200, parsed },
+    { name: 'webhook: stale', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ iat: NOW - 330 })) }, body, status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'webhook: stale even with a later exp', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ iat: NOW - 600, exp: NOW + 600 })) }, body, status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'webhook: maxAge raised to 15 minutes', options: { ...WEBHOOK, maxAge: 900 }, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ iat: NOW - 600 })) }, body, status: 200, parsed },
+    { name: 'webhook: unknown api_key', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ api_key: 'someone-else' })) }, body, status: 401, code: 'VJG_KEY_UNKNOWN', challenge: INVALID_TOKEN },
+    { name: 'webhook: signed with another secret', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await hs256(webhookClaims(body), 'another-signature-secret-0123')) }, body, status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: iss other than Vonage', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ iss: 'Nexmo' })) }, body, status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: no payload_hash', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ payload_hash: undefined })) }, body, status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
+    { name: 'webhook: upper-case payload_hash', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await webhook({ payload_hash: sha256(body).toUpperCase() })) }, body, status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'webhook: RS256 sent to an HS256 profile', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: { ...json, ...bearer(await rs256(webhookClaims(body))) }, body, status: 401, code: 'VJG_ALG_NOT_ALLOWED', challenge: INVALID_TOKEN },
+    { name: 'webhook: no token', options: WEBHOOK, now: NOW, method: 'POST', url: '/webhooks/status', headers: json, body, status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM }
+  ]
+}
+
+/** What the handler saw: proves it ran only for accepted requests, with the app's own parsing. */
+interface Seen {
+  auth: { grantedBy: string | null } | null
+  body: unknown
+}
+
+interface Answer {
+  status: number
+  headers: Record<string, unknown>
+  body: string
+}
+
+type Send = (c: ProfileCase, handled: Seen[]) => Promise<Answer>
+
+/** Fastify: the plugin with the case's options, the app's default JSON parser, inject(). */
+const fastifySend: Send = async (c, handled) => {
+  const app = Fastify({ logger: false })
+  await app.register(vonageJwtGuard, { ...c.options, now: () => c.now * 1000 } as never)
+  app.all('/*', async (request) => {
+    handled.push({ auth: request.auth, body: request.body })
+    return { ok: true }
+  })
+  try {
+    const response = await app.inject({ method: c.method ?? 'GET', url: c.url, headers: c.headers, payload: c.body })
+    return { status: response.statusCode, headers: response.headers, body: response.body }
+  } finally {
+    await app.close()
+  }
+}
+
+function runCases (name: string, send: Send): void {
+  t.test(name, async (t) => {
+    for (const c of await profileCases()) {
+      const handled: Seen[] = []
+      const answer = await send(c, handled)
+      t.equal(answer.status, c.status, `${c.name}: status`)
+      if (c.status === 200) {
+        t.equal(handled.length, 1, `${c.name}: the handler ran once`)
+        if (c.grantedBy !== undefined) t.equal(handled[0]?.auth?.grantedBy, c.grantedBy, `${c.name}: grantedBy`)
+        if (c.parsed !== undefined) t.same(handled[0]?.body, c.parsed, `${c.name}: the app parsed the body`)
+        continue
+      }
+      t.equal(handled.length, 0, `${c.name}: the handler never ran`)
+      t.equal(JSON.parse(answer.body).code, c.code, `${c.name}: code`)
+      const challenge = String(answer.headers['www-authenticate'])
+      if (c.challenge?.endsWith('error_description="')) t.ok(challenge.startsWith(c.challenge), `${c.name}: challenge ${challenge}`)
+      else t.equal(challenge, c.challenge, `${c.name}: challenge`)
+    }
+  })
+}
+
+runCases('profiles through the Fastify plugin', fastifySend)
+
+t.test('the webhook token we sign is one @vonage/jwt verifies with the signature secret', async (t) => {
+  const token = await hs256(webhookClaims('{}'), SIGNATURE_SECRET)
+  t.equal(vonageVerifySignature(token, SIGNATURE_SECRET), true)
+  t.equal(vonageVerifySignature(token, 'another-signature-secret-0123'), false)
+})
+
+t.test('a tampered webhook body in problem format is answered before the handler', async (t) => {
+  const handled: Seen[] = []
+  const body = '{"status":"delivered"}'
+  const token = await hs256(webhookClaims(body), SIGNATURE_SECRET)
+  const answer = await fastifySend({
+    name: 'problem',
+    options: { ...WEBHOOK, errorFormat: 'problem' },
+    now: NOW,
+    method: 'POST',
+    url: '/webhooks/status',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: '{"status":"rejected"}',
+    status: 401
+  }, handled)
+  t.equal(answer.status, 401)
+  t.match(answer.headers['content-type'], /^application\/problem\+json/)
+  t.equal(JSON.parse(answer.body).code, 'VJG_SIGNATURE_INVALID')
+  t.ok(String(answer.headers['www-authenticate']).startsWith(INVALID_TOKEN))
+  t.equal(handled.length, 0)
+})
+
+t.test('refused combinations are a TypeError naming the option', async (t) => {
+  const rows: Array<{ name: string, options: Record<string, unknown>, option: string }> = [
+    { name: 'an HS profile with a public key', options: { ...OPENTOK, publicKey: keys.publicPem }, option: 'publicKey' },
+    { name: 'an HS profile with publicKeys', options: { ...WEBHOOK, publicKeys: { [APP_ID]: keys.publicPem } }, option: 'publicKeys' },
+    { name: 'an HS profile without secrets', options: { profile: 'opentok' }, option: 'secrets' },
+    { name: 'an empty secrets object', options: { profile: 'vonage-webhook', secrets: {} }, option: 'secrets' },
+    { name: 'a secret under 16 bytes', options: { profile: 'opentok', secrets: { [API_KEY]: '0123456789abcde' } }, option: `secrets.${API_KEY}` },
+    { name: 'a PEM public key as a secret', options: { profile: 'vonage-webhook', secrets: { [WEBHOOK_KEY]: keys.publicPem } }, option: `secrets.${WEBHOOK_KEY}` },
+    { name: 'an RSA key object as a secret', options: { profile: 'vonage-webhook', secrets: { [WEBHOOK_KEY]: keys.publicKey } }, option: `secrets.${WEBHOOK_KEY}` },
+    { name: 'RS256 with secrets', options: { ...OPENTOK, algorithms: ['RS256'] }, option: 'algorithms' },
+    { name: 'secrets on the RS256 vonage profile', options: { publicKey: keys.publicPem, secrets: { [API_KEY]: API_SECRET } }, option: 'secrets' },
+    { name: 'secrets on the RS256 vonage-video profile', options: { ...VIDEO, secrets: { [API_KEY]: API_SECRET } }, option: 'secrets' },
+    { name: 'HS256 with a public key', options: { ...VIDEO, algorithms: ['RS256', 'HS256'] }, option: 'algorithms' },
+    { name: 'opentok lifetimes above 5 minutes', options: { ...OPENTOK, maxLifetime: 301 }, option: 'maxLifetime' },
+    { name: 'video lifetimes above 30 days', options: { ...VIDEO, maxLifetime: 30 * 86_400 + 1 }, option: 'maxLifetime' },
+    { name: 'maxAge of 0', options: { ...WEBHOOK, maxAge: 0 }, option: 'maxAge' },
+    { name: 'an unknown profile', options: { ...VIDEO, profile: 'vonage-sms' }, option: 'profile' }
+  ]
+  for (const row of rows) {
+    t.throws(() => createVerifier(row.options as never), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option: row.option }, row.name)
+  }
+  const app = Fastify({ logger: false })
+  await t.rejects(async () => {
+    await app.register(vonageJwtGuard, { profile: 'opentok', secrets: { [API_KEY]: 'short' } })
+    await app.ready()
+  }, { name: 'TypeError', code: 'VJG_INVALID_OPTION', option: `secrets.${API_KEY}` }, 'register().ready() rejects')
+})
+
+t.test('a verified webhook token is cached no longer than maxAge', async (t) => {
+  let now = NOW
+  const verifier = createVerifier({ ...WEBHOOK, now: () => now * 1000 } as never)
+  const token = await hs256(webhookClaims('{}', { iat: NOW }), SIGNATURE_SECRET)
+  t.equal((await verifier.verify(token)).expiresAt, NOW + 300)
+  now = NOW + 329
+  t.ok(await verifier.verify(token), 'within maxAge plus the tolerance, from the cache')
+  now = NOW + 330
+  await t.rejects(verifier.verify(token), { code: 'VJG_TOKEN_EXPIRED' })
+})

@@ -67,6 +67,25 @@ export const PATTERN_CACHE_MAX = 10_000
 /** Tokens repeat the same few patterns: compile each once per process, not once per request. */
 const patternCache = new Map<string, (path: string) => boolean>()
 
+/** One remembered grant of a compiled acl. */
+interface Grant {
+  readonly method: string
+  readonly path: string
+  readonly grantedBy: string
+}
+
+/** Grants remembered per compiled acl (a client reuses one token for many requests to a few paths). */
+const GRANTS_KEPT = 4
+/** Longer paths are decided every time rather than kept. */
+const GRANT_PATH_MAX = 256
+
+/**
+ * The last few grants of each compiled acl whose decision depends on the method and path alone
+ * (no rule has `filters`, so neither `aclFilter` nor the request plays a part): a repeated
+ * request skips the glob matching. Bounded per acl, and gone with it.
+ */
+const recentGrants = new WeakMap<CompiledAcl, Grant[]>()
+
 export function clearPatternCache (): void {
   patternCache.clear()
 }
@@ -174,7 +193,19 @@ export function compileAcl (acl: unknown): CompiledAcl {
     }
     rules.push(Object.freeze({ pattern, methods, filters, test }))
   }
-  return Object.freeze({ rules: Object.freeze(rules) })
+  const compiled: CompiledAcl = Object.freeze({ rules: Object.freeze(rules) })
+  if (rules.every(rule => rule.filters === null)) recentGrants.set(compiled, [])
+  return compiled
+}
+
+function remember (grants: Grant[], method: string, path: string, grantedBy: string): void {
+  if (path.length > GRANT_PATH_MAX) return
+  // A copy, not a slice: a slice of the request target would keep the whole target alive.
+  const copy = Buffer.from(path, 'utf8').toString('utf8')
+  if (copy !== path) return // a lone surrogate, which UTF-8 cannot carry
+  const grant = { method, path: copy, grantedBy }
+  if (grants.length >= GRANTS_KEPT) grants.pop()
+  grants.unshift(grant)
 }
 
 const SHOWN_PATH_MAX = 200
@@ -209,6 +240,12 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
     return { granted: true, grantedBy: null }
   }
   if (path !== null) {
+    const grants = recentGrants.get(acl)
+    if (grants !== undefined) {
+      for (const grant of grants) {
+        if (grant.path === path && grant.method === upper) return { granted: true, grantedBy: grant.grantedBy }
+      }
+    }
     for (const rule of acl.rules) {
       // HEAD is a GET without the body: a rule that grants GET grants HEAD.
       if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) continue
@@ -218,6 +255,7 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
         const context: AclContext = { method: upper, path, claims: options.claims, request: options.request }
         if (options.aclFilter(rule.filters, context) !== true) continue
       }
+      if (grants !== undefined) remember(grants, upper, path, rule.pattern)
       return { granted: true, grantedBy: rule.pattern }
     }
   }

@@ -4,7 +4,7 @@
  */
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto'
 import { compileAcl, decide, type AclDecision, type CompiledAcl } from './acl.js'
-import { LruCache } from './cache.js'
+import { TokenCache } from './cache.js'
 import { GuardError } from './errors.js'
 import type { PreparedKey } from './keys.js'
 import { normalizeOptions, type GuardOptions, type NormalizedOptions, type VonageClaims } from './options.js'
@@ -181,7 +181,7 @@ interface CacheEntry {
 
 export function createVerifier (input: GuardOptions<any>): Verifier {
   const options = normalizeOptions(input)
-  const cache = options.cacheMax > 0 ? new LruCache<string, CacheEntry>(options.cacheMax) : null
+  const cache = options.cacheMax > 0 ? new TokenCache<CacheEntry>(options.cacheMax) : null
   /** The compiled `acl` claim of each verified token (null: a root token). */
   const acls = new WeakMap<VerifiedToken, CompiledAcl | null>()
   const keySource = options.keys

@@ -6,9 +6,10 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { invalidOption, problemBody, type GuardError } from './errors.js'
-import { createGuard, type AuthResult, type RouteGuard } from './guard.js'
+import { GuardError, invalidOption, problemBody } from './errors.js'
+import { createGuard, type AuthResult, type GuardRequest, type RouteGuard } from './guard.js'
 import type { GuardOptions } from './options.js'
+import { declaresBody, payloadHash, signsQuery, tapBody } from './webhook.js'
 
 // What an Express error handler needs, without importing the Fastify entry point.
 export { GuardError, isGuardError } from './errors.js'
@@ -66,15 +67,69 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
     res.end(body)
   }
 
+  /**
+   * Signed webhooks: compare payload_hash with the raw body. Mounted before the body parser (the
+   * README's way), the body is hashed as the parser reads it and a mismatch reaches the parser as
+   * a stream error, which it hands to next(err): the handler never runs. Mounted after one, only
+   * the raw bytes it kept as `req.rawBody` (its `verify` option) can be checked; without them, 401.
+   */
+  function checkBody (auth: AuthResult, input: GuardRequest, req: Request, res: Response, next: NextFunction): void {
+    let digest: string | undefined
+    if (!signsQuery(req.method) && declaresBody(req)) {
+      if (!req.readableEnded) {
+        tapBody(req, (bodyDigest) => {
+          try {
+            guard.checkPayload(auth, input, bodyDigest)
+            return undefined
+          } catch (error) {
+            return error as GuardError
+          }
+        }, (error, listened) => {
+          const coded = error as GuardError
+          // next() was called already: the body parser takes the error to next(err). In problem
+          // format, or with nobody listening (a handler reading the body by hand), the guard answers.
+          const toParser = listened && guard.options.errorFormat !== 'problem'
+          reject(coded, req, res, toParser
+            ? () => {}
+            : () => {
+                res.status(coded.statusCode).set(coded.headers)
+                  .json({ statusCode: coded.statusCode, code: coded.code, error: coded.error, message: coded.message })
+              })
+          return toParser
+        })
+        next()
+        return
+      }
+      const raw = (req as { rawBody?: unknown }).rawBody
+      if (!Buffer.isBuffer(raw) && typeof raw !== 'string') {
+        reject(new GuardError('VJG_SIGNATURE_INVALID', 'The body was read before the guard and no req.rawBody was kept: its "payload_hash" cannot be checked').withRealm(guard.options.realm), req, res, next)
+        return
+      }
+      digest = payloadHash(raw)
+    }
+    try {
+      guard.checkPayload(auth, input, digest)
+    } catch (error) {
+      reject(error as GuardError, req, res, next)
+      return
+    }
+    next()
+  }
+
   return function vonageJwtGuard (req: Request, res: Response, next: NextFunction): void {
-    guard.authenticate({
+    const input: GuardRequest = {
       // The raw target: after mounting, req.url and req.path are relative to the mount point.
       target: req.originalUrl ?? req.url,
       method: req.method,
       raw: req,
       request: req
-    }, route).then((auth) => {
+    }
+    guard.authenticate(input, route).then((auth) => {
       req.auth = auth
+      if (guard.options.payloadHash && auth !== null) {
+        checkBody(auth, input, req, res, next)
+        return
+      }
       next()
     }, (error: GuardError) => {
       reject(error, req, res, next)

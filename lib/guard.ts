@@ -1,6 +1,7 @@
 /**
  * The request pipeline both adapters share, in the order of SPEC section 9:
- * canonical path (400) -> one token (401/400) -> verify (401) -> ACL (403).
+ * canonical path (400) -> one token (401/400) -> verify (401) -> replay and revocation
+ * (401/503, on cache hits too) -> ACL (403).
  * Adapters only translate a request in and a result or a GuardError out.
  */
 import type { IncomingMessage } from 'node:http'
@@ -8,6 +9,7 @@ import { canonicalPath } from './canonical-path.js'
 import { GuardError, invalidOption } from './errors.js'
 import { checkAclPath, type AclPathOption, type GuardOptions, type NormalizedOptions, type ResolvedTokenSource, type VonageClaims } from './options.js'
 import type { JsonObject } from './token.js'
+import { createStateStage } from './state.js'
 import { createVerifier, type Verifier } from './verify.js'
 import { checkPayloadHash, requestDigest } from './webhook.js'
 
@@ -184,6 +186,7 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 export function createGuard (input: GuardOptions<any>): Guard {
   const verifier = createVerifier(input)
   const options = verifier.options
+  const state = createStateStage(options.state, options)
   const defaultRoute: RouteGuard = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath })
 
   function resolveRoute (option: unknown, where: string): RouteGuard | false {
@@ -208,6 +211,7 @@ export function createGuard (input: GuardOptions<any>): Guard {
       throw new GuardError('VJG_TOKEN_MISSING')
     }
     const verified = await verifier.verify(token)
+    if (state !== null) await state(verified, input.request)
     let grantedBy: string | null = null
     if (route.acl) {
       grantedBy = verifier.authorize(verified, input.method, aclPathFor(route, input, path), { request: input.request }).grantedBy

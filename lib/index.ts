@@ -22,3 +22,7 @@ export type { GuardOptions, NormalizedOptions, TokenSource, VonageClaims } from 
 export type { PublicKeyInput, JsonWebKeyInput } from './keys.js'
 export { PROFILES } from './profiles.js'
 export type { ProfileName } from './profiles.js'
+export { createMemoryStore, StoreFullError } from './stores/memory.js'
+export type { MemoryStore, MemoryStoreOptions } from './stores/memory.js'
+export type { GuardStore, StoreQuery, StoreAnswer } from './stores/store.js'
+export type { RevocationHook } from './state.js'

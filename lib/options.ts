@@ -8,6 +8,9 @@ import { invalidOption } from './errors.js'
 import type { KeyObject } from 'node:crypto'
 import { preparePublicKeys, prepareSecret, type PreparedKey, type PublicKeyInput } from './keys.js'
 import { PROFILES, type ClaimCheck, type Profile, type ProfileName } from './profiles.js'
+import { jwksSettings, type JwksSettings } from './jwks.js'
+import { stateOptions, type RevocationHook, type StateOptions } from './state.js'
+import type { GuardStore } from './stores/store.js'
 
 /** An HMAC secret: a UTF-8 string, bytes, or a secret `KeyObject`; at least 16 bytes. */
 export type SecretInput = string | Buffer | KeyObject
@@ -90,6 +93,27 @@ export interface GuardOptions<Request = unknown> {
   realm?: string
   /** The clock, in milliseconds; inject it in tests. @default Date.now */
   now?: () => number
+  /**
+   * A remote JWKS (https; http only on a loopback host): keys chosen by `kid` (and `alg`), cached,
+   * refetched on an unknown `kid` at most once per `jwks.cooldown`. Instead of `publicKey(s)`. @default undefined
+   */
+  jwksUrl?: string | URL
+  /** Tuning of `jwksUrl`, in ms. @default { cooldown: 30000, timeout: 1000, cacheMaxAge: 600000 } */
+  jwks?: { cooldown?: number, timeout?: number, cacheMaxAge?: number }
+  /**
+   * Replay protection: each `jti` accepted once until the token's effective expiry. `true` uses a
+   * bounded in-memory store; `{ store }` a shared one (`createRedisStore`). Off by default: Client
+   * SDKs reuse one token for many requests. @default false
+   */
+  replay?: boolean | { store: GuardStore }
+  /** Your revocation check: true means 401 `VJG_TOKEN_REVOKED`; a throw or a timeout is 503 (see `failOpen`). @default undefined */
+  isRevoked?: RevocationHook<Request>
+  /** A store with revoked jtis and subjects (`createMemoryStore`, `createRedisStore`). @default undefined */
+  revocation?: GuardStore
+  /** When a store or `isRevoked` fails or times out, skip that check instead of answering 503. Never skips a key or signature check. @default false */
+  failOpen?: boolean
+  /** Longest wait, in ms, for a replay or revocation store or `isRevoked`; past it the check has failed. @default 1000 */
+  stateTimeout?: number
 }
 
 export interface NormalizedOptions {
@@ -119,6 +143,8 @@ export interface NormalizedOptions {
   readonly maxAge: number | null
   /** The profile signs the request body: adapters compare it with `payload_hash` (webhook.ts). */
   readonly payloadHash: boolean
+  /** Replay protection and revocation (state.ts); all off by default. */
+  readonly state: StateOptions
 }
 
 /** How the verifier finds the keys for one token. */
@@ -131,6 +157,7 @@ export type KeySource =
     /** The claim may also be a JSON integer, looked up as its decimal string (OpenTok's `iss`). */
     readonly integerIds?: boolean
   }
+  | { readonly kind: 'jwks', readonly jwks: JwksSettings }
 
 /** Every algorithm the hot path implements. */
 export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
@@ -139,7 +166,8 @@ const KNOWN_OPTIONS = new Set([
   'publicKey', 'publicKeys', 'profile', 'algorithms', 'applicationId', 'clockTolerance',
   'defaultLifetime', 'maxLifetime', 'lifetimePolicy', 'requiredClaims', 'allowNumericStringDates',
   'requireAcl', 'aclPath', 'aclFilter', 'tokenSources', 'getToken', 'maxTokenLength', 'cache',
-  'errorFormat', 'realm', 'now', 'secrets', 'maxAge'
+  'errorFormat', 'realm', 'now', 'secrets', 'maxAge',
+  'jwksUrl', 'jwks', 'replay', 'isRevoked', 'revocation', 'failOpen', 'stateTimeout'
 ])
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -212,7 +240,7 @@ export function checkAclPath (value: unknown, name: string): AclPathOption | und
 
 /** HS profiles: `secrets` chosen by the profile's claim; never a public key, never an RSA algorithm. */
 function secretSource (options: Record<string, unknown>, algorithms: ReadonlySet<string>, profile: ProfileName, claim: string): KeySource {
-  for (const name of ['publicKey', 'publicKeys']) {
+  for (const name of ['publicKey', 'publicKeys', 'jwksUrl']) {
     if (options[name] !== undefined) invalidOption(name, `cannot be used with profile '${profile}', which verifies HS256 with shared secrets: give secrets: { [${claim}]: secret }`)
   }
   for (const alg of algorithms) {
@@ -230,12 +258,14 @@ function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<st
   if (options.secrets !== undefined) {
     invalidOption('secrets', `is for the HS256 profiles ('opentok', 'vonage-webhook'); profile '${String(options.profile ?? 'vonage')}' verifies RS256 with a public key`)
   }
-  const given = ['publicKey', 'publicKeys'].filter(k => options[k] !== undefined)
-  if (given.length === 0) invalidOption('publicKey', 'is required (or publicKeys)')
+  const given = ['publicKey', 'publicKeys', 'jwksUrl'].filter(k => options[k] !== undefined)
+  if (given.length === 0) invalidOption('publicKey', 'is required (or publicKeys, or jwksUrl)')
   if (given.length > 1) invalidOption(given[1]!, `cannot be combined with ${given[0]}: give one source of keys`)
   for (const alg of algorithms) {
     if (!RSA_ALGORITHMS.has(alg)) invalidOption('algorithms', `holds "${alg}", which a public key cannot verify`)
   }
+  if (options.jwks !== undefined && options.jwksUrl === undefined) invalidOption('jwks', 'tunes jwksUrl: give jwksUrl too')
+  if (options.jwksUrl !== undefined) return Object.freeze({ kind: 'jwks', jwks: jwksSettings(options.jwksUrl, options.jwks) })
   if (options.publicKey !== undefined) {
     return Object.freeze({ kind: 'static', keys: preparePublicKeys(options.publicKey, 'publicKey') })
   }
@@ -310,7 +340,8 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     now: fn<() => number>(options.now, 'now'),
     claimChecks: preset.claimChecks,
     maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
-    payloadHash: preset.payloadHash === true
+    payloadHash: preset.payloadHash === true,
+    state: stateOptions(options, maxLifetime)
   })
 }
 

@@ -6,6 +6,7 @@ import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from '
 import { compileAcl, decide, type AclDecision, type CompiledAcl } from './acl.js'
 import { TokenCache } from './cache.js'
 import { GuardError } from './errors.js'
+import { createRemoteKeySet } from './jwks.js'
 import type { PreparedKey } from './keys.js'
 import { normalizeOptions, type GuardOptions, type NormalizedOptions, type VonageClaims } from './options.js'
 import { checkHeader, parseCompact, type JsonObject } from './token.js'
@@ -177,6 +178,8 @@ function deepFreeze<T> (value: T): T {
 interface CacheEntry {
   readonly verified: VerifiedToken
   readonly validFrom: number
+  /** The key that verified the signature: a hit is served only while a remote key set still lists it. */
+  readonly key: PreparedKey
 }
 
 export function createVerifier (input: GuardOptions<any>): Verifier {
@@ -185,9 +188,11 @@ export function createVerifier (input: GuardOptions<any>): Verifier {
   /** The compiled `acl` claim of each verified token (null: a root token). */
   const acls = new WeakMap<VerifiedToken, CompiledAcl | null>()
   const keySource = options.keys
+  const remote = keySource.kind === 'jwks' ? createRemoteKeySet(keySource.jwks, options.now) : null
 
   function keysFor (payload: JsonObject): readonly PreparedKey[] {
     if (keySource.kind === 'static') return keySource.keys
+    if (keySource.kind === 'jwks') throw new Error('unreachable: a remote key set is looked up by keysFor of jwks.ts')
     const claim = payload[keySource.claim]
     // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
     const id = keySource.integerIds === true && typeof claim === 'number' && Number.isSafeInteger(claim) ? String(claim) : claim
@@ -202,22 +207,24 @@ export function createVerifier (input: GuardOptions<any>): Verifier {
     if (cache !== null) {
       const hit = cache.get(token)
       if (hit !== undefined) {
-        if (now >= hit.validFrom && now - options.clockTolerance < hit.verified.expiresAt) return hit.verified
+        const live = now >= hit.validFrom && now - options.clockTolerance < hit.verified.expiresAt
+        // A key removed from the JWKS stops verifying cached tokens as soon as the set is refreshed.
+        if (live && (remote === null || await remote.holds(hit.key))) return hit.verified
         cache.delete(token)
       }
     }
     const parsed = parseCompact(token, options.maxTokenLength)
     const alg = checkHeader(parsed.header, options.algorithms)
-    const keys = keysFor(parsed.payload)
+    const keys = remote === null ? keysFor(parsed.payload) : await remote.keysFor(parsed.header, alg)
     const signingInput = Buffer.from(parsed.signingInput, 'latin1')
-    let valid = false
+    let verifiedBy: PreparedKey | undefined
     for (const key of keys) {
       if (verifySignature(alg, signingInput, parsed.signature, key)) {
-        valid = true
+        verifiedBy = key
         break
       }
     }
-    if (!valid) throw new GuardError('VJG_SIGNATURE_INVALID')
+    if (verifiedBy === undefined) throw new GuardError('VJG_SIGNATURE_INVALID')
 
     // From here on the claims are trusted.
     const claims = parsed.payload
@@ -229,7 +236,7 @@ export function createVerifier (input: GuardOptions<any>): Verifier {
       expiresAt: time.expiresAt
     })
     acls.set(verified, acl)
-    cache?.set(token, { verified, validFrom: time.validFrom })
+    cache?.set(token, { verified, validFrom: time.validFrom, key: verifiedBy })
     return verified
   }
 

@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual, type Hash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { GuardError } from './errors.js'
 
 /** Lowercase hex SHA-256, as Vonage computes `payload_hash`. */
@@ -80,4 +80,33 @@ export function requestDigest (method: string, target: string, raw: IncomingMess
   if (signsQuery(method)) return payloadHash(rawQuery(target))
   if (bodyDigest !== undefined) return bodyDigest
   return declaresBody(raw) ? undefined : EMPTY_BODY_HASH
+}
+
+/**
+ * Hash a request body while its own consumer (body-parser, a proxy, the handler) reads it,
+ * without reading it ourselves: a Readable emits every chunk it hands out as 'data' (flowing
+ * mode and read() alike), then 'end'. `check(digest)` runs before any 'end' listener. When it
+ * returns an error, 'end' is never emitted: `rejected(error, listened)` either returns true to
+ * hand the error to the consumers as a stream error (a body parser then fails with it, so the
+ * handler never runs), or answers the request itself and returns false.
+ */
+export function tapBody (stream: Readable, check: (digest: string) => Error | undefined, rejected: (error: Error, listened: boolean) => boolean): void {
+  const hash = createHash('sha256')
+  const emit = stream.emit
+  let done = false
+  stream.emit = function (this: Readable, event: string | symbol, ...args: unknown[]): boolean {
+    if (done) return emit.call(this, event, ...args)
+    if (event === 'data') {
+      const chunk = args[0]
+      hash.update(typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Buffer)
+    } else if (event === 'end') {
+      done = true
+      const error = check(hash.digest('hex'))
+      if (error !== undefined) {
+        const listened = this.listenerCount('error') > 0
+        return rejected(error, listened) && listened ? emit.call(this, 'error', error) : false
+      }
+    }
+    return emit.call(this, event, ...args)
+  } as typeof stream.emit
 }

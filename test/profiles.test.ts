@@ -5,14 +5,18 @@
  * the status, the code and the challenge, and that a refused request never reached the handler.
  */
 import { createHash, randomUUID, type KeyObject } from 'node:crypto'
+import { request as httpRequest, type RequestListener } from 'node:http'
 import { createRequire } from 'node:module'
 import { verifySignature as vonageVerifySignature } from '@vonage/jwt'
 import { Video } from '@vonage/video'
+import express, { type Express, type NextFunction, type Request, type Response } from 'express'
 import Fastify from 'fastify'
 import { decodeJwt, SignJWT } from 'jose'
 import t from 'tap'
+import { expressVonageJwt, isGuardError } from '../lib/express.js'
 import vonageJwtGuard, { createVerifier } from '../lib/index.js'
 import { APP_ID, keys, NOW, otherKeys } from './helpers/keys.js'
+import { withServer } from './helpers/scenarios.js'
 
 const REALM = 'Bearer realm="vonage-jwt-guard"'
 const INVALID_TOKEN = `${REALM}, error="invalid_token", error_description="`
@@ -261,6 +265,118 @@ function runCases (name: string, send: Send): void {
 }
 
 runCases('profiles through the Fastify plugin', fastifySend)
+
+type ExpressModule = typeof express
+const express4 = require('express4') as ExpressModule
+
+/** Express' error handler for the tests: the GuardError's status, challenge and code. */
+function guardErrors (err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  if (!isGuardError(err)) return next(err)
+  res.status(err.status).set(err.headers).json({ statusCode: err.statusCode, code: err.code, error: err.error, message: err.message })
+}
+
+/** One request over a real socket, the body sent byte for byte. */
+function send (listener: RequestListener, c: Pick<ProfileCase, 'method' | 'url' | 'headers' | 'body'>): Promise<Answer> {
+  return withServer(listener, (port) => new Promise<Answer>((resolve, reject) => {
+    const headers: Record<string, string | number> = { ...c.headers }
+    if (c.body !== undefined) headers['content-length'] = Buffer.byteLength(c.body)
+    const req = httpRequest({ host: '127.0.0.1', port, method: c.method ?? 'GET', path: c.url, headers }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(c.body)
+  }))
+}
+
+/** Express: the guard first, then the app's own express.json(), as the README shows. */
+function expressSendWith (factory: ExpressModule): Send {
+  return async (c, handled) => {
+    const app: Express = factory()
+    app.set('env', 'test')
+    app.use(expressVonageJwt({ ...c.options, now: () => c.now * 1000 } as never))
+    app.use(factory.json({ limit: '1mb' }))
+    app.use((req, res) => {
+      handled.push({ auth: req.auth ?? null, body: req.body })
+      res.json({ ok: true })
+    })
+    app.use(guardErrors)
+    return send(app, c)
+  }
+}
+
+runCases('profiles through the Express 5 middleware', expressSendWith(express))
+runCases('profiles through the Express 4 middleware', expressSendWith(express4))
+
+for (const [version, factory] of [['express 5', express], ['express 4', express4]] as const) {
+  t.test(`${version}: the webhook body check wherever the body is read`, async (t) => {
+    const body = '{"status":"delivered"}'
+    const token = await hs256(webhookClaims(body), SIGNATURE_SECRET)
+    const request = (sent: string) => ({ method: 'POST' as const, url: '/webhooks/status', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: sent })
+    const guard = () => expressVonageJwt({ ...WEBHOOK, now: () => NOW * 1000 } as never)
+
+    // A body parser first that keeps the raw bytes (its verify option): they are checked.
+    let ran = 0
+    const kept = factory()
+    kept.use(factory.json({ verify: (req, _res, buf) => { (req as { rawBody?: Buffer }).rawBody = buf } }))
+    kept.use(guard())
+    kept.use((req, res) => { ran++; res.json(req.body) })
+    kept.use(guardErrors)
+    let answer = await send(kept, request(body))
+    t.equal(answer.status, 200, 'raw body kept by the parser: accepted')
+    t.same(JSON.parse(answer.body), JSON.parse(body))
+    answer = await send(kept, request('{"status":"rejected"}'))
+    t.equal(answer.status, 401, 'raw body kept by the parser: tampered')
+    t.equal(JSON.parse(answer.body).code, 'VJG_SIGNATURE_INVALID')
+    t.ok(String(answer.headers['www-authenticate']).startsWith(INVALID_TOKEN))
+    t.equal(ran, 1)
+
+    // A body parser first that keeps nothing: the body cannot be checked, so it is refused.
+    const lost = factory()
+    lost.use(factory.json())
+    lost.use(guard())
+    lost.use((_req, res) => { ran++; res.json({}) })
+    lost.use(guardErrors)
+    answer = await send(lost, request(body))
+    t.equal(answer.status, 401)
+    t.equal(JSON.parse(answer.body).code, 'VJG_SIGNATURE_INVALID')
+    t.match(JSON.parse(answer.body).message, /read before the guard/)
+    t.equal(ran, 1, 'the handler never ran')
+
+    // A handler that reads the body by hand, with no 'error' listener: the guard answers.
+    const byHand = factory()
+    byHand.use(guard())
+    byHand.use((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => { ran++; res.json({ length: Buffer.concat(chunks).length }) })
+    })
+    answer = await send(byHand, request(body))
+    t.equal(answer.status, 200, 'read by hand: accepted')
+    t.equal(JSON.parse(answer.body).length, body.length)
+    answer = await send(byHand, request('{"status":"rejected"}'))
+    t.equal(answer.status, 401, 'read by hand: tampered')
+    t.equal(JSON.parse(answer.body).code, 'VJG_SIGNATURE_INVALID')
+    t.ok(String(answer.headers['www-authenticate']).startsWith(INVALID_TOKEN))
+    t.equal(ran, 2, 'the end of a tampered body never reached the handler')
+
+    // Problem format: the guard answers itself, the parser never completes, the handler never runs.
+    const problem = factory()
+    problem.use(expressVonageJwt({ ...WEBHOOK, errorFormat: 'problem', now: () => NOW * 1000 } as never))
+    problem.use(factory.json())
+    problem.use((_req, res) => { ran++; res.json({}) })
+    answer = await send(problem, request('{"status":"rejected"}'))
+    t.equal(answer.status, 401, 'problem format: tampered')
+    t.match(answer.headers['content-type'], /^application\/problem\+json/)
+    t.equal(JSON.parse(answer.body).code, 'VJG_SIGNATURE_INVALID')
+    t.ok(String(answer.headers['www-authenticate']).startsWith(INVALID_TOKEN))
+    answer = await send(problem, request(body))
+    t.equal(answer.status, 200, 'problem format: accepted')
+    t.equal(ran, 3)
+  })
+}
 
 t.test('the webhook token we sign is one @vonage/jwt verifies with the signature secret', async (t) => {
   const token = await hs256(webhookClaims('{}'), SIGNATURE_SECRET)

@@ -1,0 +1,106 @@
+/**
+ * `create`: sign a Vonage application JWT with the flags of `vonage jwt create`, and print the
+ * token alone on stdout (so `TOKEN=$(vonage-jwt-guard create ...)` works).
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { InvalidArgumentError, type Command } from 'commander'
+import { compileAcl } from '../acl.js'
+import { GuardError } from '../errors.js'
+import { mintToken } from '../mint.js'
+import { integerFlag, readKeyText, UsageError } from './shared.js'
+
+interface CreateFlags {
+  appId?: string
+  privateKey: string
+  sub?: string
+  acl?: unknown
+  exp?: number
+  ttl: number
+  claim: Record<string, unknown>
+}
+
+/** NumericDate seconds: a positive integer below 2^53. */
+export const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
+
+/** Why the verifier would refuse this `acl` claim, or undefined when it accepts it. */
+function aclProblem (acl: unknown): string | undefined {
+  try {
+    // Validated exactly as the verifier validates the claim, so a token we print is one it accepts.
+    compileAcl(acl)
+    return undefined
+  } catch (error) {
+    if (error instanceof GuardError) return error.message
+    throw error
+  }
+}
+
+function aclFlag (value: string): unknown {
+  let acl: unknown
+  try {
+    acl = JSON.parse(value)
+  } catch {
+    throw new InvalidArgumentError('Expected JSON, e.g. \'{"paths":{"/*/users/**":{}}}\'.')
+  }
+  const problem = aclProblem(acl)
+  if (problem !== undefined) throw new InvalidArgumentError(`${problem}.`)
+  return acl
+}
+
+/** `--claim key=value`, repeatable: the value is JSON when it parses as JSON, else a string. */
+function claimFlag (value: string, previous: Record<string, unknown>): Record<string, unknown> {
+  const eq = value.indexOf('=')
+  if (eq <= 0) throw new InvalidArgumentError('Expected key=value.')
+  const name = value.slice(0, eq)
+  const raw = value.slice(eq + 1)
+  let parsed: unknown = raw
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    // Not JSON: the text itself.
+  }
+  return { ...previous, [name]: parsed }
+}
+
+function privateKeyFrom (value: string): KeyObject {
+  const text = readKeyText(value, '--private-key')
+  try {
+    return createPrivateKey(text)
+  } catch (error) {
+    throw new UsageError(`--private-key: not a private key in PEM (${(error as Error).message})`)
+  }
+}
+
+export function registerCreate (program: Command): void {
+  program
+    .command('create')
+    .description('sign a Vonage application JWT (RS256) and print it alone on stdout')
+    .option('--app-id <id>', 'the application_id claim (required unless --claim application_id=...)')
+    .requiredOption('--private-key <path|pem>', 'the application private key: a path to private.key, or the PEM itself')
+    .option('--sub <user>', 'the sub claim (the Client SDK user name)')
+    .option('--acl <json>', 'the acl claim as JSON, checked as the verifier checks it', aclFlag)
+    .option('--exp <seconds>', 'the exp claim, unix seconds (wins over --ttl)', numericDateFlag)
+    .option('--ttl <seconds>', 'lifetime: exp = iat + ttl', integerFlag(1, 315_360_000), 900)
+    .option('--claim <key=value>', 'any other claim; repeatable; the value is parsed as JSON when it can be', claimFlag, {})
+    .addHelpText('after', `
+Example:
+  $ vonage-jwt-guard create --app-id aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee --private-key private.key \\
+      --sub alice --acl '{"paths":{"/*/users/**":{},"/*/conversations/**":{}}}'`)
+    .action(async (flags: CreateFlags) => {
+      const claims = { ...flags.claim }
+      if (flags.appId === undefined && typeof claims.application_id !== 'string') {
+        throw new UsageError('--app-id is required (or --claim application_id=<id>)')
+      }
+      if (flags.acl !== undefined && claims.acl !== undefined) throw new UsageError('give the acl with --acl or --claim acl=..., not both')
+      const problem = claims.acl === undefined ? undefined : aclProblem(claims.acl)
+      if (problem !== undefined) throw new UsageError(`--claim acl: ${problem}`)
+      const key = privateKeyFrom(flags.privateKey)
+      const token = await mintToken(claims, key, {
+        applicationId: flags.appId,
+        sub: flags.sub,
+        acl: flags.acl,
+        ttl: flags.ttl,
+        ...(flags.exp === undefined ? {} : { exp: flags.exp })
+      })
+      process.stdout.write(`${token}\n`)
+    })
+}

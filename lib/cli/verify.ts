@@ -1,0 +1,362 @@
+/**
+ * `verify`: explain a token. The verdict is the real verifier's (`createVerifier`,
+ * `canonicalPath`, `authorize`): the code of the GuardError it throws says which check failed.
+ * The token parts are decoded here only to show what each check looked at.
+ */
+import { readFileSync } from 'node:fs'
+import { InvalidArgumentError, Option, type Command } from 'commander'
+import { compileAcl } from '../acl.js'
+import { canonicalPath } from '../canonical-path.js'
+import { GuardError, type ErrorCode } from '../errors.js'
+import type { GuardOptions } from '../options.js'
+import { createVerifier, type Verifier, type VerifiedToken } from '../verify.js'
+import { EXIT, readKeyText, UsageError } from './shared.js'
+
+export type CheckStatus = 'pass' | 'fail' | 'skip'
+
+export interface CheckResult {
+  /** `format`, `header`, `signature`, `claim <name>`, `application`, `lifetime`, `path`, `acl`. */
+  check: string
+  status: CheckStatus
+  detail: string
+  /** The verifier's error code, on the failing check. */
+  code?: ErrorCode
+}
+
+export interface Explanation {
+  valid: boolean
+  checks: CheckResult[]
+  header: Record<string, unknown> | null
+  claims: Record<string, unknown> | null
+  /** The effective expiry (NumericDate seconds) when the token verified. */
+  expiresAt: number | null
+  grantedBy: string | null
+}
+
+export interface ExplainRequest {
+  method: string
+  /** The request target; null: the ACL is not checked. */
+  path: string | null
+}
+
+/** The order in which the verifier runs its stages; a failure in one means the later ones did not run. */
+const STAGES = ['format', 'header', 'signature', 'claims', 'path', 'acl'] as const
+type Stage = typeof STAGES[number]
+
+/** A JSON object part of the token, for display only; null when it does not decode. */
+function decodePart (part: string | undefined): Record<string, unknown> | null {
+  if (part === undefined) return null
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}
+
+const UNITS: Array<[string, number]> = [['day', 86_400], ['hour', 3_600], ['minute', 60], ['second', 1]]
+
+/** 3725 -> "1 hour 2 minutes" (the two largest units; seconds only under an hour). */
+export function durationInWords (seconds: number): string {
+  let rest = Math.round(Math.abs(seconds))
+  if (rest === 0) return '0 seconds'
+  const parts: string[] = []
+  for (const [unit, size] of UNITS) {
+    const n = Math.floor(rest / size)
+    rest -= n * size
+    if (n > 0) parts.push(`${n} ${unit}${n === 1 ? '' : 's'}`)
+    if (parts.length === 2) break
+  }
+  return parts.join(' ')
+}
+
+function relative (at: number, now: number): string {
+  const words = durationInWords(at - now)
+  return at >= now ? `in ${words}` : `${words} ago`
+}
+
+function instant (seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
+}
+
+/**
+ * Where a check sits in the verifier's order (verify.ts): stages in order and, within the claims,
+ * presence of the required claims, then the string claims' types, the application allow-list, the
+ * NumericDates and the lifetime, a profile's own rules, and last the acl's shape.
+ */
+function rank (stage: Stage, check: string): number {
+  const base = STAGES.indexOf(stage) * 10
+  if (stage !== 'claims') return base
+  const sub: Record<string, number> = {
+    'claim application_id': 1,
+    'claim jti': 1.1,
+    'claim sub': 1.2,
+    application: 2,
+    'claim iat': 3,
+    'claim exp': 3.1,
+    'claim nbf': 3.2,
+    lifetime: 3.5,
+    'claim acl': 5
+  }
+  return base + (sub[check] ?? (check.startsWith('claim ') ? 0 : 4))
+}
+
+/** The effective expiry in words, for a token the verifier refused on its lifetime (display only). */
+function displayExpiry (claims: Record<string, unknown>, verifier: Verifier, now: number): string {
+  const { iat, exp } = claims
+  if (typeof iat !== 'number') return typeof exp === 'number' ? ` (exp ${relative(exp, now)})` : ''
+  const { defaultLifetime, maxLifetime } = verifier.options
+  const expiry = Math.min(typeof exp === 'number' ? exp : iat + defaultLifetime, iat + maxLifetime)
+  return ` (effective expiry ${relative(expiry, now)})`
+}
+
+/** Which check a verifier error belongs to. */
+function failedCheck (error: GuardError, claims: Record<string, unknown> | null): { stage: Stage, check: string } {
+  switch (error.code) {
+    case 'VJG_TOKEN_MALFORMED':
+      // The same code covers the split/decode step and the header's typ/kid rules.
+      return /header "(typ|kid)"/.test(error.message) ? { stage: 'header', check: 'header' } : { stage: 'format', check: 'format' }
+    case 'VJG_ALG_NOT_ALLOWED':
+      return { stage: 'header', check: 'header' }
+    case 'VJG_KEY_UNKNOWN':
+    case 'VJG_SIGNATURE_INVALID':
+      return { stage: 'signature', check: 'signature' }
+    case 'VJG_APPLICATION_MISMATCH':
+      return { stage: 'claims', check: 'application' }
+    case 'VJG_TOKEN_EXPIRED':
+    case 'VJG_TOKEN_NOT_YET_VALID':
+    case 'VJG_LIFETIME_EXCEEDED':
+      return { stage: 'claims', check: 'lifetime' }
+    case 'VJG_CLAIM_MISSING':
+    case 'VJG_CLAIM_INVALID': {
+      if (/^acl[ .]/.test(error.message)) return { stage: 'claims', check: 'claim acl' }
+      const named = /"([^"]+)"/.exec(error.message)?.[1]
+      if (named !== undefined && (claims === null || Object.hasOwn(claims, named) || error.code === 'VJG_CLAIM_MISSING')) {
+        return { stage: 'claims', check: `claim ${named}` }
+      }
+      return { stage: 'claims', check: 'lifetime' }
+    }
+    case 'VJG_PATH_INVALID':
+      return { stage: 'path', check: 'path' }
+    case 'VJG_ACL_DENIED':
+      return { stage: 'acl', check: 'acl' }
+    default:
+      return { stage: 'claims', check: 'claims' }
+  }
+}
+
+function showValue (value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text
+}
+
+const TIME_CLAIMS = new Set(['iat', 'exp', 'nbf'])
+
+function claimDetail (name: string, value: unknown, now: number): string {
+  if (TIME_CLAIMS.has(name) && typeof value === 'number') return `${value} (${instant(value)}, ${relative(value, now)})`
+  if (name === 'acl' && typeof value === 'object' && value !== null) {
+    const paths = (value as { paths?: unknown }).paths
+    const count = typeof paths === 'object' && paths !== null ? Object.keys(paths).length : 0
+    return `${count} pattern${count === 1 ? '' : 's'}`
+  }
+  return showValue(value)
+}
+
+/** The claim rows: the required ones, then every known claim the token carries. */
+function claimNames (claims: Record<string, unknown> | null, verifier: Verifier): string[] {
+  const names = [...verifier.options.requiredClaims]
+  for (const name of ['exp', 'nbf', 'sub', 'acl']) {
+    if (claims !== null && Object.hasOwn(claims, name) && !names.includes(name)) names.push(name)
+  }
+  return names
+}
+
+/** How the effective expiry came about, in words. */
+function lifetimeDetail (verified: VerifiedToken, verifier: Verifier, now: number): string {
+  const { claims, expiresAt } = verified
+  const { defaultLifetime, maxLifetime } = verifier.options
+  let source: string
+  if (typeof claims.exp === 'number' && claims.exp === expiresAt) source = 'its exp'
+  else if (claims.exp === undefined) source = `no exp: iat + defaultLifetime (${defaultLifetime} s)`
+  else source = `capped at iat + maxLifetime (${maxLifetime} s), earlier than its exp`
+  return `valid until ${instant(expiresAt)}, expires ${relative(expiresAt, now)} (${source})`
+}
+
+/** Why no ACL rule granted `method path`: one reason per rule. */
+function denialReasons (acl: unknown, method: string, path: string, hasFilter: boolean): string[] {
+  let rules
+  try {
+    rules = compileAcl(acl).rules
+  } catch {
+    return []
+  }
+  if (rules.length === 0) return ['the acl has no patterns']
+  const upper = method.toUpperCase()
+  return rules.map((rule) => {
+    if (!rule.test(path)) return `"${rule.pattern}" does not match ${path}`
+    if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) {
+      return `"${rule.pattern}" matches, but its methods [${[...rule.methods].join(', ')}] do not include ${upper}`
+    }
+    if (rule.filters !== null) {
+      return hasFilter ? `"${rule.pattern}" matches, but aclFilter refused its filters` : `"${rule.pattern}" matches, but it has filters and no aclFilter decides them`
+    }
+    return `"${rule.pattern}" does not grant`
+  })
+}
+
+/** Run the real verifier over one token and report every check. Never throws for a bad token. */
+export async function explain (token: string, verifier: Verifier, request: ExplainRequest): Promise<Explanation> {
+  const now = verifier.options.now() / 1000
+  const parts = token.split('.')
+  const header = parts.length === 3 ? decodePart(parts[0]) : null
+  const claims = parts.length === 3 ? decodePart(parts[1]) : null
+  const checks: CheckResult[] = []
+  let failure: { stage: Stage, check: string, error: GuardError } | null = null
+  let verified: VerifiedToken | null = null
+  let grantedBy: string | null = null
+  let path: string | null = null
+
+  try {
+    verified = await verifier.verify(token)
+    if (request.path !== null) {
+      path = canonicalPath(request.path)
+      grantedBy = verifier.authorize(verified, request.method, path).grantedBy
+    }
+  } catch (error) {
+    if (!(error instanceof GuardError)) throw error
+    failure = { ...failedCheck(error, claims), error }
+  }
+
+  const failedAt = failure === null ? Infinity : rank(failure.stage, failure.check)
+  const failedStage = failure === null ? STAGES.length : STAGES.indexOf(failure.stage)
+  /** A check's row: pass when the verifier went past it, the failure on its own row, skip when the verifier stopped before it. */
+  const row = (stage: Stage, check: string, passDetail: string): void => {
+    if (failure !== null && failure.check === check) {
+      let detail = failure.error.message
+      if (check === 'lifetime' && claims !== null) detail += displayExpiry(claims, verifier, now)
+      checks.push({ check, status: 'fail', detail, code: failure.error.code })
+    } else if (rank(stage, check) < failedAt) {
+      checks.push({ check, status: 'pass', detail: passDetail })
+    } else {
+      checks.push({ check, status: 'skip', detail: `not reached: the verifier stopped at the ${failure?.check ?? ''} check` })
+    }
+  }
+
+  row('format', 'format', `compact JWS, three base64url parts, ${token.length} characters`)
+  const alg = header === null ? '' : `alg ${String(header.alg)}${header.typ === undefined ? '' : `, typ ${String(header.typ)}`}${header.kid === undefined ? '' : `, kid ${String(header.kid)}`}`
+  row('header', 'header', `${alg} (accepted: ${[...verifier.options.algorithms].join(', ')})`)
+  row('signature', 'signature', 'verified with the configured public key')
+  for (const name of claimNames(claims, verifier)) {
+    const present = claims !== null && Object.hasOwn(claims, name)
+    row('claims', `claim ${name}`, present ? claimDetail(name, claims[name], now) : 'absent')
+  }
+  if (verifier.options.applicationIds !== null) {
+    row('claims', 'application', `application_id is one of ${[...verifier.options.applicationIds].join(', ')}`)
+  }
+  row('claims', 'lifetime', verified === null ? '' : lifetimeDetail(verified, verifier, now))
+  // Another claim rule (a profile's) failed: show it on its own row.
+  if (failure !== null && failure.stage === 'claims' && !checks.some(c => c.check === failure!.check)) {
+    checks.push({ check: failure.check, status: 'fail', detail: failure.error.message, code: failure.error.code })
+  }
+
+  if (request.path === null) {
+    const rootToken = claims !== null && claims.acl === undefined
+    const detail = rootToken
+      ? 'no acl claim: a root token, granted on every path (give --path to check one request)'
+      : 'not checked: give --path (and --method) to check a request'
+    checks.push({ check: 'acl', status: 'skip', detail: failedStage < STAGES.indexOf('path') ? `not reached: the verifier stopped at the ${failure?.check ?? ''} check` : detail })
+  } else {
+    const target = `${request.method.toUpperCase()} ${request.path}`
+    row('path', 'path', path === request.path ? `${request.path} is canonical` : `${request.path} is read as ${String(path)}`)
+    if (failure?.check === 'acl' && claims !== null && path !== null) {
+      const reasons = denialReasons(claims.acl, request.method, path, verifier.options.aclFilter !== undefined)
+      checks.push({ check: 'acl', status: 'fail', detail: [failure.error.message, ...reasons.map(r => `  - ${r}`)].join('\n'), code: failure.error.code })
+    } else {
+      row('acl', 'acl', grantedBy === null ? `${target}: no acl claim, a root token is granted everywhere` : `${target} granted by "${grantedBy}"`)
+    }
+  }
+
+  return {
+    valid: failure === null,
+    checks,
+    header,
+    claims,
+    expiresAt: verified?.expiresAt ?? null,
+    grantedBy
+  }
+}
+
+const MARK: Record<CheckStatus, string> = { pass: 'pass', fail: 'FAIL', skip: 'skip' }
+
+/** The terminal form: one line per check, the failing one with the verifier's reason. */
+export function formatExplanation (explanation: Explanation): string {
+  const width = Math.max(...explanation.checks.map(c => c.check.length))
+  const lines = explanation.checks.map((c) => {
+    const [first, ...more] = c.detail.split('\n')
+    const code = c.code === undefined ? '' : ` [${c.code}]`
+    return [`${MARK[c.status]}  ${c.check.padEnd(width)}  ${first ?? ''}${code}`, ...more.map(m => `${' '.repeat(width + 8)}${m}`)].join('\n')
+  })
+  const failed = explanation.checks.find(c => c.status === 'fail')
+  lines.push('')
+  lines.push(failed === undefined ? 'valid: every check passed' : `invalid: the ${failed.check} check failed`)
+  return `${lines.join('\n')}\n`
+}
+
+/** `--now`: unix seconds or an ISO 8601 date. */
+function nowFlag (value: string): number {
+  const ms = /^[0-9]+$/.test(value) ? Number(value) * 1000 : Date.parse(value)
+  if (!Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError('Expected unix seconds or an ISO 8601 date.')
+  return ms
+}
+
+interface VerifyFlags {
+  publicKey: string
+  appId?: string[]
+  method?: string
+  path?: string
+  now?: number
+  requireAcl: boolean
+  json: boolean
+}
+
+function readToken (argument: string): string {
+  const text = argument === '-' ? readFileSync(0, 'utf8') : argument
+  // A pasted "Bearer <jwt>" or a trailing newline is the token all the same.
+  return text.trim().replace(/^bearer\s+/i, '')
+}
+
+export function registerVerify (program: Command): void {
+  program
+    .command('verify')
+    .description('verify a token with the guard\'s own verifier and print every check (exit 0 only if all pass)')
+    .argument('<token>', 'the JWT, or - to read it from stdin')
+    .requiredOption('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
+    .option('--app-id <id...>', 'accept only these application_id values')
+    .option('--method <method>', 'the request method for the ACL check (with --path)', 'GET')
+    .option('--path <path>', 'check the ACL for this request path (as the request target, e.g. /v1/users/abc)')
+    .option('--now <time>', 'verify as of this time: unix seconds or an ISO date (default: the clock)', nowFlag)
+    .option('--require-acl', 'refuse tokens without an acl claim', false)
+    .addOption(new Option('--json', 'print the result as JSON for scripts').default(false))
+    .addHelpText('after', `
+Exit codes: 0 every check passed, 1 a check failed, 2 usage error.`)
+    .action(async (argument: string, flags: VerifyFlags, command: Command) => {
+      const token = readToken(argument)
+      if (token.length === 0) throw new UsageError('the token is empty')
+      const methodGiven = command.getOptionValueSource('method') === 'cli'
+      if (methodGiven && flags.path === undefined) throw new UsageError('--method needs --path')
+      const options: GuardOptions = {
+        publicKey: readKeyText(flags.publicKey, '--public-key'),
+        requireAcl: flags.requireAcl,
+        cache: false
+      }
+      if (flags.appId !== undefined) options.applicationId = flags.appId
+      if (flags.now !== undefined) {
+        const at = flags.now
+        options.now = () => at
+      }
+      const verifier = createVerifier(options)
+      const explanation = await explain(token, verifier, { method: flags.method ?? 'GET', path: flags.path ?? null })
+      process.stdout.write(flags.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation))
+      process.exitCode = explanation.valid ? EXIT.OK : EXIT.FAILED
+    })
+}

@@ -45,22 +45,29 @@ export function decodeBase64url (part: string, what: string): Buffer {
   return Buffer.from(part, 'base64url')
 }
 
+/** Deepest JSON nesting accepted in a header or payload; a Vonage acl needs about five levels. */
+export const MAX_JSON_DEPTH = 32
+
 /**
- * Whether a text that JSON.parse accepted repeats a member name inside one object. JSON.parse
- * keeps the last duplicate while other parsers keep the first or refuse, so a token with
- * `{"sub":"alice","sub":"admin"}` would mean two things: it is refused (RFC 7515 section 5.2
- * and RFC 7519 section 4 allow exactly that). Names are compared decoded, so `"\u0073ub"` is
- * `"sub"`. One linear pass: the text is already known to be valid JSON.
+ * What is wrong with the structure of a text that JSON.parse accepted, or undefined.
+ *
+ * - A member name repeated inside one object: JSON.parse keeps the last duplicate while other
+ *   parsers keep the first or refuse, so `{"sub":"alice","sub":"admin"}` would mean two things.
+ *   It is refused (RFC 7515 section 5.2 and RFC 7519 section 4 allow exactly that). Names are
+ *   compared decoded, so `"\u0073ub"` is `"sub"`.
+ * - Nesting deeper than MAX_JSON_DEPTH: claims are frozen and serialized recursively, here and
+ *   in user code, and thousands of levels overflow the stack.
+ *
+ * One linear pass: the text is already known to be valid JSON.
  */
-export function hasDuplicateMember (text: string): boolean {
+export function jsonStructureProblem (text: string): string | undefined {
   const stack: Array<Set<string> | null> = []
   const length = text.length
   for (let i = 0; i < length; i++) {
     const code = text.charCodeAt(i)
-    if (code === 0x7b) { // {
-      stack.push(new Set())
-    } else if (code === 0x5b) { // [
-      stack.push(null)
+    if (code === 0x7b || code === 0x5b) { // { [
+      if (stack.length === MAX_JSON_DEPTH) return `nests deeper than ${MAX_JSON_DEPTH} levels`
+      stack.push(code === 0x7b ? new Set() : null)
     } else if (code === 0x7d || code === 0x5d) { // } ]
       stack.pop()
     } else if (code === 0x22) { // "
@@ -81,14 +88,14 @@ export function hasDuplicateMember (text: string): boolean {
       while (next < length && (text.charCodeAt(next) === 0x20 || text.charCodeAt(next) === 0x09 || text.charCodeAt(next) === 0x0a || text.charCodeAt(next) === 0x0d)) next++
       if (text.charCodeAt(next) !== 0x3a) continue // a string value, not a member name
       const name = escaped ? JSON.parse(text.slice(start, i + 1)) as string : text.slice(start + 1, i)
-      if (members.has(name)) return true
+      if (members.has(name)) return 'repeats a member name in one JSON object'
       members.add(name)
     }
   }
-  return false
+  return undefined
 }
 
-/** Decode one base64url part as a UTF-8 JSON object with unique member names, or throw VJG_TOKEN_MALFORMED. */
+/** Decode one base64url part as a UTF-8 JSON object (unique member names, bounded depth), or throw VJG_TOKEN_MALFORMED. */
 export function decodeJsonObject (part: string, what: string): JsonObject {
   let text: string
   let value: unknown
@@ -102,9 +109,8 @@ export function decodeJsonObject (part: string, what: string): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new GuardError('VJG_TOKEN_MALFORMED', `The token ${what} is not a JSON object`)
   }
-  if (hasDuplicateMember(text)) {
-    throw new GuardError('VJG_TOKEN_MALFORMED', `The token ${what} repeats a member name in one JSON object`)
-  }
+  const problem = jsonStructureProblem(text)
+  if (problem !== undefined) throw new GuardError('VJG_TOKEN_MALFORMED', `The token ${what} ${problem}`)
   return value as JsonObject
 }
 

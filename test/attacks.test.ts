@@ -11,7 +11,7 @@ import { CompactEncrypt, FlattenedSign, GeneralSign, SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { createVerifier, verifySignature } from '../lib/index.js'
 import { preparePublicKey } from '../lib/keys.js'
-import { hasDuplicateMember } from '../lib/token.js'
+import { jsonStructureProblem, MAX_JSON_DEPTH } from '../lib/token.js'
 import { bearer, buildApp } from './helpers/app.js'
 import { APP_ID, b64, claims, keys, NOW, NOW_MS, otherKeys, signRaw, token } from './helpers/keys.js'
 
@@ -296,7 +296,7 @@ t.test('duplicate member names are refused (VJG_TOKEN_MALFORMED), in the header 
   await check(t, rows)
 })
 
-t.test('hasDuplicateMember reads strings and escapes exactly', async t => {
+t.test('jsonStructureProblem reads strings and escapes exactly', async t => {
   const cases: Array<[string, boolean]> = [
     ['{}', false],
     ['{"a":1,"b":2}', false],
@@ -316,6 +316,21 @@ t.test('hasDuplicateMember reads strings and escapes exactly', async t => {
   ]
   for (const [text, duplicate] of cases) {
     JSON.parse(text) // every case is valid JSON, as the scanner assumes
-    t.equal(hasDuplicateMember(text), duplicate, text)
+    t.equal(jsonStructureProblem(text), duplicate ? 'repeats a member name in one JSON object' : undefined, text)
   }
+})
+
+t.test('nesting is bounded: deep JSON is malformed, not a stack overflow', async t => {
+  const base = `"application_id":"${APP_ID}","iat":${NOW - 10},"exp":${NOW + 600},"jti":"j1"`
+  const nested = (levels: number): string => `${'['.repeat(levels)}${']'.repeat(levels)}`
+  t.equal(MAX_JSON_DEPTH, 32)
+  await check(t, [
+    { name: `${MAX_JSON_DEPTH} levels in all`, token: signRaw({ alg: 'RS256' }, `{${base},"x":${nested(MAX_JSON_DEPTH - 1)}}`), status: 200 },
+    { name: `${MAX_JSON_DEPTH + 1} levels`, token: signRaw({ alg: 'RS256' }, `{${base},"x":${nested(MAX_JSON_DEPTH)}}`), status: 401, code: 'VJG_TOKEN_MALFORMED' },
+    { name: 'deep objects in the acl', token: signRaw({ alg: 'RS256' }, `{${base},"acl":{"paths":{"/**":{"filters":${'{"a":'.repeat(40)}1${'}'.repeat(40)}}}}}`), status: 401, code: 'VJG_TOKEN_MALFORMED' },
+    { name: 'deep header', token: signRaw(`{"alg":"RS256","x":${nested(40)}}`, claims()), status: 401, code: 'VJG_TOKEN_MALFORMED' }
+  ])
+  // With the largest maxTokenLength, 300,000 levels: a coded refusal, not a RangeError.
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, maxTokenLength: 1_048_576 })
+  await t.rejects(verifier.verify(signRaw({ alg: 'RS256' }, `{${base},"x":${nested(300_000)}}`)), { code: 'VJG_TOKEN_MALFORMED' })
 })

@@ -6,11 +6,16 @@
  * is read back twice: from the 403 of a token that grants nothing (the message names the path),
  * and from `grantedBy` of a token whose ACL grants only that exact path.
  */
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
+import express from 'express'
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import t from 'tap'
+import vonageJwtGuard, { GuardError } from '../lib/index.js'
 import { buildApp } from './helpers/app.js'
 import { rawRequest, type RawResponse } from './helpers/http.js'
-import { token } from './helpers/keys.js'
+import { keys, NOW_MS, token } from './helpers/keys.js'
+import { expressApp, withServer, type ExpressFactory } from './helpers/scenarios.js'
 
 /** Who answered a refused target. */
 type Layer =
@@ -134,6 +139,7 @@ const corpus: Case[] = [
   matched('/v1/users/%E3%80%82%E3%80%82', '/v1/users/。。', 'ideographic full stops do not fold to dots'),
   matched('/v1/users/%E2%88%95', '/v1/users/∕', 'division slash does not fold to a slash'),
   matched('/v1/users/%C2%A0', '/v1/users/\u00a0', 'no-break space is kept, not folded'),
+  matched('/v1/users/%22%2C%20error=%22x', '/v1/users/", error="x', 'quotes cannot break out of the challenge'),
 
   // overlong and invalid UTF-8: Fastify's router cannot decode them and answers first
   // (400 FST_ERR_BAD_URL); canonicalPath() refuses them too where it runs alone (Express)
@@ -215,10 +221,14 @@ function exactPattern (path: string): boolean {
   return path.length <= 512 && !/[*?[\]\\%!+@(){}]/.test(path) && !path.split('/').includes('..')
 }
 
-/** rawRequest reads bytes as latin1: the JSON body is UTF-8. */
+/** rawRequest reads bytes as latin1: the JSON body is UTF-8. A bare Node 400 has no body. */
 function bodyOf (res: RawResponse): { code?: unknown, message?: unknown, auth?: { grantedBy: string } } {
-  return JSON.parse(Buffer.from(res.body, 'latin1').toString('utf8'))
+  return res.body === '' ? { message: 'Client Error' } : JSON.parse(Buffer.from(res.body, 'latin1').toString('utf8'))
 }
+
+const INVALID_REQUEST = /^Bearer realm="vonage-jwt-guard", error="invalid_request", error_description="[^"\\]*"$/
+/** The whole challenge, so that a quote in the path cannot add a parameter. */
+const INSUFFICIENT_SCOPE = /^Bearer realm="vonage-jwt-guard", error="insufficient_scope", error_description="[^"\\]*"$/
 
 function layerOf (res: RawResponse): string {
   const { code, message } = bodyOf(res)
@@ -258,13 +268,13 @@ t.test('every target is refused by the named layer, or matched as exactly its ca
       t.equal(res.status, 400, `${name}: 400`)
       t.equal(layer, row.layer, `${name}: answered by ${row.layer}`)
       if (row.layer === 'guard') {
-        t.match(res.headers['www-authenticate'], /^Bearer realm="vonage-jwt-guard", error="invalid_request", error_description="[^"]*"$/, `${name}: challenge`)
+        t.match(res.headers['www-authenticate'], INVALID_REQUEST, `${name}: challenge`)
       }
     } else {
       t.equal(res.status, 403, `${name}: reached the ACL`)
       t.equal(layer, 'acl', `${name}: VJG_ACL_DENIED`)
       t.equal(bodyOf(res).message, deniedMessage(row.path), `${name}: the ACL saw ${JSON.stringify(row.path.slice(0, 40))}`)
-      t.match(res.headers['www-authenticate'], /^Bearer realm="vonage-jwt-guard", error="insufficient_scope"/, `${name}: challenge`)
+      t.match(res.headers['www-authenticate'], INSUFFICIENT_SCOPE, `${name}: challenge`)
     }
   }
   t.comment(`answered by: ${JSON.stringify(answeredBy)}`)
@@ -286,3 +296,61 @@ t.test('a token granting only the exact canonical path is granted by that patter
     t.equal(bodyOf(res).auth?.grantedBy, row.path, `${name}: by the exact pattern`)
   }
 })
+
+/**
+ * The README's way to shape Fastify's own 400 for a URL its router cannot decode: the same code,
+ * body and challenge as the guard's, and no echo of the URL (Fastify's default message quotes it).
+ */
+function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_BAD_URL') {
+    const coded = new GuardError('VJG_PATH_INVALID', 'the path has a malformed percent-escape or is not UTF-8 once decoded')
+    void reply.code(400).headers(coded.headers).send({ statusCode: 400, code: coded.code, error: coded.error, message: coded.message })
+    return
+  }
+  void reply.code(400).send({ statusCode: 400, code: error.code, error: 'Bad Request', message: 'Bad request' })
+}
+
+t.test('with frameworkErrors, every refusal of a target is shaped as VJG_PATH_INVALID', async t => {
+  const app = Fastify({ logger: false, frameworkErrors })
+  await app.register(vonageJwtGuard, { publicKey: keys.publicPem, now: () => NOW_MS })
+  app.all('/*', async (request) => ({ auth: request.auth }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as AddressInfo
+  const tok = await token()
+  const rows = corpus.filter((c): c is Refused => 'layer' in c && c.layer !== 'node')
+  for (const row of rows) {
+    const res = await rawRequest(port, row.target, { authorization: `Bearer ${tok}` })
+    t.equal(res.status, 400, `${row.why}: 400`)
+    t.equal(bodyOf(res).code, 'VJG_PATH_INVALID', `${row.why}: coded`)
+    t.match(res.headers['www-authenticate'], INVALID_REQUEST, `${row.why}: challenge`)
+    if (row.target.length > 8) t.notOk(res.body.includes(row.target.slice(1)), `${row.why}: the target is not echoed`)
+  }
+})
+
+const express4 = createRequire(import.meta.url)('express4') as ExpressFactory
+
+/**
+ * Express has no router decoding before the middleware: canonicalPath() alone answers what
+ * Fastify's router refused first (malformed escapes, overlong and invalid UTF-8).
+ */
+for (const [name, factory] of [['express 5', express], ['express 4', express4]] as Array<[string, ExpressFactory]>) {
+  t.test(`${name}: the same corpus through the middleware, over a real socket`, async t => {
+    const denyAll = await token({ acl: { paths: { '/granted/nothing': {} } } })
+    await withServer(expressApp(factory, {}), async port => {
+      for (const row of corpus) {
+        const label = `${JSON.stringify(row.target.slice(0, 60))} (${row.why})`
+        const res = await rawRequest(port, row.target, { authorization: `Bearer ${denyAll}` })
+        t.ok(res.status >= 400 && res.status < 500, `${label}: a 4xx (${res.status})`)
+        if ('layer' in row) {
+          t.equal(res.status, 400, `${label}: 400`)
+          t.equal(layerOf(res), row.layer === 'fastify' ? 'guard' : row.layer, `${label}: answered by ${row.layer === 'fastify' ? 'guard' : row.layer}`)
+        } else {
+          t.equal(res.status, 403, `${label}: reached the ACL`)
+          t.equal(bodyOf(res).message, deniedMessage(row.path), `${label}: the ACL saw the same path`)
+          t.match(res.headers['www-authenticate'], INSUFFICIENT_SCOPE, `${label}: challenge`)
+        }
+      }
+    })
+  })
+}

@@ -405,6 +405,31 @@ t.test('a tampered webhook body in problem format is answered before the handler
   t.equal(handled.length, 0)
 })
 
+t.test('fastify.jwtGuard.authenticate as a route hook checks the webhook body too', async (t) => {
+  const body = '{"status":"delivered"}'
+  const token = await hs256(webhookClaims(body), SIGNATURE_SECRET)
+  for (const hook of ['onRequest', 'preHandler'] as const) {
+    const app = Fastify({ logger: false })
+    await app.register(vonageJwtGuard, { ...WEBHOOK, now: () => NOW * 1000 } as never)
+    let ran = 0
+    app.post('/webhooks/status', { config: { jwtGuard: false }, [hook]: app.jwtGuard.authenticate }, async (request) => {
+      ran++
+      return request.body
+    })
+    const send = (payload: string) => app.inject({ method: 'POST', url: '/webhooks/status', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, payload })
+    const tampered = await send('{"status":"rejected"}')
+    t.equal(tampered.statusCode, 401, `${hook}: tampered`)
+    t.equal(tampered.json().code, 'VJG_SIGNATURE_INVALID', `${hook}: code`)
+    t.ok(String(tampered.headers['www-authenticate']).startsWith(INVALID_TOKEN), `${hook}: challenge`)
+    t.equal(ran, 0, `${hook}: the handler never ran`)
+    const accepted = await send(body)
+    t.equal(accepted.statusCode, 200, `${hook}: accepted`)
+    t.same(accepted.json(), JSON.parse(body))
+    t.equal(ran, 1)
+    await app.close()
+  }
+})
+
 t.test('refused combinations are a TypeError naming the option', async (t) => {
   const rows: Array<{ name: string, options: Record<string, unknown>, option: string }> = [
     { name: 'an HS profile with a public key', options: { ...OPENTOK, publicKey: keys.publicPem }, option: 'publicKey' },

@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { decodeProtectedHeader, importPKCS8, importSPKI, jwtVerify } from 'jose'
 import t, { type Test } from 'tap'
+import { createVerifier, type Verifier } from '../lib/index.js'
+import { explain, formatExplanation } from '../lib/cli/verify.js'
 import { rawRequest } from './helpers/http.js'
 import { APP_ID, CLIENT_ACL, claims, keys, NOW, otherKeys, sign, signRaw, token } from './helpers/keys.js'
 
@@ -213,11 +215,27 @@ t.test('create refuses a bad command line with exit 2 and prints no token', asyn
 interface VerifyRow {
   name: string
   token: () => Promise<string>
-  args?: string[]
+  appId?: string
+  requireAcl?: boolean
+  method?: string
+  path?: string
   /** The failing check and the verifier's code; none: every check passes. */
   fails?: { check: string, code: string }
-  /** Also run the terminal form. */
-  text?: boolean
+  /** Also run it through the bin (a few rows: each spawn costs a second on a shared machine). */
+  spawn?: boolean
+}
+
+function verifierFor (row: { appId?: string, requireAcl?: boolean }, now = NOW): Verifier {
+  return createVerifier({ publicKey: keys.publicPem, now: () => now * 1000, cache: false, requireAcl: row.requireAcl ?? false, ...(row.appId === undefined ? {} : { applicationId: row.appId }) })
+}
+
+function cliArgs (row: VerifyRow): string[] {
+  return [
+    ...(row.appId === undefined ? [] : ['--app-id', row.appId]),
+    ...(row.requireAcl === true ? ['--require-acl'] : []),
+    ...(row.method === undefined ? [] : ['--method', row.method]),
+    ...(row.path === undefined ? [] : ['--path', row.path])
+  ]
 }
 
 t.test('verify runs the real verifier, names the failing check, and exits 0 only if all pass', async t => {
@@ -225,33 +243,29 @@ t.test('verify runs the real verifier, names the failing check, and exits 0 only
   const publicKey = join(dir, 'public.key')
   const [h, p] = (await token()).split('.')
   const rows: VerifyRow[] = [
-    { name: 'a valid token and a granted path', token: () => token(), args: ['--path', '/v1/users/abc'] },
+    { name: 'a valid token and a granted path', token: () => token(), path: '/v1/users/abc', spawn: true },
     { name: 'a valid token without --path', token: () => token() },
-    { name: 'a root token (no acl) on any path', token: () => token({ acl: undefined }), args: ['--method', 'DELETE', '--path', '/v1/calls'] },
+    { name: 'a root token (no acl) on any path', token: () => token({ acl: undefined }), method: 'DELETE', path: '/v1/calls' },
     { name: 'not a JWS', token: async () => 'not-a-token', fails: { check: 'format', code: 'VJG_TOKEN_MALFORMED' } },
     { name: 'two parts', token: async () => `${h}.${p}`, fails: { check: 'format', code: 'VJG_TOKEN_MALFORMED' } },
     { name: 'alg HS256', token: async () => signRaw({ alg: 'HS256' }, claims()), fails: { check: 'header', code: 'VJG_ALG_NOT_ALLOWED' } },
     { name: 'typ other than JWT', token: () => token({}, { header: { typ: 'at+jwt' } }), fails: { check: 'header', code: 'VJG_TOKEN_MALFORMED' } },
-    { name: 'signed by another key', token: () => token({}, { key: otherKeys.privateKey }), fails: { check: 'signature', code: 'VJG_SIGNATURE_INVALID' }, text: true },
-    { name: 'no jti', token: () => token({ jti: undefined }), fails: { check: 'claim jti', code: 'VJG_CLAIM_MISSING' }, text: true },
+    { name: 'signed by another key', token: () => token({}, { key: otherKeys.privateKey }), fails: { check: 'signature', code: 'VJG_SIGNATURE_INVALID' }, spawn: true },
+    { name: 'no jti', token: () => token({ jti: undefined }), fails: { check: 'claim jti', code: 'VJG_CLAIM_MISSING' } },
     { name: 'application_id not a string', token: () => token({ application_id: 42 }), fails: { check: 'claim application_id', code: 'VJG_CLAIM_INVALID' } },
     { name: 'exp before iat', token: () => token({ exp: NOW - 20 }), fails: { check: 'claim exp', code: 'VJG_CLAIM_INVALID' } },
-    { name: 'expired', token: () => token({ iat: NOW - 2000, exp: NOW - 1000 }), fails: { check: 'lifetime', code: 'VJG_TOKEN_EXPIRED' } },
+    { name: 'expired', token: () => token({ iat: NOW - 2000, exp: NOW - 1000 }), fails: { check: 'lifetime', code: 'VJG_TOKEN_EXPIRED' }, spawn: true },
     { name: 'issued in the future', token: () => token({ iat: NOW + 600, exp: NOW + 900 }), fails: { check: 'lifetime', code: 'VJG_TOKEN_NOT_YET_VALID' } },
     { name: 'an acl of the wrong shape', token: () => token({ acl: { paths: ['/*/users/**'] } }), fails: { check: 'claim acl', code: 'VJG_CLAIM_INVALID' } },
-    { name: 'another application', token: () => token(), args: ['--app-id', 'bbbbbbbb-0000-4000-8000-000000000000'], fails: { check: 'application', code: 'VJG_APPLICATION_MISMATCH' } },
-    { name: 'a path outside the acl', token: () => token(), args: ['--path', '/v1/calls/abc'], fails: { check: 'acl', code: 'VJG_ACL_DENIED' } },
-    { name: 'a method the rule does not list', token: () => token({ acl: { paths: { '/*/users/**': { methods: ['GET'] } } } }), args: ['--method', 'POST', '--path', '/v1/users'], fails: { check: 'acl', code: 'VJG_ACL_DENIED' } },
-    { name: 'an ambiguous path', token: () => token(), args: ['--path', '/v1/users/%2e%2e/admin'], fails: { check: 'path', code: 'VJG_PATH_INVALID' }, text: true },
-    { name: 'a root token when an acl is required', token: () => token({ acl: undefined }), args: ['--require-acl', '--path', '/v1/users'], fails: { check: 'acl', code: 'VJG_ACL_DENIED' } }
+    { name: 'another application', token: () => token(), appId: 'bbbbbbbb-0000-4000-8000-000000000000', fails: { check: 'application', code: 'VJG_APPLICATION_MISMATCH' } },
+    { name: 'a path outside the acl', token: () => token(), path: '/v1/calls/abc', fails: { check: 'acl', code: 'VJG_ACL_DENIED' }, spawn: true },
+    { name: 'a method the rule does not list', token: () => token({ acl: { paths: { '/*/users/**': { methods: ['GET'] } } } }), method: 'POST', path: '/v1/users', fails: { check: 'acl', code: 'VJG_ACL_DENIED' } },
+    { name: 'an ambiguous path', token: () => token(), path: '/v1/users/%2e%2e/admin', fails: { check: 'path', code: 'VJG_PATH_INVALID' } },
+    { name: 'a root token when an acl is required', token: () => token({ acl: undefined }), requireAcl: true, path: '/v1/users', fails: { check: 'acl', code: 'VJG_ACL_DENIED' } }
   ]
-  const bases = await Promise.all(rows.map(async row => ['verify', await row.token(), '--public-key', publicKey, '--now', String(NOW), ...(row.args ?? [])]))
-  const results = await inTurns(bases, base => run([...base, '--json']))
+  const tokens = await Promise.all(rows.map(row => row.token()))
   for (const [i, row] of rows.entries()) {
-    const base = bases[i]!
-    const json = results[i]!
-    t.equal(json.code, row.fails === undefined ? 0 : 1, `${row.name}: exit code`)
-    const report = JSON.parse(json.stdout) as { valid: boolean, checks: Array<{ check: string, status: string, code?: string, detail: string }> }
+    const report = await explain(tokens[i]!, verifierFor(row), { method: row.method ?? 'GET', path: row.path ?? null })
     t.equal(report.valid, row.fails === undefined, `${row.name}: valid`)
     const failed = report.checks.filter(c => c.status === 'fail')
     if (row.fails === undefined) {
@@ -260,51 +274,61 @@ t.test('verify runs the real verifier, names the failing check, and exits 0 only
     } else {
       t.same(failed.map(c => [c.check, c.code]), [[row.fails.check, row.fails.code]], `${row.name}: names the ${row.fails.check} check`)
       t.match(failed[0]!.detail, /\S/, `${row.name}: says why`)
-      if (row.text === true) {
-        const text = await run(base)
-        t.equal(text.code, 1, `${row.name}: text mode exit code`)
-        t.match(text.stdout, new RegExp(`^FAIL  ${row.fails.check} .*\\[${row.fails.code}\\]$`, 'm'), `${row.name}: text names the check`)
-        t.match(text.stdout, `invalid: the ${row.fails.check} check failed`)
-      }
+      t.match(formatExplanation(report), new RegExp(`^FAIL  ${row.fails.check} .*\\[${row.fails.code}\\]$`, 'm'), `${row.name}: the terminal form names the check`)
+    }
+  }
+
+  // Through the bin: the exit code, the terminal form and --json.
+  const spawned = rows.flatMap((row, i) => row.spawn === true ? [{ row, base: ['verify', tokens[i]!, '--public-key', publicKey, '--now', String(NOW), ...cliArgs(row)] }] : [])
+  const results = await inTurns(spawned.flatMap(({ base }) => [base, [...base, '--json']]), args => run(args))
+  for (const [i, { row }] of spawned.entries()) {
+    const text = results[2 * i]!
+    const json = results[2 * i + 1]!
+    const exit = row.fails === undefined ? 0 : 1
+    t.equal(text.code, exit, `${row.name}: bin exit code`)
+    t.equal(json.code, exit, `${row.name}: bin exit code with --json`)
+    const report = JSON.parse(json.stdout) as { valid: boolean, checks: Array<{ check: string, status: string, code?: string }> }
+    t.equal(report.valid, row.fails === undefined, `${row.name}: --json valid`)
+    if (row.fails === undefined) {
+      t.match(text.stdout, 'valid: every check passed')
+    } else {
+      t.same(report.checks.filter(c => c.status === 'fail').map(c => [c.check, c.code]), [[row.fails.check, row.fails.code]], `${row.name}: --json names the check`)
+      t.match(text.stdout, new RegExp(`^FAIL  ${row.fails.check} .*\\[${row.fails.code}\\]$`, 'm'), `${row.name}: names the check`)
+      t.match(text.stdout, `invalid: the ${row.fails.check} check failed`)
     }
   }
 })
 
 t.test('verify explains the decision: the effective expiry in words, the granting pattern, why no rule granted', async t => {
-  const dir = t.testdir({ 'public.key': keys.publicPem })
-  const publicKey = join(dir, 'public.key')
-  const args = ['--public-key', publicKey, '--now', String(NOW)]
-
   const at = (seconds: number): string => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
-  const granted = await run(['verify', await token(), ...args, '--path', '/v1/users/abc'])
-  t.equal(granted.code, 0, granted.stderr)
-  t.match(granted.stdout, new RegExp(`^pass {2}lifetime +valid until ${at(NOW + 890)}, expires in 14 minutes 50 seconds \\(its exp\\)$`, 'm'))
-  t.match(granted.stdout, /^pass {2}acl +GET \/v1\/users\/abc granted by "\/\*\/users\/\*\*"$/m)
-  t.match(granted.stdout, 'valid: every check passed')
+  const explainText = async (jwt: string, request: { method?: string, path?: string } = {}, now = NOW): Promise<string> =>
+    formatExplanation(await explain(jwt, verifierFor({}, now), { method: request.method ?? 'GET', path: request.path ?? null }))
 
-  const noExp = await run(['verify', await token({ exp: undefined }), ...args])
-  t.match(noExp.stdout, /expires in 14 minutes 50 seconds \(no exp: iat \+ defaultLifetime \(900 s\)\)/)
-  const capped = await run(['verify', await token({ exp: NOW + 200_000 }), ...args])
-  t.match(capped.stdout, `valid until ${at(NOW - 10 + 86_400)}, expires in 23 hours 59 minutes (capped at iat + maxLifetime (86400 s)`)
+  const granted = await explainText(await token(), { path: '/v1/users/abc' })
+  t.match(granted, new RegExp(`^pass {2}lifetime +valid until ${at(NOW + 890)}, expires in 14 minutes 50 seconds \\(its exp\\)$`, 'm'))
+  t.match(granted, /^pass {2}acl +GET \/v1\/users\/abc granted by "\/\*\/users\/\*\*"$/m)
+  t.match(granted, 'valid: every check passed')
 
-  const expired = await run(['verify', await token(), ...args.slice(0, 2), '--now', new Date((NOW + 3600) * 1000).toISOString()])
-  t.equal(expired.code, 1)
-  t.match(expired.stdout, new RegExp(`^FAIL {2}lifetime +The token expired at ${at(NOW + 890).replace('Z', '.000Z')} \\(effective expiry 45 minutes 10 seconds ago\\) \\[VJG_TOKEN_EXPIRED\\]$`, 'm'))
+  t.match(await explainText(await token({ exp: undefined })), /expires in 14 minutes 50 seconds \(no exp: iat \+ defaultLifetime \(900 s\)\)/)
+  t.match(await explainText(await token({ exp: NOW + 200_000 })), `valid until ${at(NOW - 10 + 86_400)}, expires in 23 hours 59 minutes (capped at iat + maxLifetime (86400 s)`)
 
-  const denied = await run(['verify', await token({ acl: { paths: { '/*/users/**': { methods: ['GET'] }, '/*/conversations/*': {} } } }), ...args, '--method', 'post', '--path', '/v1/users/abc'])
-  t.equal(denied.code, 1)
-  t.match(denied.stdout, /POST \/v1\/users\/abc is not granted by the token acl \[VJG_ACL_DENIED\]/)
-  t.match(denied.stdout, /- "\/\*\/users\/\*\*" matches, but its methods \[GET\] do not include POST/)
-  t.match(denied.stdout, /- "\/\*\/conversations\/\*" does not match \/v1\/users\/abc/)
+  const expired = await explainText(await token(), {}, NOW + 3600)
+  t.match(expired, new RegExp(`^FAIL {2}lifetime +The token expired at ${at(NOW + 890).replace('Z', '.000Z')} \\(effective expiry 45 minutes 10 seconds ago\\) \\[VJG_TOKEN_EXPIRED\\]$`, 'm'))
 
-  const root = await run(['verify', await token({ acl: undefined }), ...args, '--path', '/v1/calls'])
-  t.equal(root.code, 0)
-  t.match(root.stdout, /GET \/v1\/calls: no acl claim, a root token is granted everywhere/)
+  const denied = await explainText(await token({ acl: { paths: { '/*/users/**': { methods: ['GET'] }, '/*/conversations/*': {} } } }), { method: 'post', path: '/v1/users/abc' })
+  t.match(denied, /POST \/v1\/users\/abc is not granted by the token acl \[VJG_ACL_DENIED\]/)
+  t.match(denied, /- "\/\*\/users\/\*\*" matches, but its methods \[GET\] do not include POST/)
+  t.match(denied, /- "\/\*\/conversations\/\*" does not match \/v1\/users\/abc/)
 
-  const badSignature = await run(['verify', await token({}, { key: otherKeys.privateKey }), ...args, '--json'])
-  const report = JSON.parse(badSignature.stdout) as { checks: Array<{ check: string, status: string }> }
-  t.same(report.checks.slice(0, 4).map(c => [c.check, c.status]), [['format', 'pass'], ['header', 'pass'], ['signature', 'fail'], ['claim application_id', 'skip']],
+  t.match(await explainText(await token({ acl: undefined }), { path: '/v1/calls' }), /GET \/v1\/calls: no acl claim, a root token is granted everywhere/)
+
+  const badSignature = await explain(await token({}, { key: otherKeys.privateKey }), verifierFor({}), { method: 'GET', path: null })
+  t.same(badSignature.checks.slice(0, 4).map(c => [c.check, c.status]), [['format', 'pass'], ['header', 'pass'], ['signature', 'fail'], ['claim application_id', 'skip']],
     'checks the verifier did not reach are not reported as passed')
+  const noJti = await explain(await token({ jti: undefined }), verifierFor({}), { method: 'GET', path: null })
+  t.same(noJti.checks.filter(c => c.check.startsWith('claim')).map(c => [c.check, c.status]),
+    [['claim application_id', 'skip'], ['claim iat', 'skip'], ['claim jti', 'fail'], ['claim exp', 'skip'], ['claim acl', 'skip']],
+    'a missing required claim stops the verifier before any claim type is checked')
 })
 
 t.test('verify reads the token from stdin with -, and refuses a bad command line with exit 2', async t => {
@@ -556,10 +580,43 @@ t.test('proxy with an upstream path and --acl-path: the ACL sees the Vonage path
   t.equal(await stop(proxy), 0)
 })
 
+t.test('proxy --jwks-url verifies with the keys of a remote key set, chosen by kid', async t => {
+  const up = await upstream(t)
+  const jwk = { ...keys.publicKey.export({ format: 'jwk' }), kid: 'key-1', alg: 'RS256', use: 'sig' }
+  let fetches = 0
+  const jwks = createServer((_req, res) => {
+    fetches++
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ keys: [jwk] }))
+  })
+  await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    jwks.closeAllConnections()
+    jwks.close(() => resolve())
+  }))
+  const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`
+  const proxy = await start(['proxy', '--upstream', `http://127.0.0.1:${up.port}`, '--port', '0', '--jwks-url', jwksUrl, '--log-level', 'warn'])
+  t.teardown(() => { proxy.child.kill('SIGKILL') })
+  const port = portOf(proxy.base)
+  const now = Math.floor(Date.now() / 1000)
+  const signed = await sign(claims({ iat: now - 10, exp: now + 600 }), { header: { kid: 'key-1' } })
+  const ok = await rawRequest(port, '/v1/users/abc', { authorization: `Bearer ${signed}` })
+  t.equal(ok.status, 200, ok.body)
+  t.equal(up.seen.length, 1)
+  t.ok(fetches >= 1, 'the key set was fetched')
+  const forged = await sign(claims({ iat: now - 10, exp: now + 600 }), { key: otherKeys.privateKey, header: { kid: 'key-1' } })
+  const refused = await rawRequest(port, '/v1/users/abc', { authorization: `Bearer ${forged}` })
+  t.equal(refused.status, 401)
+  t.equal(JSON.parse(refused.body).code, 'VJG_SIGNATURE_INVALID')
+  t.equal(up.seen.length, 1, 'the forged token was not forwarded')
+  t.equal(await stop(proxy), 0)
+})
+
 t.test('proxy refuses a bad command line with exit 2', async t => {
   const cases: Array<[string, string[], RegExp]> = [
     ['no --upstream', ['proxy', '--public-key', keys.publicPem], /--upstream/],
     ['no key', ['proxy', '--upstream', 'http://127.0.0.1:1'], /exactly one of --public-key and --jwks-url/],
+    ['a JWKS over plain http off localhost', ['proxy', '--upstream', 'http://127.0.0.1:1', '--jwks-url', 'http://keys.example.com/jwks.json'], /option "jwksUrl" must be https/],
     ['an upstream that is not a URL', ['proxy', '--upstream', 'localhost:8080', '--public-key', keys.publicPem], /--upstream/],
     ['an upstream with a query', ['proxy', '--upstream', 'http://127.0.0.1:1/?a=1', '--public-key', keys.publicPem], /no query/],
     ['a bad --acl-path', ['proxy', '--upstream', 'http://127.0.0.1:1', '--public-key', keys.publicPem, '--acl-path', 'api/'], /option "aclPath"/]

@@ -96,7 +96,7 @@ export function registerProxy (program: Command): void {
     .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
-    .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid)')
+    .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid; https, or http on localhost)')
     .option('--app-id <id...>', 'accept only these application_id values')
     .option('--acl-path <prefix>', 'strip this prefix from the path before the ACL sees it (e.g. /api)')
     .option('--require-acl', 'refuse tokens without an acl claim', false)
@@ -106,9 +106,8 @@ export function registerProxy (program: Command): void {
       if ((flags.publicKey === undefined) === (flags.jwksUrl === undefined)) {
         throw new UsageError('give exactly one of --public-key and --jwks-url')
       }
-      const options: GuardOptions & { jwksUrl?: string } = { requireAcl: flags.requireAcl }
+      const options: GuardOptions = { requireAcl: flags.requireAcl }
       if (flags.publicKey !== undefined) options.publicKey = readKeyText(flags.publicKey, '--public-key')
-      // jwksUrl is the core's remote key set option (SPEC 2.1).
       if (flags.jwksUrl !== undefined) options.jwksUrl = flags.jwksUrl
       if (flags.appId !== undefined) options.applicationId = flags.appId
       if (flags.aclPath !== undefined) options.aclPath = flags.aclPath
@@ -116,7 +115,7 @@ export function registerProxy (program: Command): void {
       const [{ default: Fastify }, { default: httpProxy }, { default: vonageJwtGuard }] =
         await Promise.all([import('fastify'), import('@fastify/http-proxy'), import('../index.js')])
       const app = Fastify({ logger: loggerOptions(flags.logLevel) })
-      await app.register(vonageJwtGuard, options as GuardOptions)
+      await app.register(vonageJwtGuard, options)
       // After the guard's own onRequest hook: refuse, before anything is forwarded, an identity
       // that could not travel in a header unharmed.
       app.addHook('onRequest', async (request) => {

@@ -98,7 +98,7 @@ function rank (stage: Stage, check: string): number {
     lifetime: 3.5,
     'claim acl': 5
   }
-  return base + (sub[check] ?? (check.startsWith('claim ') ? 0 : 4))
+  return base + (sub[check] ?? (check.startsWith('claim ') || check === 'presence' ? 0 : 4))
 }
 
 /** The effective expiry in words, for a token the verifier refused on its lifetime (display only). */
@@ -227,7 +227,10 @@ export async function explain (token: string, verifier: Verifier, request: Expla
     failure = { ...failedCheck(error, claims), error }
   }
 
-  const failedAt = failure === null ? Infinity : rank(failure.stage, failure.check)
+  // A missing required claim stops the verifier at the presence step, before any claim's type.
+  const failedAt = failure === null
+    ? Infinity
+    : failure.error.code === 'VJG_CLAIM_MISSING' && failure.check.startsWith('claim ') ? rank('claims', 'presence') : rank(failure.stage, failure.check)
   const failedStage = failure === null ? STAGES.length : STAGES.indexOf(failure.stage)
   /** A check's row: pass when the verifier went past it, the failure on its own row, skip when the verifier stopped before it. */
   const row = (stage: Stage, check: string, passDetail: string): void => {

@@ -154,6 +154,19 @@ t.test('embedded jwk, jku, x5u, x5c never select a key, and nothing is fetched',
   t.equal(connections, 0, 'the listener saw no connection')
 })
 
+t.test('keys chosen by application_id: a hostile id never reaches a prototype key', async t => {
+  const rows: Row[] = []
+  for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '']) {
+    rows.push({ name: `application_id ${JSON.stringify(id)}`, token: await token({ application_id: id }), status: 401, code: 'VJG_KEY_UNKNOWN' })
+  }
+  for (const id of [null, 1, true, [APP_ID], { [APP_ID]: 1 }]) {
+    rows.push({ name: `application_id ${JSON.stringify(id)} (not a string)`, token: signRaw({ alg: 'RS256' }, claims({ application_id: id })), status: 401, code: 'VJG_KEY_UNKNOWN' })
+  }
+  rows.push({ name: 'the configured id', token: await token(), status: 200 })
+  rows.push({ name: 'the configured id, signed by another key', token: await token({}, { key: otherKeys.privateKey }), status: 401, code: 'VJG_SIGNATURE_INVALID' })
+  await check(t, rows, { publicKey: undefined, publicKeys: { [APP_ID]: keys.publicPem } })
+})
+
 t.test('hostile kid: inert when a string, refused when too long or not a string', async t => {
   const rows: Row[] = []
   for (const kid of ['../../../../../../dev/null', '/etc/passwd', "' OR '1'='1' --", '"; DROP TABLE keys; --', '${jndi:ldap://x/a}', '\u0000', 'a'.repeat(256)]) {

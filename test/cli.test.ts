@@ -334,8 +334,10 @@ t.test('verify explains the decision: the effective expiry in words, the grantin
 t.test('verify reads the token from stdin with -, and refuses a bad command line with exit 2', async t => {
   const dir = t.testdir({ 'public.key': keys.publicPem })
   const publicKey = join(dir, 'public.key')
-  const fromStdin = await run(['verify', '-', '--public-key', publicKey, '--now', String(NOW)], { input: `${await token()}\n` })
+  // --app-id repeats (it is not variadic, so it cannot swallow the token argument after it).
+  const fromStdin = await run(['verify', '--app-id', 'another-app', '--app-id', APP_ID, '-', '--public-key', publicKey, '--now', String(NOW)], { input: `${await token()}\n` })
   t.equal(fromStdin.code, 0, fromStdin.stdout + fromStdin.stderr)
+  t.match(fromStdin.stdout, /^pass {2}application +application_id is one of another-app, aaaaaaaa/m)
 
   const jwt = await token()
   const cases: Array<[string, string[], RegExp]> = [
@@ -560,6 +562,9 @@ t.test('proxy forwards a granted request byte for byte with the verified identit
     t.equal(JSON.parse(res.body).code, code, `${name}: code`)
     t.match(res.headers['www-authenticate'], challenge, `${name}: challenge`)
   }
+  const badEscape = await rawRequest(port, '/v1/users/%zz', { authorization: `Bearer ${jwt}` })
+  t.equal(badEscape.status, 400, 'a malformed escape: Fastify answers before the guard')
+  t.equal(JSON.parse(badEscape.body).code, 'FST_ERR_BAD_URL')
   t.equal(up.seen.length, forwarded, 'no refused request reached the upstream')
   t.equal(await stop(proxy), 0)
 })

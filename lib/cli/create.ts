@@ -16,7 +16,7 @@ interface CreateFlags {
   acl?: unknown
   exp?: number
   ttl: number
-  claim: Record<string, unknown>
+  claim?: Record<string, unknown>
 }
 
 /** NumericDate seconds: a positive integer below 2^53. */
@@ -47,7 +47,7 @@ function aclFlag (value: string): unknown {
 }
 
 /** `--claim key=value`, repeatable: the value is JSON when it parses as JSON, else a string. */
-function claimFlag (value: string, previous: Record<string, unknown>): Record<string, unknown> {
+function claimFlag (value: string, previous: Record<string, unknown> | undefined): Record<string, unknown> {
   const eq = value.indexOf('=')
   if (eq <= 0) throw new InvalidArgumentError('Expected key=value.')
   const name = value.slice(0, eq)
@@ -80,7 +80,7 @@ export function registerCreate (program: Command): void {
     .option('--acl <json>', 'the acl claim as JSON, checked as the verifier checks it', aclFlag)
     .option('--exp <seconds>', 'the exp claim, unix seconds (wins over --ttl)', numericDateFlag)
     .option('--ttl <seconds>', 'lifetime: exp = iat + ttl', integerFlag(1, 315_360_000), 900)
-    .option('--claim <key=value>', 'any other claim; repeatable; the value is parsed as JSON when it can be', claimFlag, {})
+    .option('--claim <key=value>', 'any other claim (repeat the flag for several); the value is parsed as JSON when it can be', claimFlag)
     .addHelpText('after', `
 Example:
   $ vonage-jwt-guard create --app-id aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee --private-key private.key \\

@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander'
 import type { FastifyRequest } from 'fastify'
 import { GuardError } from '../errors.js'
 import type { GuardOptions } from '../options.js'
-import { closeOnSignals, listen, logLevelFlag, loggerOptions, portFlag, readKeyText, UsageError } from './shared.js'
+import { closeOnSignals, listen, loggerOptions, logLevelFlag, portFlag, readKeyText, repeatable, UsageError } from './shared.js'
 
 /**
  * Stripped from every forwarded request: each asks some server or framework to use another URL,
@@ -97,7 +97,7 @@ export function registerProxy (program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
     .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid; https, or http on localhost)')
-    .option('--app-id <id...>', 'accept only these application_id values')
+    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
     .option('--acl-path <prefix>', 'strip this prefix from the path before the ACL sees it (e.g. /api)')
     .option('--require-acl', 'refuse tokens without an acl claim', false)
     .option('--log-level <level>', 'Fastify log level (fatal, error, warn, info, debug, trace, silent)', logLevelFlag, 'info')

@@ -11,7 +11,7 @@ import { canonicalPath } from '../canonical-path.js'
 import { CLIENT_SDK_ACL, mintToken } from '../mint.js'
 import type { GuardOptions } from '../options.js'
 import { PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from './keygen.js'
-import { closeOnSignals, integerFlag, listen, logLevelFlag, loggerOptions, portFlag, readKeyText, shellQuote } from './shared.js'
+import { closeOnSignals, integerFlag, listen, loggerOptions, logLevelFlag, portFlag, readKeyText, repeatable, shellQuote } from './shared.js'
 
 export const DEV_KEYS_DIR = '.vonage-jwt-guard'
 /** The path of the printed curl line: granted by the Client SDK ACL's `/*\/users/**`. */
@@ -53,7 +53,7 @@ export function registerServe (program: Command): void {
     .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
     .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
     .option('--public-key <path|pem>', 'verify with this public key instead of dev keys (no sample token is minted)')
-    .option('--app-id <id...>', 'accept only these application_id values')
+    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
     .option('--keys-dir <dir>', 'where dev keys are made and reused', DEV_KEYS_DIR)
     .option('--ttl <seconds>', 'lifetime of the sample token', integerFlag(60, 86_400), 86_400)
     .option('--require-acl', 'refuse tokens without an acl claim', false)

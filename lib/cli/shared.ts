@@ -41,6 +41,11 @@ export function integerFlag (min: number, max: number): (value: string) => numbe
 
 export const portFlag = integerFlag(0, 65_535)
 
+/** A repeatable flag: each use adds one value (not variadic, which would swallow a following argument). */
+export function repeatable (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export function logLevelFlag (value: string): string {

@@ -10,7 +10,7 @@ import { canonicalPath } from '../canonical-path.js'
 import { GuardError, type ErrorCode } from '../errors.js'
 import type { GuardOptions } from '../options.js'
 import { createVerifier, type Verifier, type VerifiedToken } from '../verify.js'
-import { EXIT, readKeyText, UsageError } from './shared.js'
+import { EXIT, readKeyText, repeatable, UsageError } from './shared.js'
 
 export type CheckStatus = 'pass' | 'fail' | 'skip'
 
@@ -334,7 +334,7 @@ export function registerVerify (program: Command): void {
     .description('verify a token with the guard\'s own verifier and print every check (exit 0 only if all pass)')
     .argument('<token>', 'the JWT, or - to read it from stdin')
     .requiredOption('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
-    .option('--app-id <id...>', 'accept only these application_id values')
+    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
     .option('--method <method>', 'the request method for the ACL check (with --path)', 'GET')
     .option('--path <path>', 'check the ACL for this request path (as the request target, e.g. /v1/users/abc)')
     .option('--now <time>', 'verify as of this time: unix seconds or an ISO date (default: the clock)', nowFlag)

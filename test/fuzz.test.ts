@@ -194,6 +194,30 @@ t.test('arbitrary paths: canonical or VJG_PATH_INVALID, and a canonical path has
   t.pass()
 })
 
+t.test('differential: an accepted target means the same to WHATWG URL and to decodeURIComponent', async t => {
+  let accepted = 0
+  await fc.assert(fc.property(pathish, (target) => {
+    let path: string
+    try {
+      path = canonicalPath(target)
+    } catch {
+      return
+    }
+    accepted++
+    const raw = target.split('?')[0]!
+    // WHATWG URL (browsers, undici, many proxies) resolves dot segments, `%2e` included, turns
+    // `\` into `/` and re-encodes some characters: for an accepted target it must change nothing.
+    const pathname = new URL(target, 'http://h').pathname
+    if (pathname !== raw) throw new Error(`WHATWG URL reads ${JSON.stringify(raw)} as ${JSON.stringify(pathname)}`)
+    // Decoding segment by segment (what a router does to a parameter) gives the canonical path.
+    const segments = raw.split('/').slice(1)
+    if (segments.length > 1 && segments[segments.length - 1] === '') segments.pop()
+    const decoded = '/' + segments.map(decodeURIComponent).join('/')
+    if (decoded !== path) throw new Error(`decodeURIComponent reads ${JSON.stringify(raw)} as ${JSON.stringify(decoded)}, we as ${JSON.stringify(path)}`)
+  }), params(RUNS * 4))
+  t.ok(accepted > 0, `${accepted} accepted targets compared`)
+})
+
 t.test('over HTTP: arbitrary Authorization values and targets never give a 5xx, and every VJG refusal carries its challenge', async t => {
   const app = await buildApp()
   t.teardown(() => app.close())

@@ -30,6 +30,9 @@ export interface RedisStoreOptions {
 }
 
 export interface RedisStore extends GuardStore {
+  check (query: StoreQuery): Promise<StoreAnswer>
+  revokeToken (jti: string, expiresAt: number): Promise<void>
+  revokeSubject (sub: string, issuedBefore: number): Promise<void>
   readonly maxLifetime: number
   readonly client: Redis
   /** Ends the client when the store created it from `url`; leaves a given `client` alone. */

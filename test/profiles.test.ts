@@ -430,6 +430,22 @@ t.test('fastify.jwtGuard.authenticate as a route hook checks the webhook body to
   }
 })
 
+t.test('a captured webhook is accepted once with replay: true', async (t) => {
+  const body = '{"status":"delivered"}'
+  const token = await hs256(webhookClaims(body), SIGNATURE_SECRET)
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` }
+  const app = Fastify({ logger: false })
+  await app.register(vonageJwtGuard, { ...WEBHOOK, replay: true, now: () => NOW * 1000 } as never)
+  app.post('/webhooks/status', async () => ({ ok: true }))
+  const first = await app.inject({ method: 'POST', url: '/webhooks/status', headers, payload: body })
+  t.equal(first.statusCode, 200)
+  const second = await app.inject({ method: 'POST', url: '/webhooks/status', headers, payload: body })
+  t.equal(second.statusCode, 401)
+  t.equal(second.json().code, 'VJG_TOKEN_REPLAYED')
+  t.ok(String(second.headers['www-authenticate']).startsWith(INVALID_TOKEN))
+  await app.close()
+})
+
 t.test('refused combinations are a TypeError naming the option', async (t) => {
   const rows: Array<{ name: string, options: Record<string, unknown>, option: string }> = [
     { name: 'an HS profile with a public key', options: { ...OPENTOK, publicKey: keys.publicPem }, option: 'publicKey' },

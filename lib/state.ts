@@ -85,13 +85,26 @@ export function createStateStage (state: StateOptions, clock: { now: () => numbe
   if (replayStore === null && revocationStore === null && isRevoked === null) return null
   const shared = replayStore !== null && replayStore === revocationStore
 
+  // Called directly, so a synchronous store or hook (the memory store) costs no timer.
   function ask (store: GuardStore, query: StoreQuery): Promise<Outcome> {
-    return withTimeout(Promise.resolve().then(() => store.check(query)), timeout, 'The replay or revocation store')
+    let answer: ReturnType<GuardStore['check']>
+    try {
+      answer = store.check(query)
+    } catch (failure) {
+      return Promise.resolve({ failure })
+    }
+    return withTimeout(answer, timeout, 'The replay or revocation store')
       .then((answer): Outcome => answer, (failure: unknown): Outcome => ({ failure }))
   }
 
   function hook (claims: Readonly<VonageClaims>, request: unknown): Promise<Outcome> {
-    return withTimeout(Promise.resolve().then(() => isRevoked!(claims, request)), timeout, 'isRevoked')
+    let result: ReturnType<RevocationHook>
+    try {
+      result = isRevoked!(claims, request)
+    } catch (failure) {
+      return Promise.resolve({ failure })
+    }
+    return withTimeout(result, timeout, 'isRevoked')
       .then((result): Outcome => typeof result === 'boolean'
         ? (result ? { replayed: false, revoked: true } : NO)
         : { failure: new TypeError(`isRevoked returned ${typeof result}, not a boolean`) },

@@ -67,6 +67,16 @@ export const PATTERN_CACHE_MAX = 10_000
 /** Tokens repeat the same few patterns: compile each once per process, not once per request. */
 const patternCache = new Map<string, (path: string) => boolean>()
 
+/** An acl claim as a token carried it, and what it compiled to. */
+interface KnownAcl {
+  readonly claim: unknown
+  readonly compiled: CompiledAcl
+}
+
+/** The acls compiled most recently (see compileAclClaim), the latest first. */
+const knownAcls: KnownAcl[] = []
+export const KNOWN_ACLS_MAX = 8
+
 /** One remembered grant of a compiled acl. */
 interface Grant {
   readonly method: string
@@ -88,6 +98,7 @@ const recentGrants = new WeakMap<CompiledAcl, Grant[]>()
 
 export function clearPatternCache (): void {
   patternCache.clear()
+  knownAcls.length = 0
 }
 
 export function patternCacheSize (): number {
@@ -195,6 +206,58 @@ export function compileAcl (acl: unknown): CompiledAcl {
   }
   const compiled: CompiledAcl = Object.freeze({ rules: Object.freeze(rules) })
   if (rules.every(rule => rule.filters === null)) recentGrants.set(compiled, [])
+  return compiled
+}
+
+/**
+ * Whether two values out of JSON.parse are the same JSON: same keys in the same order, same
+ * strings, numbers, booleans and nulls. Claims are frozen, so a value compared once stays so.
+ */
+function sameJson (a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false
+    return true
+  }
+  if (Array.isArray(b)) return false
+  const keysA = Object.keys(a)
+  const keysB = Object.keys(b)
+  if (keysA.length !== keysB.length) return false
+  for (let i = 0; i < keysA.length; i++) {
+    const key = keysA[i]!
+    if (key !== keysB[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
+  }
+  return true
+}
+
+/**
+ * `compileAcl` for an `acl` claim that came out of `JSON.parse` and was frozen, as verify() has
+ * it: the tokens of one application carry the same acl, so the last few compiled acls are kept
+ * with the claim they came from, and a token whose acl is the same JSON shares the compiled acl
+ * (rules and remembered grants). Only filter-free acls are kept: their compiled form holds
+ * nothing of the claim but strings, so equal JSON compiles to an equal acl. A value not from
+ * JSON.parse (a class instance, a getter) must go through `compileAcl`.
+ *
+ * @throws {GuardError} `VJG_CLAIM_INVALID`, as `compileAcl`.
+ */
+export function compileAclClaim (acl: unknown): CompiledAcl {
+  for (let i = 0; i < knownAcls.length; i++) {
+    const known = knownAcls[i]!
+    if (sameJson(acl, known.claim)) {
+      if (i > 0) {
+        knownAcls.splice(i, 1)
+        knownAcls.unshift(known)
+      }
+      return known.compiled
+    }
+  }
+  const compiled = compileAcl(acl)
+  if (recentGrants.has(compiled) && Object.isFrozen(acl)) {
+    if (knownAcls.length >= KNOWN_ACLS_MAX) knownAcls.pop()
+    knownAcls.unshift({ claim: acl, compiled })
+  }
   return compiled
 }
 

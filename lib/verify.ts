@@ -3,7 +3,7 @@
  * cache lookup, parse, header, key, signature (node:crypto on a prepared KeyObject), claims.
  */
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto'
-import { compileAcl, decide, type AclDecision, type CompiledAcl } from './acl.js'
+import { compileAcl, compileAclClaim, decide, type AclDecision, type CompiledAcl } from './acl.js'
 import { TokenCache } from './cache.js'
 import { GuardError } from './errors.js'
 import { createRemoteKeySet } from './jwks.js'
@@ -229,7 +229,7 @@ export function createVerifier (input: GuardOptions<any>): Verifier {
     // From here on the claims are trusted.
     const claims = parsed.payload
     const time = checkClaims(claims, options, now)
-    const acl = claims.acl === undefined ? null : compileAcl(claims.acl)
+    const acl = claims.acl === undefined ? null : compileAclClaim(claims.acl)
     const verified: VerifiedToken = Object.freeze({
       header: deepFreeze(parsed.header),
       claims: deepFreeze(claims) as VonageClaims,

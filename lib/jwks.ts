@@ -34,8 +34,6 @@ export interface RemoteKeySet {
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
   /** Whether `key` is still in the set (refreshed first when it is due). */
   holds (key: PreparedKey): Promise<boolean>
-  /** Why keys of the last fetched set were skipped, for diagnostics: `keys[i]: reason`. */
-  readonly skipped: readonly string[]
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -113,7 +111,8 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
   let keys: readonly PreparedKey[] = []
   let current = new Set<PreparedKey>()
   let byFingerprint = new Map<string, PreparedKey>()
-  let skipped: readonly string[] = []
+  /** Why the keys of the last set that carry a kid were refused, so a 401 can say so. */
+  let refused = new Map<string, string>()
   let loaded = false
   let fetchedAt = -Infinity
   let attemptedAt = -Infinity
@@ -122,12 +121,9 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
 
   function install (list: unknown[]): void {
     const next = new Map<string, PreparedKey>()
-    const reasons: string[] = []
+    const reasons = new Map<string, string>()
     for (const [i, jwk] of list.slice(0, MAX_KEYS).entries()) {
-      if (!isPlainObject(jwk)) {
-        reasons.push(`keys[${i}]: not an object`)
-        continue
-      }
+      if (!isPlainObject(jwk)) continue
       const id = fingerprint(jwk)
       const known = byFingerprint.get(id) ?? next.get(id)
       if (known !== undefined) {
@@ -137,14 +133,13 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
       try {
         next.set(id, preparePublicKey(jwk, `jwksUrl keys[${i}]`))
       } catch (error) {
-        reasons.push(`keys[${i}]: ${(error as Error).message}`)
+        if (typeof jwk.kid === 'string') reasons.set(jwk.kid, (error as Error).message.replace(/^vonage-jwt-guard: option /, ''))
       }
     }
-    if (list.length > MAX_KEYS) reasons.push(`keys[${MAX_KEYS}..]: over ${MAX_KEYS} keys, ignored`)
     byFingerprint = next
     keys = Object.freeze([...next.values()])
     current = new Set(keys)
-    skipped = Object.freeze(reasons)
+    refused = reasons
     loaded = true
   }
 
@@ -200,6 +195,8 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     if (found.length > 0) return found
     // The endpoint could not tell us whether the key exists: fail closed as unavailable, not unknown.
     if (lastError !== undefined) throw unavailable()
+    const reason = typeof kid === 'string' ? refused.get(kid) : undefined
+    if (reason !== undefined) throw new GuardError('VJG_KEY_UNKNOWN', `The key set (jwksUrl) lists the token "kid" but its key is refused: ${reason}`)
     throw new GuardError('VJG_KEY_UNKNOWN', kid === undefined ? `No key of the key set (jwksUrl) verifies ${alg}` : 'No key of the key set (jwksUrl) has the token "kid"')
   }
 
@@ -208,11 +205,5 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     return current.has(key)
   }
 
-  return {
-    keysFor,
-    holds,
-    get skipped () {
-      return skipped
-    }
-  }
+  return Object.freeze({ keysFor, holds })
 }

@@ -5,7 +5,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -431,7 +431,9 @@ t.test('serve: the printed curl line answers 200; no token is 401; dev keys are 
 
   t.equal(await stop(server), 0, 'SIGTERM closes the server and exits 0')
 
-  // A second run reuses the keys: the first run's token still works against it.
+  // A second run reuses the keys: the first run's token still works against it, even with the
+  // public half lost.
+  rmSync(join(cwd, '.vonage-jwt-guard', 'public.key'))
   const again = await start(['serve', '--port', '0', '--log-level', 'warn'], { cwd })
   t.teardown(() => { again.child.kill('SIGKILL') })
   t.match(again.stdout(), /dev keys reused in/)

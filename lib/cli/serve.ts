@@ -3,8 +3,8 @@
  * JSON echo of the decision. With no `--public-key` it makes (once) and reuses dev keys in
  * `.vonage-jwt-guard/`, mints a sample token with the Client SDK ACL and prints a curl line.
  */
-import { randomUUID } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { createPublicKey, randomUUID } from 'node:crypto'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { canonicalPath } from '../canonical-path.js'
@@ -39,8 +39,13 @@ interface DevKeys {
 export async function devKeys (dir: string): Promise<DevKeys> {
   const privatePath = resolve(dir, PRIVATE_KEY_FILE)
   const publicPath = resolve(dir, PUBLIC_KEY_FILE)
-  if (existsSync(privatePath) && existsSync(publicPath)) {
-    return { privateKey: readFileSync(privatePath, 'utf8'), publicKey: readFileSync(publicPath, 'utf8'), dir: resolve(dir), created: false }
+  if (existsSync(privatePath)) {
+    // The public half always comes from the private key, so a lost or stale public.key cannot
+    // make the printed token fail.
+    const privateKey = readFileSync(privatePath, 'utf8')
+    const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }) as string
+    if (!existsSync(publicPath) || readFileSync(publicPath, 'utf8') !== publicKey) writeFileSync(publicPath, publicKey)
+    return { privateKey, publicKey, dir: resolve(dir), created: false }
   }
   const written = await writeKeyPair(dir, true)
   return { privateKey: written.privateKey, publicKey: written.publicKey, dir: resolve(dir), created: true }

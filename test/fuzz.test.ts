@@ -16,7 +16,7 @@ import { canonicalPath, createVerifier, errors, GuardError, verifySignature } fr
 import { preparePublicKey } from '../lib/keys.js'
 import { checkHeader, decodeJsonObject, splitCompact } from '../lib/token.js'
 import { buildApp } from './helpers/app.js'
-import { APP_ID, b64, keys, NOW, NOW_MS, otherKeys } from './helpers/keys.js'
+import { APP_ID, b64, keys, NOW, NOW_MS, otherKeys, signRaw } from './helpers/keys.js'
 
 const RUNS = Number(process.env.VJG_FUZZ_RUNS ?? 150)
 const SEED = process.env.VJG_FUZZ_SEED === undefined ? undefined : Number(process.env.VJG_FUZZ_SEED)
@@ -169,6 +169,38 @@ t.test('signed tokens with hostile headers and claims: success or coded, and the
   }), params(SIGNED_RUNS))
   t.comment(`refused: ${JSON.stringify(refusedBy)}`)
   t.ok(verified > SIGNED_RUNS / 10, `${verified} of ${SIGNED_RUNS} tokens verified: the ACL was exercised`)
+})
+
+t.test('one token, one string: every edit of a valid token is refused', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, cache: false })
+  const original = signRaw({ alg: 'RS256', typ: 'JWT' }, { application_id: APP_ID, iat: NOW - 10, exp: NOW + 600, jti: 'j' })
+  await verifier.verify(original) // the unedited token verifies
+  const edit = fc.oneof(
+    fc.record({ kind: fc.constant('replace' as const), at: fc.nat(), char: fc.constantFrom(...B64URL, '.', '=', ' ', '+', '/') }),
+    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), char: fc.constantFrom(...B64URL, '.', '=') }),
+    fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), char: fc.constant('') }),
+    // The last character of a part, where unused base64url bits live.
+    fc.record({ kind: fc.constant('tail' as const), at: fc.nat(2), char: fc.constantFrom(...B64URL) })
+  )
+  await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+    let token = original
+    for (const { kind, at, char } of edits) {
+      if (kind === 'tail') {
+        const ends = [token.indexOf('.') - 1, token.lastIndexOf('.') - 1, token.length - 1]
+        const i = ends[at]!
+        token = token.slice(0, i) + char + token.slice(i + 1)
+        continue
+      }
+      const i = at % (token.length + 1)
+      token = kind === 'insert' ? token.slice(0, i) + char + token.slice(i) : token.slice(0, i) + char + token.slice(i + (kind === 'replace' || kind === 'delete' ? 1 : 0))
+    }
+    if (token === original) return
+    // Every other string is refused, the ones that decode to the same bytes included (a
+    // non-canonical last character, padding): a lax decoder would accept those.
+    const outcome = await withinTime(verifier.verify(token).then(() => 'accepted', (error: unknown) => assertCoded(error, 'verify').code), 'verify')
+    if (outcome === 'accepted') throw new Error(`an edited token verified: ${JSON.stringify(edits)}`)
+  }), params(RUNS * 2))
+  t.pass()
 })
 
 t.test('arbitrary paths: canonical or VJG_PATH_INVALID, and a canonical path has no ambiguity left', async t => {

@@ -286,6 +286,32 @@ t.test('over HTTP: arbitrary Authorization values and targets never give a 5xx, 
   t.ok(sent > notSent * 4, `${sent} requests sent, ${notSent} refused by the client`)
 })
 
+t.test('over HTTP: cookie, query and custom-header token sources never give a 5xx', async t => {
+  const app = await buildApp({ tokenSources: [{ cookie: 'vjg' }, { query: 'token' }, { header: 'x-token', scheme: null }] })
+  t.teardown(() => app.close())
+  const text = fc.string({ unit: fc.constantFrom(...B64URL.slice(0, 8), '.', ';', '=', '"', ' ', '%', '&', ',', 'vjg', 'token'), maxLength: 40 })
+  const statuses: Record<number, number> = {}
+  await fc.assert(fc.asyncProperty(fc.option(text), fc.option(text), fc.option(fc.oneof(text, tokenish)), async (cookie, query, header) => {
+    const headers: Record<string, string> = {}
+    if (cookie !== null) headers.cookie = cookie
+    if (header !== null && /^[\x20-\x7e]*$/.test(header)) headers['x-token'] = header
+    const url = query === null ? '/v1/users' : `/v1/users?${query}`
+    let res
+    try {
+      res = await withinTime(app.inject({ url, headers }), 'inject')
+    } catch (error) {
+      if (error instanceof Error && /hang/.test(error.message)) throw error
+      return
+    }
+    statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
+    if (res.statusCode >= 500) throw new Error(`${res.statusCode}: ${res.body}`)
+    if (res.statusCode !== 200 && !/^Bearer realm="vonage-jwt-guard"/.test(String(res.headers['www-authenticate']))) {
+      throw new Error(`${res.statusCode} without a challenge: ${res.body}`)
+    }
+  }), params(RUNS))
+  t.ok((statuses[401] ?? 0) > 0, `statuses: ${JSON.stringify(statuses)}`)
+})
+
 // ---------------------------------------------------------------------------------------------
 // Differential: jose is the reference for every signature verdict.
 //

@@ -9,6 +9,7 @@ export const SERVERS = [
   { id: 'fastify-jwt-nocache', module: 'fastify-jwt', title: '@fastify/jwt, cache off', auth: true, acl: false },
   { id: 'jose', module: 'fastify-jose', title: 'Fastify + jose jwtVerify + precompiled minimatch', auth: true, acl: true },
   { id: 'floor', module: 'fastify-floor', title: 'Fastify + hand-written crypto.verify (floor)', auth: true, acl: true },
+  { id: 'floor-async', module: 'fastify-floor-async', title: 'floor with crypto.verify on the libuv pool (callback)', auth: true, acl: true, experiment: true },
   { id: 'express-bare', module: 'express-bare', title: 'Express, no auth (Express ceiling)', auth: false, acl: false },
   { id: 'express-jwt', module: 'express-jwt', title: 'Express + express-jwt', auth: true, acl: false },
   { id: 'ours-express', module: 'ours-express', title: 'vonage-jwt-guard/express, cache on', auth: true, acl: true }

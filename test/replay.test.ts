@@ -3,7 +3,10 @@
  * token's effective expiry (plus the clock tolerance), cache hits included, bounded, and
  * fail-closed (503) when the store fails or hangs unless failOpen.
  */
+import type { AddressInfo } from 'node:net'
+import express from 'express'
 import t from 'tap'
+import { expressVonageJwt } from '../lib/express.js'
 import { createMemoryStore, type GuardStore } from '../lib/index.js'
 import { buildApp } from './helpers/app.js'
 import { APP_ID, keys, NOW, NOW_MS, token } from './helpers/keys.js'
@@ -117,6 +120,27 @@ t.test('a store that fails or hangs: 503 within stateTimeout, or accepted with f
       t.ok(answer.elapsed < 2000, `answered in ${answer.elapsed} ms`)
     })
   }
+})
+
+t.test('Express: the same store shared with a Fastify instance, the same answers', async (t) => {
+  const store = createMemoryStore({ now: () => NOW_MS })
+  const fastify = await buildApp({ replay: { store } })
+  t.teardown(() => fastify.close())
+  const app = express()
+  app.use(expressVonageJwt({ publicKey: keys.publicPem, now: () => NOW_MS, replay: { store } }))
+  app.get('/v1/users', (_req, res) => { res.json({ ok: true }) })
+  const server = app.listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/users`
+
+  const jwt = await token()
+  const first = await fetch(url, { headers: { authorization: `Bearer ${jwt}` } })
+  t.equal(first.status, 200, 'first use, through Express')
+  const again = await fetch(url, { headers: { authorization: `Bearer ${jwt}` } })
+  t.equal(again.status, 401, 'replayed through Express')
+  t.ok(again.headers.get('www-authenticate')?.startsWith(INVALID_TOKEN), 'challenge')
+  rejected(t, await send(fastify, jwt), 401, 'VJG_TOKEN_REPLAYED', INVALID_TOKEN)
 })
 
 t.test('options are checked at registration', async (t) => {

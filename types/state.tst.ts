@@ -1,0 +1,27 @@
+import Fastify from 'fastify'
+import { expect, test } from 'tstyche'
+import vonageJwtGuard, { createMemoryStore, type GuardOptions, type VonageClaims } from '../lib/index.js'
+import { createRedisStore, type RedisStore } from '../lib/stores/redis.js'
+
+test('replay takes true or a store', () => {
+  expect<{ publicKey: string, replay: true }>().type.toBeAssignableTo<GuardOptions>()
+  expect<{ publicKey: string, replay: { store: ReturnType<typeof createMemoryStore> } }>().type.toBeAssignableTo<GuardOptions>()
+  expect<{ publicKey: string, replay: 'yes' }>().type.not.toBeAssignableTo<GuardOptions>()
+})
+
+test('isRevoked receives the claims and the framework request', () => {
+  const app = Fastify()
+  expect(app.register(vonageJwtGuard, {
+    publicKey: 'pem',
+    isRevoked: async (claims, request) => claims.jti === 'x' || request.headers['x-test'] === '1'
+  })).type.not.toRaiseError()
+  expect<Parameters<NonNullable<GuardOptions['isRevoked']>>[0]>().type.toBeAssignableTo<Readonly<VonageClaims>>()
+})
+
+test('createRedisStore takes a url or a client and returns a revocation store', () => {
+  expect(createRedisStore({ url: 'redis://127.0.0.1:6379', prefix: 'vjg:' })).type.toBe<RedisStore>()
+  expect(createRedisStore).type.not.toBeCallableWith({ prefix: 1 })
+  const store = createRedisStore({ url: 'redis://127.0.0.1:6379' })
+  expect(store.revokeToken).type.toBeCallableWith('jti', 1_800_000_000)
+  expect(store.revokeSubject).type.toBeCallableWith('alice', 1_800_000_000)
+})

@@ -4,6 +4,7 @@
  */
 import { generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto'
 import { SignJWT } from 'jose'
+import { CLIENT_SDK_ACL } from '../../lib/mint.js'
 
 export interface TestKeyPair {
   privateKey: KeyObject
@@ -27,24 +28,12 @@ export const keys = makeKeyPair()
 export const otherKeys = makeKeyPair()
 
 export const APP_ID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'
-/** A fixed clock: 2026-11-22T12:00:00Z. Tests pass `now: () => NOW_MS`. */
+/** A fixed clock: 2026-11-23T12:00:00Z. Tests pass `now: () => NOW_MS`. */
 export const NOW = 1_795_435_200
 export const NOW_MS = NOW * 1000
 
-export const CLIENT_ACL = {
-  paths: {
-    '/*/users/**': {},
-    '/*/conversations/**': {},
-    '/*/sessions/**': {},
-    '/*/devices/**': {},
-    '/*/image/**': {},
-    '/*/media/**': {},
-    '/*/applications/**': {},
-    '/*/push/**': {},
-    '/*/knocking/**': {},
-    '/*/legs/**': {}
-  }
-}
+/** The standard Client SDK ACL (the same data `vonage jwt create` puts in a token). */
+export const CLIENT_ACL = CLIENT_SDK_ACL
 
 /** Claims of a valid Vonage token at NOW; override or delete (undefined) any of them. */
 export function claims (over: Record<string, unknown> = {}): Record<string, unknown> {

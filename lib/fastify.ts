@@ -111,10 +111,23 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     routeFor(routeOptions.config?.jwtGuard, where)
   })
 
-  fastify.addHook('onRequest', async (request, reply) => {
+  // A callback hook: a cached token is decided without a promise (authenticateSync), anything
+  // else goes through protect(). After an answer in problem format, done() is not called.
+  fastify.addHook('onRequest', (request, reply, done) => {
     const route = routeFor(request.routeOptions.config?.jwtGuard, 'config.jwtGuard')
-    if (route === false) return
-    if (await protect(request, reply, route)) return reply
+    if (route === false) return done()
+    let auth: AuthResult | null | undefined
+    try {
+      auth = guard.authenticateSync(guardRequest(request), route)
+    } catch (error) {
+      reject(request, reply, error).catch(done)
+      return
+    }
+    if (auth !== undefined) {
+      request.auth = auth
+      return done()
+    }
+    protect(request, reply, route).then((answered) => { if (!answered) done() }, done)
   })
 
   if (options.payloadHash) {

@@ -287,5 +287,28 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
     })
   }
 
-  return Object.freeze({ verify, authorize, options })
+  /** A verify() that ends at the cache: the verified token of a live cached token, else undefined. */
+  function cached (token: string): VerifiedToken | undefined {
+    if (cache === null || remote !== null) return undefined
+    const hit = cache.get(token)
+    if (hit === undefined) return undefined
+    const now = options.now() / 1000
+    // Anything but a live hit is left to verify(), which drops the entry and says why.
+    return now >= hit.validFrom && now - options.clockTolerance < hit.verified.expiresAt ? hit.verified : undefined
+  }
+
+  const verifier: Verifier = Object.freeze({ verify, authorize, options })
+  cacheLookups.set(verifier, cached)
+  return verifier
+}
+
+const cacheLookups = new WeakMap<Verifier, (token: string) => VerifiedToken | undefined>()
+
+/**
+ * The cache of a verifier as a synchronous lookup (for the adapters' fast path): the verified
+ * token when `token` is cached and live, else undefined, and always undefined without a cache or
+ * with a remote key set (whose hits wait on the set). It never verifies anything itself.
+ */
+export function cacheLookup (verifier: Verifier): (token: string) => VerifiedToken | undefined {
+  return cacheLookups.get(verifier) ?? (() => undefined)
 }

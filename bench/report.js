@@ -83,7 +83,7 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
   if (report.micro !== undefined) {
     const o = report.micro.opsPerSecond
     out.push('## Micro', '',
-      `Median of ${report.micro.rounds} interleaved rounds of ${report.micro.sliceMs} ms, one process.`, '',
+      `Median of ${report.micro.rounds} interleaved rounds of ${report.micro.sliceMs} ms, one process; rates per second of that process's CPU time.`, '',
       '| case | ops/s | us/op |', '|---|--:|--:|',
       ...[
         ['raw `crypto.verify` (buffers and KeyObject prepared)', o.rawCryptoVerify],

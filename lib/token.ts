@@ -196,10 +196,17 @@ const HEADER_CACHE_MAX = 64
 /** Longer headers are decoded every time rather than kept. */
 const HEADER_TEXT_MAX = 512
 
+/** The last header decoded, checked before the map: one issuer, one header, one string compare. */
+let lastHeader: { readonly part: string, readonly header: JsonObject } | undefined
+
 /** `decodeJsonObject` for a header, through the cache; the result is deeply frozen and shared. */
 function decodeHeader (part: string): JsonObject {
+  if (lastHeader !== undefined && lastHeader.part === part) return lastHeader.header
   const cached = headerCache.get(part)
-  if (cached !== undefined) return cached
+  if (cached !== undefined) {
+    lastHeader = { part, header: cached }
+    return cached
+  }
   const header = decodeJsonObject(part, 'header')
   if (part.length <= HEADER_TEXT_MAX && Object.isFrozen(header)) {
     if (headerCache.size >= HEADER_CACHE_MAX) {

@@ -213,12 +213,23 @@ interface CacheEntry {
   readonly key: PreparedKey
 }
 
+/**
+ * The compiled `acl` claim of a verified token (null: a root token), kept on the token under a
+ * non-enumerable symbol rather than in a WeakMap: a WeakMap entry per token is work for every
+ * garbage collection. Not a claim, invisible to Object.keys, JSON and spreads.
+ */
+const COMPILED_ACL = Symbol('vonage-jwt-guard.compiled-acl')
+
+function compiledAclOf (verified: VerifiedToken): CompiledAcl | null | undefined {
+  return (verified as { [COMPILED_ACL]?: CompiledAcl | null })[COMPILED_ACL]
+}
+
 export function createVerifier (input: GuardOptions<any>, runtime: VerifierRuntime = {}): Verifier {
   const options = normalizeOptions(input)
   const signaturesOnPool = runtime.signaturesOnPool === true
   const cache = options.cacheMax > 0 ? new TokenCache<CacheEntry>(options.cacheMax) : null
-  /** The compiled `acl` claim of each verified token (null: a root token). */
-  const acls = new WeakMap<VerifiedToken, CompiledAcl | null>()
+  /** The compiled `acl` claim of tokens verified elsewhere (null: a root token). */
+  const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
   const keySource = options.keys
   const remote = keySource.kind === 'jwks' ? createRemoteKeySet(keySource.jwks, options.now) : null
 
@@ -263,21 +274,22 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
     const claims = parsed.payload
     const time = checkClaims(claims, options, now)
     const acl = claims.acl === undefined ? null : compileAclClaim(claims.acl)
-    const verified: VerifiedToken = Object.freeze({
+    const verified: VerifiedToken = {
       header: deepFreeze(parsed.header),
       claims: deepFreeze(claims) as VonageClaims,
       expiresAt: time.expiresAt
-    })
-    acls.set(verified, acl)
+    }
+    Object.defineProperty(verified, COMPILED_ACL, { value: acl })
+    Object.freeze(verified)
     cache?.set(token, { verified, validFrom: time.validFrom, key: verifiedBy })
     return verified
   }
 
   function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
-    let acl = acls.get(verified)
+    let acl = compiledAclOf(verified) ?? foreignAcls.get(verified)
     if (acl === undefined) {
       acl = verified.claims.acl === undefined ? null : compileAcl(verified.claims.acl)
-      acls.set(verified, acl)
+      foreignAcls.set(verified, acl)
     }
     return decide(acl, method, path, {
       requireAcl: options.requireAcl,

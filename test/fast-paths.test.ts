@@ -1,0 +1,139 @@
+/**
+ * The shortcuts taken for speed (bench/) decide exactly what the long way decides: the token
+ * cache keyed by a token's tail, remembered acl grants, acls shared by equal JSON, the header
+ * cache, the duplicate-name check by counting, and the guard's synchronous path for cached tokens.
+ */
+import t from 'tap'
+import { TokenCache } from '../lib/cache.js'
+import { compileAcl, compileAclClaim, decide } from '../lib/acl.js'
+import { createGuard, createVerifier, type GuardRequest } from '../lib/index.js'
+import { parseCompact } from '../lib/token.js'
+import { buildApp, bearer } from './helpers/app.js'
+import { b64, claims, keys, NOW_MS, signRaw, token } from './helpers/keys.js'
+
+t.test('TokenCache: a tail shared by two tokens is one slot, never a hit for the other token', async t => {
+  const cache = new TokenCache<number>(3)
+  const tail = 'x'.repeat(32)
+  cache.set(`a.${tail}`, 1)
+  t.equal(cache.get(`b.${tail}`), undefined, 'same tail, other token: a miss')
+  cache.delete(`b.${tail}`)
+  t.equal(cache.get(`a.${tail}`), 1, 'deleting the other token leaves this one')
+  cache.set(`b.${tail}`, 2)
+  t.equal(cache.get(`a.${tail}`), undefined, 'the newer token took the slot')
+  t.equal(cache.get(`b.${tail}`), 2)
+  t.equal(cache.size, 1)
+})
+
+t.test('TokenCache: least recently used goes first, short keys work', async t => {
+  const cache = new TokenCache<number>(2)
+  cache.set('a', 1)
+  cache.set('b', 2)
+  t.equal(cache.get('a'), 1) // a is now the most recent
+  cache.set('c', 3)
+  t.equal(cache.get('b'), undefined, 'b was the least recently used')
+  t.equal(cache.get('a'), 1)
+  t.equal(cache.get('c'), 3)
+  cache.clear()
+  t.equal(cache.size, 0)
+})
+
+t.test('remembered grants answer as the rules do', async t => {
+  const acl = compileAcl({ paths: { '/*/users/**': { methods: ['GET'] }, '/*/legs/**': {} } })
+  t.same(decide(acl, 'GET', '/v1/users/a'), { granted: true, grantedBy: '/*/users/**' })
+  t.same(decide(acl, 'GET', '/v1/users/a'), { granted: true, grantedBy: '/*/users/**' }, 'again, from memory')
+  t.same(decide(acl, 'HEAD', '/v1/users/a'), { granted: true, grantedBy: '/*/users/**' })
+  t.throws(() => decide(acl, 'POST', '/v1/users/a'), { code: 'VJG_ACL_DENIED' }, 'a grant for GET is not one for POST')
+  for (let i = 0; i < 10; i++) decide(acl, 'GET', `/v1/legs/${i}`)
+  t.same(decide(acl, 'GET', '/v1/users/a'), { granted: true, grantedBy: '/*/users/**' }, 'after the memory turned over')
+  t.throws(() => decide(acl, 'GET', '/v1/userss'), { code: 'VJG_ACL_DENIED' })
+})
+
+t.test('a rule with filters is asked every time', async t => {
+  const acl = compileAcl({ paths: { '/*/users/**': { filters: { team: 'a' } } } })
+  let calls = 0
+  const aclFilter = (): boolean => ++calls === 1
+  t.same(decide(acl, 'GET', '/v1/users/a', { aclFilter }), { granted: true, grantedBy: '/*/users/**' })
+  t.throws(() => decide(acl, 'GET', '/v1/users/a', { aclFilter }), { code: 'VJG_ACL_DENIED' }, 'the second answer counts')
+  t.equal(calls, 2)
+})
+
+t.test('compileAclClaim shares a compiled acl between equal JSON only', async t => {
+  const a = Object.freeze({ paths: Object.freeze({ '/*/users/**': Object.freeze({}) }) })
+  const b = Object.freeze({ paths: Object.freeze({ '/*/users/**': Object.freeze({}) }) })
+  const c = Object.freeze({ paths: Object.freeze({ '/*/users/**': Object.freeze({ methods: Object.freeze(['GET']) }) }) })
+  t.equal(compileAclClaim(a), compileAclClaim(b), 'same JSON, one compiled acl')
+  t.not(compileAclClaim(a), compileAclClaim(c))
+  t.throws(() => decide(compileAclClaim(c), 'POST', '/v1/users/x'), { code: 'VJG_ACL_DENIED' })
+  t.throws(() => compileAclClaim(Object.freeze({ paths: Object.freeze({ 'users/**': Object.freeze({}) }) })), { code: 'VJG_CLAIM_INVALID' })
+})
+
+t.test('headers: one text decoded once, a bad one refused every time', async t => {
+  const good = await token()
+  const first = parseCompact(good, 8192).header
+  t.equal(parseCompact(good, 8192).header, first, 'the same frozen header object')
+  t.ok(Object.isFrozen(first))
+  const repeated = `${b64('{"alg":"RS256","alg":"RS256"}')}.${b64(claims())}.${'A'.repeat(342)}`
+  for (let i = 0; i < 2; i++) {
+    t.throws(() => parseCompact(repeated, 8192), { code: 'VJG_TOKEN_MALFORMED', message: /repeats a member name/ })
+  }
+})
+
+t.test('payloads: the counting check falls back to the exact scanner and agrees with it', async t => {
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, cache: false })
+  const base = JSON.stringify(claims()).slice(1, -1)
+  const cases: Array<[string, string | undefined]> = [
+    [`{${base}}`, undefined],
+    [`{${base},"sub":"a","sub":"b"}`, 'repeats a member name'],
+    [`{${base},"x":{"k":1,"k":2}}`, 'repeats a member name'],
+    [`{${base},"x":["k",":",{"k":1}]}`, undefined],
+    [`{${base},"s\\u0075b":"a","sub":"b"}`, 'repeats a member name'],
+    [`{${base},"x":"a\\"b","y":{"a\\"b":1,"z":2}}`, undefined],
+    [`{${base},"d":${'['.repeat(33)}${']'.repeat(33)}}`, 'nests deeper']
+  ]
+  for (const [payload, problem] of cases) {
+    const signed = signRaw({ alg: 'RS256', typ: 'JWT' }, payload)
+    if (problem === undefined) {
+      const verified = await verifier.verify(signed)
+      t.ok(Object.isFrozen(verified.claims), `accepted and frozen: ${payload.slice(-40)}`)
+    } else {
+      await t.rejects(verifier.verify(signed), { code: 'VJG_TOKEN_MALFORMED', message: new RegExp(problem) }, payload.slice(-40))
+    }
+  }
+})
+
+t.test('authenticateSync: a cached token decided without a promise, as authenticate decides', async t => {
+  const guard = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS })
+  const good = await token()
+  const request = (target: string, header?: string): GuardRequest => ({
+    target,
+    method: 'GET',
+    raw: { rawHeaders: header === undefined ? [] : ['Authorization', header], headers: {} } as never,
+    request: {}
+  })
+  t.equal(guard.authenticateSync(request('/v1/users/a', `Bearer ${good}`)), undefined, 'not cached yet: left to authenticate')
+  const slow = await guard.authenticate(request('/v1/users/a', `Bearer ${good}`))
+  t.same(guard.authenticateSync(request('/v1/users/a', `Bearer ${good}`)), slow, 'cached: the same result')
+  t.throws(() => guard.authenticateSync(request('/v1/nope/a', `Bearer ${good}`)), { code: 'VJG_ACL_DENIED' })
+  t.throws(() => guard.authenticateSync(request('/v1/users/a')), { code: 'VJG_TOKEN_MISSING' })
+  t.equal(guard.authenticateSync(request('/v1/users/a'), { optional: true, acl: true, aclPath: undefined }), null)
+  t.throws(() => guard.authenticateSync(request('/v1/../a', `Bearer ${good}`)), { code: 'VJG_PATH_INVALID' })
+
+  const withHook = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS, getToken: () => good })
+  await withHook.authenticate(request('/v1/users/a'))
+  t.equal(withHook.authenticateSync(request('/v1/users/a')), undefined, 'getToken: always the async path')
+})
+
+t.test('Fastify: cached tokens through the fast path answer as the first request did', async t => {
+  const app = await buildApp({ errorFormat: 'problem' })
+  t.teardown(() => app.close())
+  const good = await token()
+  for (let i = 0; i < 2; i++) {
+    const ok = await app.inject({ url: '/v1/users/a', headers: bearer(good) })
+    t.equal(ok.statusCode, 200, `granted, request ${i + 1}`)
+    t.equal(ok.json().auth.grantedBy, '/*/users/**')
+    const denied = await app.inject({ url: '/v1/other/a', headers: bearer(good) })
+    t.equal(denied.statusCode, 403, `denied, request ${i + 1}`)
+    t.equal(denied.json().code, 'VJG_ACL_DENIED')
+    t.match(denied.headers['www-authenticate'], /insufficient_scope/)
+  }
+})

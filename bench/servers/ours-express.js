@@ -8,5 +8,7 @@ export async function start ({ publicKey, options }) {
   const app = express()
   app.use(expressVonageJwt({ publicKey, ...(options.cache === false ? { cache: false } : {}) }))
   app.get(ROUTE_EXPRESS, (req, res) => { res.json({ id: req.params.id }) })
+  // Answer errors with their status and no stack on stderr (Express' default handler prints it).
+  app.use((error, req, res, _next) => { res.status(error.status ?? 500).end() })
   return listenExpress(app)
 }

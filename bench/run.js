@@ -33,7 +33,7 @@ const { CLIENT_SDK_ACL } = await load('mint.js')
 const here = dirname(fileURLToPath(import.meta.url))
 const env = process.env
 const config = {
-  duration: Number(env.BENCH_DURATION ?? 4),
+  duration: Number(env.BENCH_DURATION ?? 3.5),
   runs: Number(env.BENCH_RUNS ?? 3),
   warmup: Number(env.BENCH_WARMUP ?? 1.5),
   connections: Number(env.BENCH_CONNECTIONS ?? 10),

@@ -217,7 +217,8 @@ export function createGuard (input: GuardOptions<any>): Guard {
 
   async function run (input: GuardRequest, route: RouteGuard): Promise<AuthResult | null> {
     const path = canonicalPath(input.target)
-    const token = await extractToken(options, input)
+    // Without getToken nothing here waits: no promise for the common case.
+    const token = options.getToken === undefined ? tokenFromSources(options, input) : await extractToken(options, input)
     if (token === undefined) {
       if (route.optional) return null
       throw new GuardError('VJG_TOKEN_MISSING')

@@ -33,9 +33,9 @@ const { CLIENT_SDK_ACL } = await load('mint.js')
 const here = dirname(fileURLToPath(import.meta.url))
 const env = process.env
 const config = {
-  duration: Number(env.BENCH_DURATION ?? 3.5),
-  runs: Number(env.BENCH_RUNS ?? 3),
-  warmup: Number(env.BENCH_WARMUP ?? 1.5),
+  duration: Number(env.BENCH_DURATION ?? 2.5),
+  runs: Number(env.BENCH_RUNS ?? 5),
+  warmup: Number(env.BENCH_WARMUP ?? 1),
   connections: Number(env.BENCH_CONNECTIONS ?? 10),
   pool: Number(env.BENCH_POOL ?? 12_000),
   memoryTokens: Number(env.BENCH_MEMORY_TOKENS ?? 100_000),

@@ -121,7 +121,17 @@ function own (object: Record<string, unknown>, key: string): unknown {
   return Object.hasOwn(object, key) ? object[key] : undefined
 }
 
-function compilePattern (pattern: string): (path: string) => boolean {
+// One trailing `/` of a pattern is ignored, as one trailing `/` of a request path is dropped:
+// `@vonage/jwt`'s own tests grant `/messages/*/`, which matches what `/messages/*` matches, and
+// `/**/` is `/**`. The root `/` stays itself; only one slash goes (`/a//` keeps an empty segment,
+// which no canonical path has).
+function matchedPattern (pattern: string): string {
+  return pattern.length > 1 && pattern.endsWith('/') ? pattern.slice(0, -1) : pattern
+}
+
+function compilePattern (given: string): (path: string) => boolean {
+  // Keyed by the pattern as matched, so `/a/*` and `/a/*/` share one compiled test.
+  const pattern = matchedPattern(given)
   const cached = patternCache.get(pattern)
   if (cached !== undefined) return cached
   const full = new Minimatch(pattern, MINIMATCH_OPTIONS)

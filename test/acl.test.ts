@@ -173,6 +173,25 @@ const decisions: Array<[string, Record<string, unknown>, string, string | null, 
   ['globstar', { '/a/**': {} }, 'GET', '/ab', DENIED],
   ['globstar', { '/a/**': {} }, 'GET', '/', DENIED],
 
+  // one trailing slash of a pattern is ignored, as on a request path (@vonage/jwt's tests write `/messages/*/`)
+  ['trailing slash', { '/messages/*/': { methods: ['GET'] } }, 'GET', '/messages/MSG-1', '/messages/*/'],
+  ['trailing slash', { '/messages/*/': { methods: ['GET'] } }, 'HEAD', '/messages/MSG-1', '/messages/*/'],
+  ['trailing slash', { '/messages/*/': { methods: ['GET'] } }, 'POST', '/messages/MSG-1', DENIED],
+  ['trailing slash', { '/messages/*/': {} }, 'GET', '/messages', DENIED],
+  ['trailing slash', { '/messages/*/': {} }, 'GET', '/messages/MSG-1/x', DENIED],
+  ['trailing slash', { '/v1/users/': {} }, 'GET', '/v1/users', '/v1/users/'],
+  ['trailing slash', { '/v1/users/': {} }, 'GET', '/v1/users/x', DENIED],
+  ['trailing slash', { '/*/users/**/': {} }, 'GET', '/v1/users', '/*/users/**/'],
+  ['trailing slash', { '/*/users/**/': {} }, 'GET', '/v1/users/a/b', '/*/users/**/'],
+  ['trailing slash', { '/*/users/**/': {} }, 'GET', '/v1/userss', DENIED],
+  ['trailing slash', { '/**/': {} }, 'GET', '/', '/**/'],
+  ['trailing slash', { '/**/': {} }, 'GET', '/a/b', '/**/'],
+  ['trailing slash', { '/': {} }, 'GET', '/', '/'],
+  ['trailing slash', { '/': {} }, 'GET', '/a', DENIED],
+  ['trailing slash', { '//': {} }, 'GET', '/', '//'], // as minimatch matched it before
+  ['trailing slash', { '/a//': {} }, 'GET', '/a', DENIED], // one slash is dropped, not two
+  ['trailing slash', { '/a//': {} }, 'GET', '/a/b', DENIED],
+
   // no braces, extglobs or negation: they are literal text
   ['nobrace', { '/v1/{a,b}': {} }, 'GET', '/v1/a', DENIED],
   ['nobrace', { '/v1/{a,b}': {} }, 'GET', '/v1/{a,b}', '/v1/{a,b}'],
@@ -294,6 +313,10 @@ t.test('a pattern is compiled once per process, in a bounded cache', async t => 
   first.rules.forEach((rule, i) => t.equal(second.rules[i]!.test, rule.test, `${rule.pattern} compiled once`))
   const shared = compileAcl({ paths: { '/*/users/**': { methods: ['GET'] } } })
   t.equal(shared.rules[0]!.test, first.rules[0]!.test, 'shared by rules with other methods')
+  const slashed = compileAcl({ paths: { '/*/users/**/': {} } })
+  t.equal(slashed.rules[0]!.test, first.rules[0]!.test, 'a pattern with one trailing slash shares the compiled test of the one without')
+  t.equal(slashed.rules[0]!.pattern, '/*/users/**/', 'the rule keeps the pattern as the token states it')
+  t.equal(patternCacheSize(), 10, 'and takes no entry of its own')
 
   clearPatternCache()
   t.equal(patternCacheSize(), 0)

@@ -5,11 +5,15 @@
  */
 import { createServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tokenGenerate } from '@vonage/jwt'
 import type { Express, NextFunction, Request, Response } from 'express'
 import { expressVonageJwt, isGuardError, type ExpressGuardOptions } from '../../lib/express.js'
 import { bearer, buildApp } from './app.js'
 import { rawRequest } from './http.js'
 import { APP_ID, b64, claims, keys, NOW, NOW_MS, otherKeys, signRaw, token } from './keys.js'
+
+/** The real clock: tokens of Vonage's own SDK carry the real time. */
+const REAL_CLOCK = { now: Date.now }
 
 export const REALM = 'Bearer realm="vonage-jwt-guard"'
 export const INVALID_TOKEN = `${REALM}, error="invalid_token", error_description="`
@@ -46,7 +50,14 @@ export async function scenarios (): Promise<Scenario[]> {
   const valid = await token()
   const [h, p] = valid.split('.')
   const custom = { tokenSources: [{ cookie: 'vjg' }, { header: 'x-token', scheme: null }, { query: 'jwt' }] }
+  // The rule @vonage/jwt's own test suite writes, with its trailing slash.
+  const messages = tokenGenerate(APP_ID, keys.privatePem, { acl: { paths: { '/messages/*/': { methods: ['GET'] } } } })
   return [
+    { name: '@vonage/jwt token, acl /messages/*/: GET /messages/MSG-1', url: '/messages/MSG-1', headers: bearer(messages), options: REAL_CLOCK, status: 200, auth: { grantedBy: '/messages/*/' } },
+    { name: '@vonage/jwt token, acl /messages/*/: GET /messages/MSG-1/', url: '/messages/MSG-1/', headers: bearer(messages), options: REAL_CLOCK, status: 200, auth: { grantedBy: '/messages/*/' } },
+    { name: '@vonage/jwt token, acl /messages/*/: POST is not listed', method: 'POST', url: '/messages/MSG-1', headers: bearer(messages), options: REAL_CLOCK, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: '@vonage/jwt token, acl /messages/*/: one segment only', url: '/messages/MSG-1/status', headers: bearer(messages), options: REAL_CLOCK, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+
     { name: 'valid token on an ACL path', url: '/v1/users/abc', headers: bearer(valid), status: 200, auth: { grantedBy: '/*/users/**' } },
     { name: 'valid token, HEAD counts as GET', method: 'HEAD', url: '/v1/users/abc', headers: bearer(valid), status: 200 },
     { name: 'valid token, POST', method: 'POST', url: '/v1/conversations/c', headers: bearer(valid), status: 200, auth: { grantedBy: '/*/conversations/**' } },

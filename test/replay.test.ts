@@ -4,6 +4,7 @@
  * fail-closed (503) when the store fails or hangs unless failOpen.
  */
 import type { AddressInfo } from 'node:net'
+import { createRequire } from 'node:module'
 import express from 'express'
 import t from 'tap'
 import { expressVonageJwt } from '../lib/express.js'
@@ -11,6 +12,11 @@ import { createMemoryStore, type GuardStore } from '../lib/index.js'
 import { buildApp } from './helpers/app.js'
 import { APP_ID, keys, NOW, NOW_MS, token } from './helpers/keys.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
+import { bearer } from './helpers/app.js'
+import { rawRequest } from './helpers/http.js'
+import { expressApp, withServer, type ExpressFactory } from './helpers/scenarios.js'
+
+const express4 = createRequire(import.meta.url)('express4') as ExpressFactory
 
 t.test('off by default: a Client SDK token is reused for many requests', async (t) => {
   const app = await buildApp()
@@ -48,6 +54,21 @@ t.test('the jti is scoped by application_id: one application cannot burn another
   t.equal((await send(app, await token({ jti: 'shared', application_id: 'other-app' }))).status, 200)
   t.equal((await send(app, await token({ jti: 'shared' }))).status, 200, 'same jti, another application')
   rejected(t, await send(app, await token({ jti: 'shared' })), 401, 'VJG_TOKEN_REPLAYED', INVALID_TOKEN)
+})
+
+t.test('application_id and jti are kept apart: "app\\0x" + "y" is not "app" + "x\\0y"', async (t) => {
+  // Both tokens verify with the one key; a store keying `application_id NUL jti` saw one record.
+  const first = await token({ application_id: 'app\0x', jti: 'y' })
+  const second = await token({ application_id: 'app', jti: 'x\0y' })
+  const statuses = async (send: (jwt: string) => Promise<number>): Promise<number[]> => [await send(first), await send(second), await send(second)]
+
+  const fastify = await buildApp({ replay: true })
+  t.teardown(() => fastify.close())
+  t.same(await statuses(async jwt => (await fastify.inject({ url: '/v1/users', headers: bearer(jwt) })).statusCode), [200, 200, 401], 'fastify')
+  for (const [name, factory] of [['express 5', express as unknown as ExpressFactory], ['express 4', express4]] as const) {
+    const app = expressApp(factory, { replay: true })
+    t.same(await withServer(app, port => statuses(async jwt => (await rawRequest(port, '/v1/users', bearer(jwt))).status)), [200, 200, 401], name)
+  }
 })
 
 t.test('20 concurrent requests with one token: exactly one is accepted', async (t) => {

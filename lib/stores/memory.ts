@@ -101,6 +101,16 @@ function checkEntry (id: unknown, idName: string, time: unknown, timeName: strin
   }
 }
 
+/**
+ * The replay record of one jti of one application. The scope's length goes first, so the pair
+ * reads back one way only: with a separator alone, `app\0x` + `y` and `app` + `x\0y` would be
+ * one key, and one application could burn another's jti. (The Redis store percent-encodes the
+ * scope instead, which its key names need to stay readable.)
+ */
+function usedKey (scope: string, jti: string): string {
+  return `${scope.length}:${scope}${jti}`
+}
+
 /** A bounded, expiring in-memory store for replay protection and revocation. */
 export function createMemoryStore (options: MemoryStoreOptions = {}): MemoryStore {
   const max = positiveInteger(options.max, 'max', 100_000)
@@ -124,7 +134,7 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): MemoryStor
     let replayed = false
     if (query.consume !== undefined) {
       const { scope, jti, until } = query.consume
-      const key = `${scope}\0${jti}`
+      const key = usedKey(scope, jti)
       replayed = used.get(key, query.now) !== undefined
       if (!replayed) used.set(key, 1, until, query.now)
     }

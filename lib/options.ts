@@ -71,7 +71,7 @@ export interface GuardOptions<Request = unknown> {
   lifetimePolicy?: 'cap' | 'reject'
   /** Claims that must be present. @default ['application_id', 'iat', 'jti'] */
   requiredClaims?: string[]
-  /** Accept NumericDates written as strings of digits (Vonage's docs show `"exp": "1532179987"`). @default false */
+  /** Read a NumericDate written as a string of decimal digits (Vonage's docs show `"exp": "1532179987"`) as that number; any other string is 401 `VJG_CLAIM_INVALID`. @default true (vonage, vonage-video), false (opentok, vonage-webhook) */
   allowNumericStringDates?: boolean
   /** Refuse tokens without an `acl` claim (Vonage "root" tokens) with 403. @default false */
   requireAcl?: boolean

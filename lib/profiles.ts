@@ -41,6 +41,7 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   maxLifetime: DAY,
   lifetimePolicy: 'cap',
   requiredClaims: ['application_id', 'iat', 'jti'],
+  // Strict by default; the RS profiles, whose issuers include string-date minters, relax it below.
   allowNumericStringDates: false,
   requireAcl: false,
   tokenSources: [{ header: 'authorization', scheme: 'Bearer' }],
@@ -50,6 +51,14 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   realm: DEFAULT_REALM,
   now: Date.now
 })
+
+/**
+ * Defaults of the RS256 profiles (`vonage`, `vonage-video`), whose tokens come from Vonage's own
+ * SDKs and guides: Vonage's guide shows `"exp": "1532179987"`, its API accepts string dates, and
+ * Python's `vonage-jwt` (which also mints the Python SDK's Video client tokens) and PyJWT emit
+ * them. The HS profiles (Vonage's servers and the OpenTok SDKs sign those) keep strict numbers.
+ */
+const RS_COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({ ...COMMON, allowNumericStringDates: true })
 
 function invalid (message: string): never {
   throw new GuardError('VJG_CLAIM_INVALID', message)
@@ -122,11 +131,11 @@ export type ProfileName = 'vonage' | 'vonage-video' | 'opentok' | 'vonage-webhoo
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
   /** Vonage application JWTs (Client SDK and REST): SPEC 2.1. */
-  vonage: Object.freeze({ defaults: COMMON, lifetimeCeiling: DAY, claimChecks: Object.freeze([]) }),
+  vonage: Object.freeze({ defaults: RS_COMMON, lifetimeCeiling: DAY, claimChecks: Object.freeze([]) }),
   /** Vonage Video client connection tokens: RS256 with the application key, up to 30 days. */
   'vonage-video': Object.freeze({
     defaults: Object.freeze({
-      ...COMMON,
+      ...RS_COMMON,
       maxLifetime: VIDEO_LIFETIME,
       lifetimePolicy: 'reject',
       requiredClaims: ['application_id', 'iat', 'jti', 'scope', 'session_id', 'role']

@@ -99,26 +99,62 @@ export interface VerifierRuntime {
 }
 
 const MAX_NUMERIC_DATE = 2 ** 53
-const DIGITS = /^[0-9]{1,16}$/
+/**
+ * A NumericDate written as a string (Vonage's guide shows `"exp": "1532179987"`; Python's
+ * `vonage-jwt` and PyJWT emit them): decimal digits only, no sign, exponent, fraction, space or
+ * leading zero, so one number has one spelling.
+ */
+const DECIMAL = /^(?:0|[1-9][0-9]*)$/
+
+/**
+ * The number a NumericDate claim stands for, read the one way every part of the guard reads it:
+ * a JSON number as is, a decimal string as its number (verify() lets such a string through only
+ * under `allowNumericStringDates`), anything else undefined. The revocation check re-reads `iat`
+ * with this, so it never disagrees with the verifier.
+ */
+export function numericDateValue (value: unknown): number | undefined {
+  if (typeof value === 'number') return value
+  if (typeof value === 'string' && DECIMAL.test(value)) return Number(value)
+  return undefined
+}
 
 /** A NumericDate claim, or undefined when absent. Finite, 0 < n < 2^53 (`1e309` is Infinity). */
 function numericDate (claims: JsonObject, name: string, options: NormalizedOptions): number | undefined {
   const value = claims[name]
   if (value === undefined) return undefined
-  let n: number
-  if (typeof value === 'number') {
-    n = value
-  } else if (typeof value === 'string' && options.allowNumericStringDates && DIGITS.test(value)) {
-    n = Number(value)
-  } else if (typeof value === 'string' && DIGITS.test(value)) {
-    throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is a string: send a number, or set allowNumericStringDates: true`)
-  } else {
+  if (typeof value === 'string') {
+    if (!options.allowNumericStringDates) {
+      throw new GuardError('VJG_CLAIM_INVALID', DECIMAL.test(value)
+        ? `The "${name}" claim is a string: send a number, or set allowNumericStringDates: true`
+        : `The "${name}" claim is a string, not a NumericDate (and allowNumericStringDates is off)`)
+    }
+    if (!DECIMAL.test(value)) {
+      throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is a string that is not a NumericDate: allowNumericStringDates reads decimal digits only, without a leading zero`)
+    }
+  } else if (typeof value !== 'number') {
     throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim must be a NumericDate (seconds since the epoch)`)
   }
+  const n = numericDateValue(value)!
   if (!Number.isFinite(n) || n <= 0 || n >= MAX_NUMERIC_DATE) {
     throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is out of the NumericDate range`)
   }
   return n
+}
+
+const DATE_CLAIMS = ['iat', 'exp', 'nbf'] as const
+
+/**
+ * The claims as handed out (`request.auth.claims`, `isRevoked`, `aclFilter`): a NumericDate that
+ * came as a string (`allowNumericStringDates`) is the number it was read as, so no reader
+ * downstream reads it another way, or adds to a string. Other claims are left as they came.
+ */
+function withNumericDates (claims: JsonObject): JsonObject {
+  if (typeof claims.iat !== 'string' && typeof claims.exp !== 'string' && typeof claims.nbf !== 'string') return claims
+  const copy: JsonObject = { ...claims }
+  for (const name of DATE_CLAIMS) {
+    if (typeof copy[name] === 'string') copy[name] = numericDateValue(copy[name])
+  }
+  return copy
 }
 
 function nonEmptyString (claims: JsonObject, name: string, max: number): void {
@@ -273,8 +309,8 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
     if (verifiedBy === undefined) throw new GuardError('VJG_SIGNATURE_INVALID')
 
     // From here on the claims are trusted.
-    const claims = parsed.payload
-    const time = checkClaims(claims, options, now)
+    const time = checkClaims(parsed.payload, options, now)
+    const claims = withNumericDates(parsed.payload)
     const acl = claims.acl === undefined ? null : compileAclClaim(claims.acl)
     const verified: VerifiedToken = {
       header: deepFreeze(parsed.header),

@@ -170,3 +170,15 @@ t.test('options are checked at registration', async (t) => {
   t.throws(() => createMemoryStore().revokeToken('', NOW), TypeError)
   t.throws(() => createMemoryStore().revokeSubject('x', Number.NaN), TypeError)
 })
+
+t.test('a string iat is revoked by subject exactly as the verifier read it', async (t) => {
+  // The revocation check re-reads iat; it must agree with the number the verifier accepted.
+  const store = createMemoryStore({ now: () => NOW_MS })
+  const app = await buildApp({ revocation: store })
+  t.teardown(() => app.close())
+  await store.revokeSubject('alice', NOW)
+  rejected(t, await send(app, await token({ sub: 'alice', iat: String(NOW - 10) })), 401, 'VJG_TOKEN_REVOKED', INVALID_TOKEN)
+  t.equal((await send(app, await token({ sub: 'alice', iat: String(NOW + 5) }))).status, 200, 'issued after the revocation')
+  t.equal((await send(app, await token({ sub: 'alice', iat: NOW + 5 }))).status, 200, 'the same instant as a number')
+  rejected(t, await send(app, await token({ sub: 'alice', iat: `0${NOW - 10}` })), 401, 'VJG_CLAIM_INVALID', INVALID_TOKEN)
+})

@@ -104,7 +104,11 @@ export async function scenarios (): Promise<Scenario[]> {
     { name: 'no iat', url: '/v1/users', headers: bearer(await token({ iat: undefined })), status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
     { name: 'neither iat nor exp', url: '/v1/users', headers: bearer(await token({ iat: undefined, exp: undefined })), options: { requiredClaims: ['application_id'] }, status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
 
-    { name: 'exp as a string of digits', url: '/v1/users', headers: bearer(await token({ exp: String(NOW + 60) })), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'a docs-style string exp ("exp": "<digits>") is that NumericDate', url: '/v1/users', headers: bearer(await token({ exp: String(NOW + 60) })), status: 200, auth: { grantedBy: '/*/users/**' } },
+    { name: 'a string iat, as a Vonage walkthrough sent it', url: '/v1/users', headers: bearer(await token({ iat: String(NOW - 10), exp: undefined })), status: 200, auth: { grantedBy: '/*/users/**' } },
+    { name: 'a string exp with a leading zero', url: '/v1/users', headers: bearer(await token({ exp: `0${NOW + 60}` })), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'a string exp that is not digits', url: '/v1/users', headers: bearer(await token({ exp: `${NOW + 60}.5` })), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
+    { name: 'a string exp with allowNumericStringDates: false', url: '/v1/users', headers: bearer(await token({ exp: String(NOW + 60) })), options: { allowNumericStringDates: false }, status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
     { name: 'exp 1e309', url: '/v1/users', headers: bearer(signRaw({ alg: 'RS256' }, `{"application_id":"${APP_ID}","iat":${NOW},"jti":"j","exp":1e309}`)), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
     { name: 'exp before iat', url: '/v1/users', headers: bearer(await token({ exp: NOW - 20 })), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
     { name: 'acl of the wrong shape', url: '/v1/users', headers: bearer(await token({ acl: { paths: ['/*/users/**'] } })), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },

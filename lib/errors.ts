@@ -30,6 +30,7 @@ export const errors = Object.freeze({
   VJG_TOKEN_EXPIRED: { statusCode: 401, message: 'The token has expired', challenge: 'invalid_token' },
   VJG_TOKEN_NOT_YET_VALID: { statusCode: 401, message: 'The token is not valid yet (iat or nbf is in the future)', challenge: 'invalid_token' },
   VJG_LIFETIME_EXCEEDED: { statusCode: 401, message: 'The token lifetime (exp - iat) exceeds the maximum', challenge: 'invalid_token' },
+  VJG_LIFETIME_TOO_SHORT: { statusCode: 401, message: 'The token lifetime (exp - iat) is below the minimum', challenge: 'invalid_token' },
   VJG_TOKEN_REPLAYED: { statusCode: 401, message: 'The token jti was already used', challenge: 'invalid_token' },
   VJG_TOKEN_REVOKED: { statusCode: 401, message: 'The token has been revoked', challenge: 'invalid_token' },
   VJG_ACL_DENIED: { statusCode: 403, message: 'The token ACL does not grant this request', challenge: 'insufficient_scope' },

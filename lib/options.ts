@@ -69,6 +69,13 @@ export interface GuardOptions<Request = unknown> {
   maxLifetime?: number
   /** `'cap'` shortens a longer token to `iat + maxLifetime` (what Vonage does); `'reject'` refuses it. @default 'cap' */
   lifetimePolicy?: 'cap' | 'reject'
+  /**
+   * The shortest lifetime in seconds a token may state: `exp - iat` below it is 401
+   * `VJG_LIFETIME_TOO_SHORT` (Vonage's notes give `exp` a 30 s minimum). A token without `exp`
+   * lives `defaultLifetime`, which must be at least this; one without `iat` states no lifetime
+   * and is not checked. 0 turns the check off. @default 0
+   */
+  minLifetime?: number
   /** Claims that must be present. @default ['application_id', 'iat', 'jti'] */
   requiredClaims?: string[]
   /** Read a NumericDate written as a string of decimal digits (Vonage's docs show `"exp": "1532179987"`) as that number; any other string is 401 `VJG_CLAIM_INVALID`. @default true (vonage, vonage-video), false (opentok, vonage-webhook) */
@@ -125,6 +132,8 @@ export interface NormalizedOptions {
   readonly defaultLifetime: number
   readonly maxLifetime: number
   readonly lifetimePolicy: 'cap' | 'reject'
+  /** Seconds; 0: no minimum. */
+  readonly minLifetime: number
   readonly requiredClaims: readonly string[]
   readonly allowNumericStringDates: boolean
   readonly requireAcl: boolean
@@ -164,7 +173,7 @@ export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS38
 
 const KNOWN_OPTIONS = new Set([
   'publicKey', 'publicKeys', 'profile', 'algorithms', 'applicationId', 'clockTolerance',
-  'defaultLifetime', 'maxLifetime', 'lifetimePolicy', 'requiredClaims', 'allowNumericStringDates',
+  'defaultLifetime', 'maxLifetime', 'lifetimePolicy', 'minLifetime', 'requiredClaims', 'allowNumericStringDates',
   'requireAcl', 'aclPath', 'aclFilter', 'tokenSources', 'getToken', 'maxTokenLength', 'cache',
   'errorFormat', 'realm', 'now', 'secrets', 'maxAge',
   'jwksUrl', 'jwks', 'replay', 'isRevoked', 'revocation', 'failOpen', 'stateTimeout'
@@ -297,6 +306,10 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
   const defaultLifetime = integer(options.defaultLifetime, 'defaultLifetime', 1, preset.lifetimeCeiling)
   const maxLifetime = integer(options.maxLifetime, 'maxLifetime', 1, preset.lifetimeCeiling)
   if (defaultLifetime > maxLifetime) invalidOption('defaultLifetime', `must not exceed maxLifetime (${maxLifetime})`)
+  const minLifetime = integer(options.minLifetime, 'minLifetime', 0, preset.lifetimeCeiling)
+  // Above it, no token without exp could pass (and, as defaultLifetime <= maxLifetime, above
+  // maxLifetime no token at all): a configuration that refuses what it means to accept.
+  if (minLifetime > defaultLifetime) invalidOption('minLifetime', `must not exceed defaultLifetime (${defaultLifetime}), the lifetime of a token without exp (nor, so, maxLifetime)`)
 
   const requiredClaims = options.requiredClaims
   if (!Array.isArray(requiredClaims) || !requiredClaims.every(c => typeof c === 'string' && c.length > 0)) {
@@ -326,6 +339,7 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     defaultLifetime,
     maxLifetime,
     lifetimePolicy: oneOf(options.lifetimePolicy, 'lifetimePolicy', ['cap', 'reject']),
+    minLifetime,
     requiredClaims: Object.freeze([...requiredClaims]),
     allowNumericStringDates: boolean(options.allowNumericStringDates, 'allowNumericStringDates'),
     requireAcl: boolean(options.requireAcl, 'requireAcl'),

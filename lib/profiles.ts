@@ -40,6 +40,7 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   defaultLifetime: 900,
   maxLifetime: DAY,
   lifetimePolicy: 'cap',
+  minLifetime: 0,
   requiredClaims: ['application_id', 'iat', 'jti'],
   // Strict by default; the RS profiles, whose issuers include string-date minters, relax it below.
   allowNumericStringDates: false,
@@ -136,8 +137,9 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
   'vonage-video': Object.freeze({
     defaults: Object.freeze({
       ...RS_COMMON,
+      // Capped like vonage at 24 h: Vonage accepted its own reference app's tokens whose exp
+      // was in milliseconds, so a longer lifetime is shortened to 30 days, not refused.
       maxLifetime: VIDEO_LIFETIME,
-      lifetimePolicy: 'reject',
       requiredClaims: ['application_id', 'iat', 'jti', 'scope', 'session_id', 'role']
     }),
     lifetimeCeiling: VIDEO_LIFETIME,

@@ -198,6 +198,10 @@ function lifetime (claims: JsonObject, options: NormalizedOptions, now: number):
     if (exp !== undefined && options.lifetimePolicy === 'reject' && exp - iat > options.maxLifetime) {
       throw new GuardError('VJG_LIFETIME_EXCEEDED', `The token lifetime (exp - iat = ${exp - iat} s) exceeds maxLifetime (${options.maxLifetime} s)`)
     }
+    // Without exp the lifetime is defaultLifetime, which registration keeps >= minLifetime.
+    if (exp !== undefined && exp - iat < options.minLifetime) {
+      throw new GuardError('VJG_LIFETIME_TOO_SHORT', `The token lifetime (exp - iat = ${exp - iat} s) is below minLifetime (${options.minLifetime} s)`)
+    }
     expiresAt = Math.min(exp ?? iat + options.defaultLifetime, iat + options.maxLifetime)
   }
   if (options.maxAge !== null) {

@@ -134,6 +134,9 @@ async function profileCases (): Promise<ProfileCase[]> {
   })
   const sdkSubscriber = video.generateClientToken(SESSION_ID, { role: 'subscriber' })
   const sdkOtherKey = new Video({ applicationId: APP_ID, privateKey: otherKeys.privatePem }).generateClientToken(SESSION_ID)
+  // Vonage's own video reference app passed expireTime in milliseconds; Vonage accepted the tokens.
+  const sdkMillis = video.generateClientToken(SESSION_ID, { expireTime: (videoNow + 7 * 86_400) * 1000 })
+  const millisIat = iatOf(sdkMillis)
 
   const sdkOpentok = new OpenTok(API_KEY, API_SECRET).generateJwt()
   const opentokNow = iatOf(sdkOpentok) + 10
@@ -168,7 +171,13 @@ async function profileCases (): Promise<ProfileCase[]> {
     { name: 'video: legacy data of 1001 chars', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ data: 'x'.repeat(1001) }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
     { name: 'video: initial_layout_class_list as an array', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ initial_layout_class_list: ['focus'] }))), status: 200, grantedBy: '/session/**' },
     { name: 'video: initial_layout_class_list a number', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ initial_layout_class_list: 7 }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
-    { name: 'video: lifetime of 30 days + 1 s', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ exp: NOW - 10 + 30 * 86_400 + 1 }))), status: 401, code: 'VJG_LIFETIME_EXCEEDED', challenge: INVALID_TOKEN },
+    { name: 'video: lifetime of 30 days + 1 s is capped at 30 days', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ exp: NOW - 10 + 30 * 86_400 + 1 }))), status: 200, grantedBy: '/session/**' },
+    { name: 'video: lifetime of 30 days + 1 s, expired 30 days after iat', options: VIDEO, now: NOW - 10 + 30 * 86_400 + 30, url: '/session/x', headers: bearer(await rs256(videoClaims({ exp: NOW - 10 + 30 * 86_400 + 1 }))), status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'video: lifetime of 30 days + 1 s with lifetimePolicy reject', options: { ...VIDEO, lifetimePolicy: 'reject' }, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ exp: NOW - 10 + 30 * 86_400 + 1 }))), status: 401, code: 'VJG_LIFETIME_EXCEEDED', challenge: INVALID_TOKEN },
+    { name: 'video: SDK token with a millisecond exp is capped and accepted', options: VIDEO, now: videoNow, url: '/session/x', headers: bearer(sdkMillis), status: 200, grantedBy: '/session/**' },
+    { name: 'video: SDK token with a millisecond exp, 30 days after its iat', options: VIDEO, now: millisIat + 30 * 86_400 + 30, url: '/session/x', headers: bearer(sdkMillis), status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'video: SDK token with a millisecond exp and lifetimePolicy reject', options: { ...VIDEO, lifetimePolicy: 'reject' }, now: videoNow, url: '/session/x', headers: bearer(sdkMillis), status: 401, code: 'VJG_LIFETIME_EXCEEDED', challenge: INVALID_TOKEN },
+    { name: 'video: minLifetime refuses a token living 29 s', options: { ...VIDEO, minLifetime: 30 }, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ exp: NOW + 19 }))), status: 401, code: 'VJG_LIFETIME_TOO_SHORT', challenge: INVALID_TOKEN },
     { name: 'video: string dates are read as NumericDates, as under vonage', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ iat: String(NOW - 10), exp: String(NOW + 3600) }))), status: 200, grantedBy: '/session/**' },
     { name: 'video: HS256 sent to an RS256 profile', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await hs256(videoClaims(), API_SECRET)), status: 401, code: 'VJG_ALG_NOT_ALLOWED', challenge: INVALID_TOKEN },
 

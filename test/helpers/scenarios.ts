@@ -123,6 +123,8 @@ export async function scenarios (): Promise<Scenario[]> {
     { name: 'iat in the future', url: '/v1/users', headers: bearer(await token({ iat: NOW + 31 })), status: 401, code: 'VJG_TOKEN_NOT_YET_VALID', challenge: INVALID_TOKEN },
     { name: 'nbf in the future', url: '/v1/users', headers: bearer(await token({ nbf: NOW + 31 })), status: 401, code: 'VJG_TOKEN_NOT_YET_VALID', challenge: INVALID_TOKEN },
 
+    { name: 'lifetime under minLifetime', url: '/v1/users', headers: bearer(await token({ exp: NOW - 10 + 29 })), options: { minLifetime: 30 }, status: 401, code: 'VJG_LIFETIME_TOO_SHORT', challenge: INVALID_TOKEN },
+    { name: 'lifetime at minLifetime', url: '/v1/users', headers: bearer(await token({ exp: NOW - 10 + 30 })), options: { minLifetime: 30 }, status: 200, auth: { grantedBy: '/*/users/**' } },
     { name: 'lifetime over 24 h with policy reject', url: '/v1/users', headers: bearer(await token({ exp: NOW - 10 + 86_401 })), options: { lifetimePolicy: 'reject' }, status: 401, code: 'VJG_LIFETIME_EXCEEDED', challenge: INVALID_TOKEN },
 
     { name: 'path outside the ACL', url: '/v1/calls/abc', headers: bearer(valid), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },

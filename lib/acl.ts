@@ -40,6 +40,8 @@ export interface AclDecision {
 
 export interface DecideOptions {
   requireAcl?: boolean
+  /** `acl` is the `defaultAcl` option, standing in for a token without an acl claim (a 403 says so). */
+  fromDefault?: boolean
   aclFilter?: AclFilter
   claims?: Record<string, unknown>
   request?: unknown
@@ -332,5 +334,5 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
       return { granted: true, grantedBy: rule.pattern }
     }
   }
-  throw denied(upper, path)
+  throw denied(upper, path, options.fromDefault === true ? 'is not granted by defaultAcl (the token has no acl claim)' : undefined)
 }

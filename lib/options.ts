@@ -3,8 +3,8 @@
  * once and returns one frozen, fully defaulted object. A bad option is a `TypeError` with code
  * `VJG_INVALID_OPTION` naming it; nothing on the security path falls back silently.
  */
-import type { AclFilter } from './acl.js'
-import { invalidOption } from './errors.js'
+import { compileAcl, type AclFilter, type CompiledAcl } from './acl.js'
+import { GuardError, invalidOption } from './errors.js'
 import type { KeyObject } from 'node:crypto'
 import { preparePublicKeys, prepareSecret, type PreparedKey, type PublicKeyInput } from './keys.js'
 import { PROFILES, type ClaimCheck, type Profile, type ProfileName } from './profiles.js'
@@ -80,8 +80,18 @@ export interface GuardOptions<Request = unknown> {
   requiredClaims?: string[]
   /** Read a NumericDate written as a string of decimal digits (Vonage's docs show `"exp": "1532179987"`) as that number; any other string is 401 `VJG_CLAIM_INVALID`. @default true (vonage, vonage-video), false (opentok, vonage-webhook) */
   allowNumericStringDates?: boolean
-  /** Refuse tokens without an `acl` claim (Vonage "root" tokens) with 403. @default false */
+  /**
+   * Refuse every token without its own `acl` claim with 403 `VJG_ACL_DENIED`, whatever
+   * `defaultAcl` (giving both is a registration error). @default false
+   */
   requireAcl?: boolean
+  /**
+   * The ACL of a token without an `acl` claim, in the claim's shape, checked and compiled at
+   * registration. `undefined` or `null`: such a token is a Vonage "root" token, allowed
+   * everywhere (`null` also turns off a profile's default). @default undefined (vonage-video:
+   * `{ paths: { '/session/**': {} } }`)
+   */
+  defaultAcl?: VonageClaims['acl'] | null
   /** Map the request path to the Vonage path space: a prefix to strip, or a function returning the path (null: no ACL rule grants). @default undefined */
   aclPath?: string | ((request: Request, path: string) => string | null)
   /** Decides ACL rules that carry `filters`; without it such a rule never grants. @default undefined */
@@ -137,6 +147,8 @@ export interface NormalizedOptions {
   readonly requiredClaims: readonly string[]
   readonly allowNumericStringDates: boolean
   readonly requireAcl: boolean
+  /** The ACL a token without an acl claim gets; null: it is a root token (refused under requireAcl). */
+  readonly defaultAcl: CompiledAcl | null
   readonly aclPath: AclPathOption | undefined
   readonly aclFilter: AclFilter | undefined
   readonly tokenSources: readonly ResolvedTokenSource[]
@@ -174,7 +186,7 @@ export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS38
 const KNOWN_OPTIONS = new Set([
   'publicKey', 'publicKeys', 'profile', 'algorithms', 'applicationId', 'clockTolerance',
   'defaultLifetime', 'maxLifetime', 'lifetimePolicy', 'minLifetime', 'requiredClaims', 'allowNumericStringDates',
-  'requireAcl', 'aclPath', 'aclFilter', 'tokenSources', 'getToken', 'maxTokenLength', 'cache',
+  'requireAcl', 'defaultAcl', 'aclPath', 'aclFilter', 'tokenSources', 'getToken', 'maxTokenLength', 'cache',
   'errorFormat', 'realm', 'now', 'secrets', 'maxAge',
   'jwksUrl', 'jwks', 'replay', 'isRevoked', 'revocation', 'failOpen', 'stateTimeout'
 ])
@@ -245,6 +257,31 @@ export function checkAclPath (value: unknown, name: string): AclPathOption | und
     invalidOption(name, 'must be a path prefix like "/api" (leading slash, no trailing slash) or a function')
   }
   return value
+}
+
+/**
+ * `defaultAcl`: compiled once, from a snapshot (later changes to the object given do nothing),
+ * with the very checks an `acl` claim gets; a bad one names the option. `requireAcl` refuses
+ * every token without its own acl, so a defaultAcl the user gave beside it could never apply.
+ */
+function defaultAclOption (value: unknown, given: boolean, requireAcl: boolean): CompiledAcl | null {
+  if (value === undefined || value === null) return null
+  if (requireAcl) {
+    if (given) invalidOption('defaultAcl', 'cannot be combined with requireAcl: true, which refuses every token without its own acl: give one of them')
+    return null
+  }
+  let snapshot: unknown
+  try {
+    snapshot = structuredClone(value)
+  } catch {
+    invalidOption('defaultAcl', 'must be plain JSON data: { paths: { "<pattern>": { methods?, filters? } } }')
+  }
+  try {
+    return compileAcl(snapshot)
+  } catch (error) {
+    if (!(error instanceof GuardError)) throw error
+    invalidOption('defaultAcl', `is not a valid acl: ${error.message}`)
+  }
 }
 
 /** HS profiles: `secrets` chosen by the profile's claim; never a public key, never an RSA algorithm. */
@@ -325,6 +362,8 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     cacheMax = integer(cache.max ?? 10_000, 'cache.max', 1, 10_000_000)
   }
   const aclPath = checkAclPath(options.aclPath, 'aclPath')
+  const requireAcl = boolean(options.requireAcl, 'requireAcl')
+  const defaultAcl = defaultAclOption(options.defaultAcl, input.defaultAcl !== undefined, requireAcl)
   const realm = options.realm
   if (typeof realm !== 'string' || realm.length === 0 || !/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
     invalidOption('realm', 'must be a non-empty printable ASCII string without quotes or backslashes')
@@ -342,7 +381,8 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     minLifetime,
     requiredClaims: Object.freeze([...requiredClaims]),
     allowNumericStringDates: boolean(options.allowNumericStringDates, 'allowNumericStringDates'),
-    requireAcl: boolean(options.requireAcl, 'requireAcl'),
+    requireAcl,
+    defaultAcl,
     aclPath,
     aclFilter: options.aclFilter === undefined ? undefined : fn<AclFilter>(options.aclFilter, 'aclFilter'),
     tokenSources: Object.freeze(tokenSources.map((s, i) => tokenSource(s, `tokenSources[${i}]`))),

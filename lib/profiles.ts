@@ -120,6 +120,9 @@ const webhookClaims: ClaimCheck = (claims) => {
   }
 }
 
+/** What a Video client token without an acl may open: the path every Vonage SDK writes. */
+const VIDEO_DEFAULT_ACL = Object.freeze({ paths: Object.freeze({ '/session/**': Object.freeze({}) }) })
+
 /** OpenTok REST tokens live five minutes at most (exp - iat <= 300). */
 const OPENTOK_LIFETIME = 300
 /** Video client tokens live 30 days at most. */
@@ -140,7 +143,10 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
       // Capped like vonage at 24 h: Vonage accepted its own reference app's tokens whose exp
       // was in milliseconds, so a longer lifetime is shortened to 30 days, not refused.
       maxLifetime: VIDEO_LIFETIME,
-      requiredClaims: ['application_id', 'iat', 'jti', 'scope', 'session_id', 'role']
+      requiredClaims: ['application_id', 'iat', 'jti', 'scope', 'session_id', 'role'],
+      // The Java and .NET SDKs send no acl: a session.connect token is not a root token. Every
+      // SDK that writes an acl writes this one.
+      defaultAcl: VIDEO_DEFAULT_ACL
     }),
     lifetimeCeiling: VIDEO_LIFETIME,
     claimChecks: Object.freeze([videoClaims])

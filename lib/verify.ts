@@ -274,6 +274,7 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
   const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
   const keySource = options.keys
   const remote = keySource.kind === 'jwks' ? createRemoteKeySet(keySource.jwks, options.now) : null
+  const defaultAcl = options.defaultAcl
 
   function keysFor (payload: JsonObject): readonly PreparedKey[] {
     if (keySource.kind === 'static') return keySource.keys
@@ -328,16 +329,21 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
   }
 
   function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
-    let acl = compiledAclOf(verified) ?? foreignAcls.get(verified)
+    // null: the token has no acl claim (its own compiled acl is null, not undefined).
+    let acl = compiledAclOf(verified)
+    if (acl === undefined) acl = foreignAcls.get(verified)
     if (acl === undefined) {
       acl = verified.claims.acl === undefined ? null : compileAcl(verified.claims.acl)
       foreignAcls.set(verified, acl)
     }
-    return decide(acl, method, path, {
+    // A token without acl gets defaultAcl (null under requireAcl, which then refuses it).
+    const fromDefault = acl === null && defaultAcl !== null
+    return decide(fromDefault ? defaultAcl : acl, method, path, {
       requireAcl: options.requireAcl,
       aclFilter: options.aclFilter,
       claims: verified.claims,
-      request: context.request
+      request: context.request,
+      fromDefault
     })
   }
 

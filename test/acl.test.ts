@@ -192,6 +192,17 @@ const decisions: Array<[string, Record<string, unknown>, string, string | null, 
   ['trailing slash', { '/a//': {} }, 'GET', '/a', DENIED], // one slash is dropped, not two
   ['trailing slash', { '/a//': {} }, 'GET', '/a/b', DENIED],
 
+  // the three Video paths of Vonage's documents are three different grants (README, vonage-video)
+  ['video paths', { '/session/**': {} }, 'GET', '/session/S1', '/session/**'],
+  ['video paths', { '/session/**': {} }, 'GET', '/v2/session/S1', DENIED],
+  ['video paths', { '/session/**': {} }, 'GET', '/v1/sessions/S1', DENIED],
+  ['video paths', { '/*/session/**': {} }, 'GET', '/session/S1', DENIED],
+  ['video paths', { '/*/session/**': {} }, 'GET', '/v2/session/S1', '/*/session/**'],
+  ['video paths', { '/*/session/**': {} }, 'GET', '/v1/sessions/S1', DENIED],
+  ['video paths', { '/*/sessions/**': {} }, 'GET', '/session/S1', DENIED],
+  ['video paths', { '/*/sessions/**': {} }, 'GET', '/v2/session/S1', DENIED],
+  ['video paths', { '/*/sessions/**': {} }, 'GET', '/v1/sessions/S1', '/*/sessions/**'],
+
   // no braces, extglobs or negation: they are literal text
   ['nobrace', { '/v1/{a,b}': {} }, 'GET', '/v1/a', DENIED],
   ['nobrace', { '/v1/{a,b}': {} }, 'GET', '/v1/{a,b}', '/v1/{a,b}'],

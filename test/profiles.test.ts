@@ -72,6 +72,25 @@ function videoClaims (over: Record<string, unknown> = {}): Record<string, unknow
   return base
 }
 
+/**
+ * A Video client token as the Java SDK writes it (VideoClient.generateToken on vonage-jwt-jdk's
+ * JwtGenerator; the .NET SDK's has the same claims): a `type` header rather than `typ`, and no
+ * `acl` and no `sub`, unlike @vonage/video's.
+ */
+function javaStyleVideoToken (over: Record<string, unknown> = {}): Promise<string> {
+  const claims: Record<string, unknown> = {
+    application_id: APP_ID,
+    exp: NOW - 10 + 86_400,
+    role: 'publisher',
+    session_id: SESSION_ID,
+    scope: 'session.connect',
+    iat: NOW - 10,
+    jti: randomUUID(),
+    ...over
+  }
+  return new SignJWT(claims).setProtectedHeader({ type: 'JWT', alg: 'RS256' } as { alg: string }).sign(keys.privateKey)
+}
+
 function opentokClaims (over: Record<string, unknown> = {}): Record<string, unknown> {
   const base: Record<string, unknown> = { iss: API_KEY, ist: 'project', iat: NOW - 10, exp: NOW + 290 }
   for (const [k, v] of Object.entries(over)) {
@@ -160,6 +179,15 @@ async function profileCases (): Promise<ProfileCase[]> {
     { name: 'video: the /session/** acl denies other paths', options: VIDEO, now: videoNow, url: '/v2/project/x/archive', headers: bearer(sdkVideo), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
     { name: 'video: SDK token signed by another application key', options: VIDEO, now: videoNow, url: '/session/x', headers: bearer(sdkOtherKey), status: 401, code: 'VJG_SIGNATURE_INVALID', challenge: INVALID_TOKEN },
     { name: 'video: SDK token past its 24 h default expiry', options: VIDEO, now: videoNow + 86_400 + 30, url: '/session/x', headers: bearer(sdkVideo), status: 401, code: 'VJG_TOKEN_EXPIRED', challenge: INVALID_TOKEN },
+    { name: 'video: Java-style token without acl, inside /session/**', options: VIDEO, now: NOW, method: 'POST', url: `/session/${SESSION_ID}/connection`, headers: bearer(await javaStyleVideoToken()), status: 200, grantedBy: '/session/**' },
+    { name: 'video: Java-style token without acl is no root token', options: VIDEO, now: NOW, url: '/v1/users/x', headers: bearer(await javaStyleVideoToken()), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'video: Java-style token without acl, outside /session/**', options: VIDEO, now: NOW, url: '/v2/project/x/archive', headers: bearer(await javaStyleVideoToken({ role: 'moderator' })), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'video: @vonage/video token without its acl, same as Java', options: VIDEO, now: NOW, url: '/v1/calls', headers: bearer(await rs256(videoClaims({ acl: undefined }))), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'video: defaultAcl null makes a token without acl root again', options: { ...VIDEO, defaultAcl: null }, now: NOW, url: '/v1/users/x', headers: bearer(await javaStyleVideoToken()), status: 200, grantedBy: null },
+    { name: 'video: a defaultAcl of your own', options: { ...VIDEO, defaultAcl: { paths: { '/v2/project/*/session/**': {} } } }, now: NOW, url: '/v2/project/p1/session/s1', headers: bearer(await javaStyleVideoToken()), status: 200, grantedBy: '/v2/project/*/session/**' },
+    { name: 'video: a defaultAcl of your own replaces /session/**', options: { ...VIDEO, defaultAcl: { paths: { '/v2/project/*/session/**': {} } } }, now: NOW, url: '/session/x', headers: bearer(await javaStyleVideoToken()), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'video: requireAcl refuses a token without acl, defaultAcl or not', options: { ...VIDEO, requireAcl: true }, now: NOW, url: '/session/x', headers: bearer(await javaStyleVideoToken()), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'video: requireAcl still lets a token with its own acl in', options: { ...VIDEO, requireAcl: true }, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims())), status: 200, grantedBy: '/session/**' },
     { name: 'video: wrong role', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ role: 'admin' }))), status: 401, code: 'VJG_CLAIM_INVALID', challenge: INVALID_TOKEN },
     { name: 'video: role publisheronly', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ role: 'publisheronly' }))), status: 200, grantedBy: '/session/**' },
     { name: 'video: missing role', options: VIDEO, now: NOW, url: '/session/x', headers: bearer(await rs256(videoClaims({ role: undefined }))), status: 401, code: 'VJG_CLAIM_MISSING', challenge: INVALID_TOKEN },
@@ -474,7 +502,8 @@ t.test('refused combinations are a TypeError naming the option', async (t) => {
     { name: 'opentok lifetimes above 5 minutes', options: { ...OPENTOK, maxLifetime: 301 }, option: 'maxLifetime' },
     { name: 'video lifetimes above 30 days', options: { ...VIDEO, maxLifetime: 30 * 86_400 + 1 }, option: 'maxLifetime' },
     { name: 'maxAge of 0', options: { ...WEBHOOK, maxAge: 0 }, option: 'maxAge' },
-    { name: 'an unknown profile', options: { ...VIDEO, profile: 'vonage-sms' }, option: 'profile' }
+    { name: 'an unknown profile', options: { ...VIDEO, profile: 'vonage-sms' }, option: 'profile' },
+    { name: 'a defaultAcl beside requireAcl', options: { ...VIDEO, requireAcl: true, defaultAcl: { paths: { '/session/**': {} } } }, option: 'defaultAcl' }
   ]
   for (const row of rows) {
     t.throws(() => createVerifier(row.options as never), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option: row.option }, row.name)

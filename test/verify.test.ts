@@ -247,3 +247,34 @@ t.test('bad options throw a TypeError naming the option', async t => {
     t.throws(() => createVerifier(options as never), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option }, `${option}: ${JSON.stringify(options?.[option] ?? null)}`)
   }
 })
+
+t.test('defaultAcl: compiled once at registration, checked like an acl claim', async t => {
+  const defaultAcl = { paths: { '/session/**': {} as Record<string, unknown> } }
+  const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, defaultAcl })
+  // Later changes to the object given do nothing: the option was read once.
+  defaultAcl.paths['/**'] = {}
+  const rootless = await verifier.verify(await token({ acl: undefined }))
+  t.same(verifier.authorize(rootless, 'GET', '/session/abc'), { granted: true, grantedBy: '/session/**' })
+  t.throws(() => verifier.authorize(rootless, 'GET', '/v1/users'), { code: 'VJG_ACL_DENIED', statusCode: 403, message: 'GET /v1/users is not granted by defaultAcl (the token has no acl claim)' })
+  const own = await verifier.verify(await token())
+  t.throws(() => verifier.authorize(own, 'GET', '/session/abc'), { code: 'VJG_ACL_DENIED', message: 'GET /session/abc is not granted by the token acl' }, 'a token with an acl is judged by its own')
+  t.equal(rootless.claims.acl, undefined, 'the claims stay as the token had them')
+
+  const bad: Array<[string, unknown]> = [
+    ['a string', '/session/**'],
+    ['paths an array', { paths: ['/session/**'] }],
+    ['a pattern without a slash', { paths: { 'session/**': {} } }],
+    ['a pattern with %', { paths: { '/a%2F': {} } }],
+    ['methods a string', { paths: { '/a': { methods: 'GET' } } }],
+    ['a function inside', { paths: { '/a': { methods: ['GET'], filters: { f: () => true } } } }],
+    ['129 patterns', { paths: Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`/p${i}`, {}])) }]
+  ]
+  for (const [name, value] of bad) {
+    t.throws(() => createVerifier({ publicKey: keys.publicPem, defaultAcl: value as never }), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option: 'defaultAcl' }, name)
+  }
+  t.throws(() => createVerifier({ publicKey: keys.publicPem, requireAcl: true, defaultAcl: { paths: { '/a': {} } } }), { code: 'VJG_INVALID_OPTION', option: 'defaultAcl' }, 'beside requireAcl')
+  t.ok(createVerifier({ publicKey: keys.publicPem, requireAcl: true, defaultAcl: null }), 'null beside requireAcl is no contradiction')
+  t.equal(createVerifier({ publicKey: keys.publicPem }).options.defaultAcl, null, 'vonage: none, a token without acl is root')
+  t.equal(createVerifier({ publicKey: keys.publicPem, profile: 'vonage-video' }).options.defaultAcl?.rules[0]?.pattern, '/session/**', 'vonage-video: /session/**')
+  t.equal(createVerifier({ publicKey: keys.publicPem, profile: 'vonage-video', requireAcl: true }).options.defaultAcl, null, 'requireAcl drops the profile default')
+})

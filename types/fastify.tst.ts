@@ -61,4 +61,12 @@ describe('the core', () => {
     expect<{ publicKey: string, cache: false }>().type.toBeAssignableTo<GuardOptions>()
     expect<{ publicKey: string, cache: true }>().type.not.toBeAssignableTo<GuardOptions>()
   })
+
+  test('defaultAcl has the acl claim shape (or null), minLifetime is seconds', () => {
+    expect<{ publicKey: string, defaultAcl: { paths: { '/session/**': {} } }, minLifetime: 30 }>().type.toBeAssignableTo<GuardOptions>()
+    expect<{ publicKey: string, defaultAcl: null }>().type.toBeAssignableTo<GuardOptions>()
+    expect<{ publicKey: string, defaultAcl: { paths: string[] } }>().type.not.toBeAssignableTo<GuardOptions>()
+    expect<{ publicKey: string, minLifetime: '30' }>().type.not.toBeAssignableTo<GuardOptions>()
+    expect<'VJG_LIFETIME_TOO_SHORT'>().type.toBeAssignableTo<ErrorCode>()
+  })
 })

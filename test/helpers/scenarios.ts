@@ -129,6 +129,9 @@ export async function scenarios (): Promise<Scenario[]> {
 
     { name: 'path outside the ACL', url: '/v1/calls/abc', headers: bearer(valid), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
     { name: '/*/users/** does not match /v1/userss', url: '/v1/userss', headers: bearer(valid), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'defaultAcl: a token without acl gets it', url: '/v1/users/x', headers: bearer(await token({ acl: undefined })), options: { defaultAcl: { paths: { '/*/users/**': { methods: ['GET'] } } } }, status: 200, auth: { grantedBy: '/*/users/**' } },
+    { name: 'defaultAcl: outside it a token without acl is refused', url: '/v1/calls/x', headers: bearer(await token({ acl: undefined })), options: { defaultAcl: { paths: { '/*/users/**': { methods: ['GET'] } } } }, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+    { name: 'defaultAcl: a token with its own acl is judged by that', url: '/v1/conversations/c', headers: bearer(valid), options: { defaultAcl: { paths: { '/*/users/**': { methods: ['GET'] } } } }, status: 200, auth: { grantedBy: '/*/conversations/**' } },
     { name: 'root token (no acl) with requireAcl', url: '/v1/users', headers: bearer(await token({ acl: undefined })), options: { requireAcl: true }, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
     { name: 'methods not listed', method: 'DELETE', url: '/v1/users/x', headers: bearer(await token({ acl: { paths: { '/*/users/**': { methods: ['GET'] } } } })), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
 

@@ -131,6 +131,24 @@ export function invalidOption (option: string, message: string): never {
   throw new InvalidOptionError(option, message)
 }
 
+/**
+ * The answer to a developer's mistake that only a request could reveal: 503, fail closed, the
+ * client told nothing of the configuration; the mistake (a TypeError naming the option) is the
+ * cause, which the adapters log at `error` (see `misconfiguration`).
+ */
+export function misconfigured (cause: InvalidOptionError): GuardError {
+  return new GuardError('VJG_UNAVAILABLE', 'The guard is misconfigured for this request (see the server log)', { cause })
+}
+
+/**
+ * The developer's mistake behind a 503, when only a request could reveal it (an `aclPath`
+ * function's answer, a route config Fastify showed the plugin too late): the adapters log it at
+ * `error`, so it does not hide behind the client's generic 503.
+ */
+export function misconfiguration (error: GuardError): InvalidOptionError | undefined {
+  return error.cause instanceof InvalidOptionError ? error.cause : undefined
+}
+
 /** RFC 7807 `type` URIs, following Vonage's API error pages. */
 const PROBLEM_TYPE: Record<number, string> = {
   400: 'https://developer.vonage.com/api-errors#bad-request',

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { GuardError, invalidOption, problemBody } from './errors.js'
+import { GuardError, invalidOption, misconfiguration, problemBody } from './errors.js'
 import { createGuard, type AuthResult, type GuardRequest, type RouteGuard } from './guard.js'
 import type { GuardOptions } from './options.js'
 import { declaresBody, payloadHash, signsQuery, tapBody } from './webhook.js'
@@ -37,9 +37,10 @@ export interface ExpressGuardOptions extends GuardOptions<Request> {
   acl?: boolean
 }
 
-/** Loggers that hang off the request (pino-http's `req.log`): rejections go there at info. */
+/** Loggers that hang off the request (pino-http's `req.log`): rejections go there at info, a configuration mistake at error. */
 interface RequestLogger {
   info (object: Record<string, unknown>, message: string): void
+  error (object: Record<string, unknown>, message: string): void
 }
 
 export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler {
@@ -53,7 +54,12 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
   /** Problem format: the middleware answers itself, as the Fastify plugin does; otherwise next(err). */
   function reject (error: GuardError, req: Request, res: Response, next: NextFunction): void {
     const log = (req as { log?: Partial<RequestLogger> }).log
-    if (typeof log?.info === 'function') log.info({ code: error.code, statusCode: error.statusCode }, `vonage-jwt-guard: ${error.message}`)
+    const mistake = misconfiguration(error)
+    if (mistake !== undefined) {
+      if (typeof log?.error === 'function') log.error({ err: mistake, code: error.code, statusCode: error.statusCode }, `vonage-jwt-guard: ${mistake.message}`)
+    } else if (typeof log?.info === 'function') {
+      log.info({ code: error.code, statusCode: error.statusCode }, `vonage-jwt-guard: ${error.message}`)
+    }
     if (guard.options.errorFormat !== 'problem' || res.headersSent) {
       next(error)
       return

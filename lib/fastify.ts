@@ -6,8 +6,8 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { pipeline } from 'node:stream'
 import fp from 'fastify-plugin'
-import { GuardError, problemBody } from './errors.js'
-import { createGuard, type AuthResult, type RouteGuard, type RouteGuardOption } from './guard.js'
+import { GuardError, InvalidOptionError, misconfigured, misconfiguration, problemBody } from './errors.js'
+import { createGuard, type AuthResult, type GuardRequest, type RouteGuard, type RouteGuardOption } from './guard.js'
 import type { GuardOptions } from './options.js'
 import type { VerifiedToken } from './verify.js'
 import { BodyHasher } from './webhook.js'
@@ -40,27 +40,39 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   // fastify-plugin hands us the options with no extra keys; validation happens here, at register().
   const guard = createGuard(input)
   const options = guard.options
-  const routes = new WeakMap<object, RouteGuard | false>()
+  /** Resolved route settings by their config object; a bad one keeps its TypeError, thrown again. */
+  const routes = new WeakMap<object, RouteGuard | false | InvalidOptionError>()
 
-  function routeFor (option: RouteGuardOption<FastifyRequest> | undefined, where: string): RouteGuard | false {
+  /** The settings of a route's `config.jwtGuard`, validated once; throws a TypeError naming `where()`. */
+  function routeFor (option: RouteGuardOption<FastifyRequest> | undefined, where: () => string): RouteGuard | false {
     if (option === undefined) return guard.defaultRoute
     if (option === false) return false
+    // A primitive (a typo such as `jwtGuard: 'off'`) cannot key the map: it is refused every time.
+    if (typeof option !== 'object' || option === null) return guard.resolveRoute(option, where())
     let route = routes.get(option)
     if (route === undefined) {
-      route = guard.resolveRoute(option, where)
+      try {
+        route = guard.resolveRoute(option, where())
+      } catch (error) {
+        if (error instanceof InvalidOptionError) routes.set(option, error)
+        throw error
+      }
       routes.set(option, route)
     }
+    if (route instanceof InvalidOptionError) throw route
     return route
   }
 
-  function guardRequest (request: FastifyRequest) {
+  function guardRequest (request: FastifyRequest): GuardRequest {
     return { target: request.raw.url ?? '', method: request.raw.method ?? 'GET', raw: request.raw, request }
   }
 
   /** Logs a rejection, then throws it (Fastify's error handler answers) or answers in problem format. */
   async function reject (request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<true> {
     const coded = error as GuardError
-    request.log.info({ code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${coded.message}`)
+    const mistake = misconfiguration(coded)
+    if (mistake !== undefined) request.log.error({ err: mistake, code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${mistake.message}`)
+    else request.log.info({ code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${coded.message}`)
     if (options.errorFormat !== 'problem') throw coded
     await reply
       .code(coded.statusCode)
@@ -71,9 +83,9 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   }
 
   /** Runs the guard; resolves true when it has answered the request itself (problem format). */
-  async function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard): Promise<boolean> {
+  async function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard, input = guardRequest(request)): Promise<boolean> {
     try {
-      request.auth = await guard.authenticate(guardRequest(request), route)
+      request.auth = await guard.authenticate(input, route)
       return false
     } catch (error) {
       return reject(request, reply, error)
@@ -106,19 +118,30 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   }))
 
   // Per-route settings are validated when the route is declared, so a typo fails at startup.
+  // onRoute sees only the routes declared once the plugin has run (after `await register()`);
+  // Fastify shows a plugin no earlier route's config (printRoutes leaves it out, findRoute hides
+  // it), so those are validated on their first request, in the hook below.
   fastify.addHook('onRoute', (routeOptions) => {
-    const where = `config.jwtGuard of ${routeOptions.method} ${routeOptions.url}`
-    routeFor(routeOptions.config?.jwtGuard, where)
+    routeFor(routeOptions.config?.jwtGuard, () => `config.jwtGuard of ${String(routeOptions.method)} ${routeOptions.url}`)
   })
 
   // A callback hook: a cached token is decided without a promise (authenticateSync), anything
   // else goes through protect(). After an answer in problem format, done() is not called.
   fastify.addHook('onRequest', (request, reply, done) => {
-    const route = routeFor(request.routeOptions.config?.jwtGuard, 'config.jwtGuard')
+    let route: RouteGuard | false
+    try {
+      route = routeFor(request.routeOptions.config?.jwtGuard, () => `config.jwtGuard of ${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
+    } catch (error) {
+      // A route declared before the plugin ran, with a bad config: refused (503) on every
+      // request, never let through unguarded, never an anonymous 500; the log names the mistake.
+      reject(request, reply, misconfigured(error as InvalidOptionError).withRealm(options.realm)).catch(done)
+      return
+    }
     if (route === false) return done()
+    const input = guardRequest(request)
     let auth: AuthResult | null | undefined
     try {
-      auth = guard.authenticateSync(guardRequest(request), route)
+      auth = guard.authenticateSync(input, route)
     } catch (error) {
       reject(request, reply, error).catch(done)
       return
@@ -127,7 +150,8 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
       request.auth = auth
       return done()
     }
-    protect(request, reply, route).then((answered) => { if (!answered) done() }, done)
+    // The same input: the canonical path authenticateSync computed is not computed again.
+    protect(request, reply, route, input).then((answered) => { if (!answered) done() }, done)
   })
 
   if (options.payloadHash) {

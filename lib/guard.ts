@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { canonicalPath } from './canonical-path.js'
-import { GuardError, invalidOption } from './errors.js'
+import { GuardError, InvalidOptionError, invalidOption, misconfigured } from './errors.js'
 import { checkAclPath, type AclPathOption, type GuardOptions, type NormalizedOptions, type ResolvedTokenSource, type VonageClaims } from './options.js'
 import type { JsonObject } from './token.js'
 import { createStateStage } from './state.js'
@@ -30,6 +30,8 @@ export interface RouteGuard {
   /** `false`: authenticate only, skip the ACL. */
   readonly acl: boolean
   readonly aclPath: AclPathOption | undefined
+  /** Where `aclPath` was given (`aclPath`, `config.jwtGuard of GET /x.aclPath`), for the error a bad return makes. */
+  readonly aclPathOption: string
 }
 
 export type RouteGuardOption<Request = unknown> = false | {
@@ -46,6 +48,8 @@ export interface GuardRequest<Request = unknown> {
   readonly raw: IncomingMessage
   /** The framework's request, handed to user hooks (`getToken`, `aclPath`, `aclFilter`). */
   readonly request: Request
+  /** The canonical path of `target`, kept by the first stage that computed it: once per request. */
+  path?: string
 }
 
 export interface Guard {
@@ -176,7 +180,18 @@ function tokenFromSources (options: NormalizedOptions, input: GuardRequest): str
   return token
 }
 
-/** The path the ACL sees: the canonical path, mapped by the route's or the options' `aclPath`. */
+function returned (value: unknown): string {
+  if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string that does not start with "/"'
+  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') return 'a promise (aclPath must answer synchronously)'
+  return value === undefined ? 'undefined' : `a value of type ${typeof value}`
+}
+
+/**
+ * The path the ACL sees: the canonical path (computed once, from the raw target, by the caller),
+ * mapped by the route's or the options' `aclPath`. A prefix is stripped from the decoded path;
+ * a function maps the decoded path, and its answer is matched as it is: nothing parses it again,
+ * so a decoded `?` or `#`, a space or a non-ASCII letter stays part of the path.
+ */
 function aclPathFor (route: RouteGuard, input: GuardRequest, path: string): string | null {
   const mapping = route.aclPath
   if (mapping === undefined) return path
@@ -184,10 +199,14 @@ function aclPathFor (route: RouteGuard, input: GuardRequest, path: string): stri
     if (path === mapping) return '/'
     return path.startsWith(mapping) && path[mapping.length] === '/' ? path.slice(mapping.length) : null
   }
-  const mapped = mapping(input.request, path)
+  const mapped: unknown = mapping(input.request, path)
   if (mapped === null) return null
-  if (typeof mapped !== 'string') throw new TypeError('aclPath returned something other than a string or null')
-  return canonicalPath(mapped)
+  // A developer's mistake met at request time: a TypeError naming the option, which the guard
+  // answers fail-closed (503) and the adapters log at error.
+  if (typeof mapped !== 'string' || mapped.charCodeAt(0) !== 0x2f) {
+    throw new InvalidOptionError(route.aclPathOption, `returned ${returned(mapped)}: return the path to match, starting with "/", or null when no ACL rule may grant the request`)
+  }
+  return mapped
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -199,7 +218,7 @@ export function createGuard (input: GuardOptions<any>): Guard {
   const verifier = createVerifier(input, { signaturesOnPool: true })
   const options = verifier.options
   const state = createStateStage(options.state, options)
-  const defaultRoute: RouteGuard = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath })
+  const defaultRoute: RouteGuard = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath, aclPathOption: 'aclPath' })
 
   function resolveRoute (option: unknown, where: string): RouteGuard | false {
     if (option === undefined) return defaultRoute
@@ -211,12 +230,13 @@ export function createGuard (input: GuardOptions<any>): Guard {
     const { optional = false, acl = true } = option
     if (typeof optional !== 'boolean') invalidOption(`${where}.optional`, 'must be true or false')
     if (typeof acl !== 'boolean') invalidOption(`${where}.acl`, 'must be true or false')
-    const aclPath = checkAclPath(option.aclPath, `${where}.aclPath`) ?? options.aclPath
-    return Object.freeze({ optional, acl, aclPath })
+    const own = checkAclPath(option.aclPath, `${where}.aclPath`)
+    const aclPath = own ?? options.aclPath
+    return Object.freeze({ optional, acl, aclPath, aclPathOption: own === undefined ? 'aclPath' : `${where}.aclPath` })
   }
 
   async function run (input: GuardRequest, route: RouteGuard): Promise<AuthResult | null> {
-    const path = canonicalPath(input.target)
+    const path = input.path ?? canonicalPath(input.target)
     // Without getToken nothing here waits: no promise for the common case.
     const token = options.getToken === undefined ? tokenFromSources(options, input) : await extractToken(options, input)
     if (token === undefined) {
@@ -244,8 +264,9 @@ export function createGuard (input: GuardOptions<any>): Guard {
   function authenticateSync (input: GuardRequest, route: RouteGuard = defaultRoute): AuthResult | null | undefined {
     if (alwaysAsync) return undefined
     try {
-      // Pure steps only until the cache answers, so that `authenticate` may do them again.
+      // Pure steps only until the cache answers, so that `authenticate` may go on from here.
       const path = canonicalPath(input.target)
+      input.path = path
       const token = tokenFromSources(options, input)
       if (token === undefined) {
         if (route.optional) return null
@@ -258,11 +279,17 @@ export function createGuard (input: GuardOptions<any>): Guard {
     }
   }
 
-  /** A throwing user hook (getToken, aclPath, aclFilter) fails closed as 503, never a 500. */
+  /**
+   * A throwing user hook (getToken, aclPath, aclFilter) fails closed as 503, never a 500. So
+   * does a developer's mistake only a request can reveal (an aclPath answer that is no path, a
+   * route config Fastify showed too late): the client learns nothing of the configuration, the
+   * `cause` (a TypeError naming the option) goes to the server log at error (misconfigured()).
+   */
   function failure (error: unknown): GuardError {
-    const coded = error instanceof GuardError
-      ? error
-      : new GuardError('VJG_UNAVAILABLE', 'A hook of the guard failed', { cause: error })
+    let coded: GuardError
+    if (error instanceof GuardError) coded = error
+    else if (error instanceof InvalidOptionError) coded = misconfigured(error)
+    else coded = new GuardError('VJG_UNAVAILABLE', 'A hook of the guard failed', { cause: error })
     return coded.withRealm(options.realm)
   }
 

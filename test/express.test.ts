@@ -238,6 +238,31 @@ for (const [version, factory] of versions) {
     t.notOk(JSON.stringify(lines).includes(tok.split('.')[2]!), 'the token is never logged')
   })
 
+  t.test(`${version}: an aclPath function that answers no path: 503, the mistake logged at error and kept as the cause`, async t => {
+    const errors: Array<[Record<string, unknown>, string]> = []
+    let caught: unknown
+    const app = factory()
+    app.use((req, _res, next) => {
+      (req as unknown as { log: unknown }).log = { info: () => {}, error: (object: Record<string, unknown>, message: string) => errors.push([object, message]) }
+      next()
+    })
+    app.use(guard({ aclPath: (() => undefined) as never }))
+    app.use((err: unknown, req: Parameters<typeof guardErrorHandler>[1], res: Parameters<typeof guardErrorHandler>[2], next: Parameters<typeof guardErrorHandler>[3]) => {
+      caught = err
+      guardErrorHandler(err, req, res, next)
+    })
+    await withServer(app, async port => {
+      const res = await rawRequest(port, '/v1/users', bearer(await token()))
+      t.equal(res.status, 503)
+      t.equal(JSON.parse(res.body).code, 'VJG_UNAVAILABLE')
+      t.equal(res.headers['www-authenticate'], REALM)
+    })
+    t.equal(errors.length, 1, 'logged once, at error')
+    t.equal((errors[0]![0].err as { option?: string }).option, 'aclPath')
+    t.match(errors[0]![1], 'option "aclPath" returned undefined')
+    t.match((caught as { cause?: unknown }).cause, { name: 'TypeError', code: 'VJG_INVALID_OPTION', option: 'aclPath' }, 'the error handler sees the mistake as the cause')
+  })
+
   t.test(`${version}: a token from @vonage/jwt tokenGenerate is accepted on its ACL path and refused outside`, async t => {
     const mintedAt = Date.now()
     const vonageToken = tokenGenerate(APP_ID, keys.privatePem, {

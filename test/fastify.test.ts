@@ -101,6 +101,87 @@ t.test('a bad route config fails at startup, naming the option', async t => {
   await app.close()
 })
 
+/** A Fastify app whose log lines are kept, parsed. */
+function loggedApp (): { app: ReturnType<typeof Fastify>, lines: Array<Record<string, any>> } {
+  const lines: Array<Record<string, any>> = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
+  return { app: Fastify({ logger: { level: 'info', stream } }), lines }
+}
+
+t.test('a bad route config in a child plugin registered after the guard fails ready()', async t => {
+  const app = Fastify()
+  await app.register(vonageJwtGuard, { publicKey: keys.publicPem })
+  app.register(async (child) => {
+    child.get('/x', { config: { jwtGuard: { acl: 'no' } as never } }, async () => 'x')
+  })
+  await t.rejects(app.ready(), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option: 'config.jwtGuard of GET /x.acl' })
+  await app.close()
+})
+
+t.test('a route declared before the plugin: its config is checked on its first request, and a bad one fails closed', async t => {
+  // Fastify shows a plugin no route declared before it ran: onRoute missed these, and neither
+  // printRoutes nor findRoute exposes a route's config. The guard still runs on them.
+  const { app, lines } = loggedApp()
+  let reached = 0
+  app.get('/early-typo', { config: { jwtGuard: { optinal: true } as never } }, async () => { reached++; return 'x' })
+  app.get('/early-string', { config: { jwtGuard: 'off' as never } }, async () => { reached++; return 'x' })
+  app.get('/early-optional', { config: { jwtGuard: { optional: true } } }, async (request) => ({ auth: request.auth }))
+  app.get('/early-open', { config: { jwtGuard: false } }, async () => 'open')
+  await app.register(vonageJwtGuard, { publicKey: keys.publicPem, now: () => NOW_MS })
+  await app.ready()
+
+  for (const url of ['/early-typo', '/early-typo', '/early-string']) {
+    for (const headers of [{}, bearer(await token())]) {
+      const res = await app.inject({ url, headers })
+      t.equal(res.statusCode, 503, `${url}: 503, never a 500 and never the handler`)
+      t.equal(res.json().code, 'VJG_UNAVAILABLE')
+      t.equal(res.json().message, 'The guard is misconfigured for this request (see the server log)', 'the client learns nothing of the configuration')
+      t.equal(res.headers['www-authenticate'], REALM)
+    }
+  }
+  t.equal(reached, 0, 'the handler never ran')
+  const logged = lines.filter(l => l.level === 50 && typeof l.msg === 'string' && l.msg.startsWith('vonage-jwt-guard:'))
+  t.equal(logged.length, 6, 'each refusal is logged at error')
+  t.match(logged[0]!.msg, 'option "config.jwtGuard of GET /early-typo.optinal" is not a route option', 'the log names the route and the option')
+  t.equal(logged[0]!.err.code, 'VJG_INVALID_OPTION')
+  t.match(logged[4]!.msg, 'option "config.jwtGuard of GET /early-string" must be false or', 'a primitive config too')
+
+  const anonymous = await app.inject({ url: '/early-optional' })
+  t.equal(anonymous.statusCode, 200, 'a good config declared early works: optional')
+  t.equal(anonymous.json().auth, null)
+  t.equal((await app.inject({ url: '/early-open' })).statusCode, 200, 'jwtGuard: false declared early works')
+  await app.close()
+})
+
+t.test('a register() not awaited before the routes: the same first-request check', async t => {
+  const app = Fastify({ logger: false })
+  app.register(vonageJwtGuard, { publicKey: keys.publicPem, now: () => NOW_MS })
+  app.get('/x', { config: { jwtGuard: { acl: 'no' } as never } }, async () => 'x')
+  await app.ready()
+  const res = await app.inject({ url: '/x', headers: bearer(await token()) })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'VJG_UNAVAILABLE')
+  await app.close()
+})
+
+t.test('an aclPath function that answers no path: 503 to the client, the mistake logged at error', async t => {
+  const { app, lines } = loggedApp()
+  await app.register(vonageJwtGuard, { publicKey: keys.publicPem, now: () => NOW_MS, aclPath: (() => undefined) as never })
+  app.get('/*', async () => 'x')
+  app.get('/mapped', { config: { jwtGuard: { aclPath: (_request, path) => path.slice(1) } } }, async () => 'x')
+  await app.ready()
+  const tok = await token()
+  for (const [url, option] of [['/v1/users', 'aclPath'], ['/mapped', 'config.jwtGuard of GET /mapped.aclPath']] as const) {
+    const res = await app.inject({ url, headers: bearer(tok) })
+    t.equal(res.statusCode, 503, url)
+    t.equal(res.json().code, 'VJG_UNAVAILABLE')
+    const entry = lines.find(l => l.level === 50 && l.err?.option === option)
+    t.ok(entry, `${url}: logged at error naming ${option}`)
+    t.match(entry?.msg, /returned (undefined|a string that does not start with "\/")/)
+  }
+  await app.close()
+})
+
 t.test('bad options make register() reject with a TypeError naming the option', async t => {
   const cases: Array<[string, Record<string, unknown>]> = [
     ['publicKey', {}],

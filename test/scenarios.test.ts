@@ -23,6 +23,7 @@ t.test('every scenario: the table, and the same answer from every adapter', asyn
     const body: unknown = answer.body === '' ? null : JSON.parse(answer.body)
     if (scenario.code !== undefined) {
       t.equal((body as { code?: string } | null)?.code, scenario.code, `${label}: code`)
+      if (scenario.message !== undefined) t.equal((body as { message?: string } | null)?.message, scenario.message, `${label}: message`)
       const expected = scenario.challenge!
       if (expected.endsWith('error_description="')) {
         t.ok(answer.challenge?.startsWith(expected) && answer.challenge.endsWith('"'), `${label}: challenge ${answer.challenge}`)

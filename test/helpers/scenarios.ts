@@ -24,7 +24,7 @@ export const INSUFFICIENT_SCOPE = `${REALM}, error="insufficient_scope", error_d
 export interface RouteSettings {
   optional?: boolean
   acl?: boolean
-  aclPath?: string
+  aclPath?: string | ((request: unknown, path: string) => unknown)
 }
 
 export interface Scenario {
@@ -42,6 +42,8 @@ export interface Scenario {
   code?: string
   /** The exact challenge, or its prefix when it ends with `error_description="`. */
   challenge?: string
+  /** The exact message of the error body. */
+  message?: string
   /** For a 200: the `auth` the handler sees, null or with this `grantedBy`. */
   auth?: null | { grantedBy: string | null }
 }
@@ -159,8 +161,42 @@ export async function scenarios (): Promise<Scenario[]> {
     { name: 'route aclPath: outside the ACL after stripping', url: '/api/v1/calls/x', headers: bearer(valid), route: { aclPath: '/api' }, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
     { name: 'route aclPath: a path outside the prefix grants nothing', url: '/v1/users/x', headers: bearer(valid), route: { aclPath: '/api' }, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
     { name: 'option aclPath strips the prefix', url: '/api/v1/users/x', headers: bearer(valid), options: { aclPath: '/api' }, status: 200, auth: { grantedBy: '/*/users/**' } },
+    // aclPath maps the decoded canonical path, computed once; nothing parses its answer again.
+    ...await aclPathScenarios(),
     { name: 'without aclPath the prefix is part of the path', url: '/api/v1/users/x', headers: bearer(valid), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE }
   ]
+}
+
+const identity = (_request: unknown, path: string): string => path
+
+/** aclPath as an option and per route, as a prefix and as a function, over decoded paths. */
+async function aclPathScenarios (): Promise<Scenario[]> {
+  const users = bearer(await token({ acl: { paths: { '/*/users': {} } } }))
+  const files = bearer(await token({ acl: { paths: { '/*/files/**': {} } } }))
+  const root = bearer(await token({ acl: undefined }))
+  const rows: Scenario[] = []
+  for (const [where, place] of [['option', 'options'], ['route', 'route']] as const) {
+    const mapped = (aclPath: RouteSettings['aclPath']): Pick<Scenario, 'options' | 'route'> => ({ [place]: { aclPath } })
+    rows.push(
+      { name: `${where} aclPath identity: a decoded "?" is part of the path, not a query`, url: '/v1/users%3F/secret/admin', headers: users, ...mapped(identity), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE, message: 'GET /v1/users?/secret/admin is not granted by the token acl' },
+      { name: `${where} aclPath identity: a decoded "#" is part of the path`, url: '/v1/users%23/secret', headers: users, ...mapped(identity), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE, message: 'GET /v1/users#/secret is not granted by the token acl' },
+      { name: `${where} aclPath identity: the path without "?" is still granted`, url: '/v1/users', headers: users, ...mapped(identity), status: 200, auth: { grantedBy: '/*/users' } },
+      { name: `${where} aclPath identity: non-ASCII decoded`, url: '/v1/files/caf%C3%A9', headers: files, ...mapped(identity), status: 200, auth: { grantedBy: '/*/files/**' } },
+      { name: `${where} aclPath identity: a space decoded`, url: '/v1/files/a%20b', headers: files, ...mapped(identity), status: 200, auth: { grantedBy: '/*/files/**' } },
+      { name: `${where} aclPath identity: brackets decoded`, url: '/v1/files/a%5Bb%5D', headers: files, ...mapped(identity), status: 200, auth: { grantedBy: '/*/files/**' } },
+      { name: `${where} aclPath function sees the decoded path and maps it`, url: '/proxy/v1/files/caf%C3%A9', headers: files, ...mapped((_r: unknown, p: string) => p.replace(/^\/proxy/, '')), status: 200, auth: { grantedBy: '/*/files/**' } },
+      { name: `${where} aclPath prefix strips from the decoded path`, url: '/proxy/v1/files/caf%C3%A9', headers: files, ...mapped('/proxy'), status: 200, auth: { grantedBy: '/*/files/**' } },
+      { name: `${where} aclPath prefix: a decoded "?" stays in the path`, url: '/proxy/v1/users%3F/secret', headers: users, ...mapped('/proxy'), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE, message: 'GET /v1/users?/secret is not granted by the token acl' },
+      { name: `${where} aclPath null: no rule grants`, url: '/v1/users', headers: users, ...mapped(() => null), status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE },
+      { name: `${where} aclPath null: a root token still passes`, url: '/v1/users', headers: root, ...mapped(() => null), status: 200, auth: { grantedBy: null } },
+      { name: `${where} aclPath returns undefined: fail closed`, url: '/v1/users', headers: users, ...mapped(() => undefined), status: 503, code: 'VJG_UNAVAILABLE', challenge: REALM, message: 'The guard is misconfigured for this request (see the server log)' },
+      { name: `${where} aclPath returns a relative path: fail closed`, url: '/v1/users', headers: users, ...mapped((_r: unknown, p: string) => p.slice(1)), status: 503, code: 'VJG_UNAVAILABLE', challenge: REALM },
+      { name: `${where} aclPath returns a promise: fail closed`, url: '/v1/users', headers: users, ...mapped(async (_r: unknown, p: string) => p), status: 503, code: 'VJG_UNAVAILABLE', challenge: REALM },
+      { name: `${where} aclPath returns a number: fail closed, even for a root token`, url: '/v1/users', headers: root, ...mapped(() => 42), status: 503, code: 'VJG_UNAVAILABLE', challenge: REALM }
+    )
+  }
+  rows.push({ name: 'without aclPath: a decoded "?" is part of the path', url: '/v1/users%3F/secret/admin', headers: users, status: 403, code: 'VJG_ACL_DENIED', challenge: INSUFFICIENT_SCOPE, message: 'GET /v1/users?/secret/admin is not granted by the token acl' })
+  return rows
 }
 
 /** One answer, whichever adapter and transport gave it. */

@@ -10,6 +10,8 @@
  * - keys are chosen by the token's `kid`, then by `alg` when the JWK names one;
  * - the set is refetched when older than `cacheMaxAge`, or on an unknown `kid`, but at most once
  *   per `cooldown` (failed attempts included), and concurrent requests share one fetch;
+ * - the body is bounded while it is read (MAX_JWKS_BYTES, Content-Length first, then the bytes
+ *   as decoded), so an oversized or inflating body is never read whole;
  * - a failing endpoint keeps the last good set; with no set at all the answer is 503
  *   `VJG_UNAVAILABLE` after at most `timeout` ms;
  * - a key keeps its identity across refreshes while the endpoint still lists it, so the
@@ -74,9 +76,13 @@ export function jwksSettings (urlOption: unknown, tuning: unknown): JwksSettings
   })
 }
 
-/** A key set larger than this is refused: no legitimate JWKS is, and it bounds the work per fetch. */
-const MAX_JWKS_CHARS = 512 * 1024
+/**
+ * A key set larger than this many bytes (decoded) is refused: no legitimate JWKS is, and it
+ * bounds the memory and work of a fetch. Counted while reading, so a larger body is never read.
+ */
+export const MAX_JWKS_BYTES = 512 * 1024
 const MAX_KEYS = 100
+const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -85,6 +91,37 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 /** What identifies a JWK across fetches: the same kid, alg and public numbers are the same key. */
 function fingerprint (jwk: Record<string, unknown>): string {
   return JSON.stringify([jwk.kid, jwk.alg, jwk.kty, jwk.n, jwk.e, jwk.use, jwk.key_ops])
+}
+
+/**
+ * The body, at most MAX_JWKS_BYTES: refused on a larger Content-Length before a byte is read,
+ * then by a running count of the bytes as decoded (a Content-Length is missing with chunked
+ * transfer, and counts compressed bytes: 200 KiB of gzip can inflate to 200 MiB). Past the
+ * bound the stream is cancelled, which closes the connection: nothing more is read or inflated.
+ */
+async function boundedBody (response: Response): Promise<Uint8Array> {
+  const tooLarge = `the JWKS is over ${MAX_JWKS_BYTES} bytes`
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
+  const body = response.body
+  if (declared > MAX_JWKS_BYTES) {
+    await body?.cancel().catch(() => {})
+    throw new Error(`${tooLarge} (Content-Length: ${declared})`)
+  }
+  if (body === null) return new Uint8Array(0)
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > MAX_JWKS_BYTES) {
+      await reader.cancel().catch(() => {})
+      throw new Error(tooLarge)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks)
 }
 
 async function fetchJwks (url: URL, timeout: number): Promise<unknown[]> {
@@ -99,9 +136,7 @@ async function fetchJwks (url: URL, timeout: number): Promise<unknown[]> {
     await response.body?.cancel()
     throw new Error(`the JWKS endpoint answered ${response.status}`)
   }
-  const text = await response.text()
-  if (text.length > MAX_JWKS_CHARS) throw new Error(`the JWKS is over ${MAX_JWKS_CHARS} characters`)
-  const json: unknown = JSON.parse(text)
+  const json: unknown = JSON.parse(utf8.decode(await boundedBody(response)))
   if (!isPlainObject(json) || !Array.isArray(json.keys)) throw new Error('the JWKS is not a JSON object with a "keys" array')
   return json.keys
 }

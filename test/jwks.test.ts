@@ -6,7 +6,10 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { constants as zlib, createGzip } from 'node:zlib'
 import t from 'tap'
+import { createVerifier } from '../lib/index.js'
+import { MAX_JWKS_BYTES } from '../lib/jwks.js'
 import { buildApp } from './helpers/app.js'
 import { claims, keys, makeKeyPair, NOW_MS, otherKeys, signRaw, token } from './helpers/keys.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
@@ -213,6 +216,112 @@ t.test('concurrent requests share one fetch', async (t) => {
   const answers = await Promise.all(tokens.map(jwt => send(app, jwt)))
   t.same(answers.map(a => a.status), Array(10).fill(200))
   t.equal(server.fetches, 1)
+})
+
+/**
+ * A JWKS endpoint that sends an oversized body its own way, then holds the response open (never
+ * ends it): a client that reads to the end waits for ever, one that bounds its read cancels the
+ * body, which closes the connection. The server reports that close and how much it had written.
+ */
+interface Hostile {
+  url: string
+  /** Resolves when the client closed the connection before the response ended. */
+  closedEarly: Promise<void>
+  /** Body bytes written on the wire (compressed, for gzip). */
+  written: () => number
+  /** Body bytes the client would have to decode. */
+  decoded: () => number
+}
+
+type BodyMode = 'content-length' | 'chunked' | 'lying-gzip' | 'gzip'
+
+/** A body of 2 MiB that would be a JWKS if it were read to its end: `{"keys":[` and spaces. */
+const BIG = 4 * MAX_JWKS_BYTES
+const CHUNK = 64 * 1024
+
+async function hostileServer (t: Teardown, mode: BodyMode, good?: Array<Record<string, unknown>>): Promise<Hostile & { hostile: { on: boolean } }> {
+  let written = 0
+  let decoded = 0
+  let signalClose: () => void = () => {}
+  const closedEarly = new Promise<void>(resolve => { signalClose = resolve })
+  const hostile = { on: good === undefined }
+  const open: ServerResponse[] = []
+  const server = createServer((_req, res) => {
+    if (!hostile.on) return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: good }))
+    open.push(res)
+    res.on('close', () => { if (!res.writableEnded) signalClose() })
+    const filler = (n: number): Buffer => Buffer.alloc(n, 0x20)
+    if (mode === 'content-length') {
+      // Honest about its size, which is over the bound: not a byte of the body is needed to refuse it.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(BIG) })
+      res.flushHeaders()
+      return
+    }
+    if (mode === 'chunked') {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      for (let sent = 0; sent < MAX_JWKS_BYTES + 2 * CHUNK; sent += CHUNK) {
+        const chunk = sent === 0 ? Buffer.concat([Buffer.from('{"keys":['), filler(CHUNK - 9)]) : filler(CHUNK)
+        written += chunk.length
+        decoded += chunk.length
+        res.write(chunk)
+      }
+      return
+    }
+    // gzip: 2 MiB of body deflated to a few KiB and flushed, so the client can inflate it all
+    // now; 'lying-gzip' also declares a Content-Length under the bound (of 4 KiB) it never sends.
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'content-encoding': 'gzip' }
+    if (mode === 'lying-gzip') headers['content-length'] = '4096'
+    res.writeHead(200, headers)
+    const gzip = createGzip({ level: 9 })
+    gzip.on('data', (chunk: Buffer) => { written += chunk.length; res.write(chunk) })
+    gzip.write('{"keys":[')
+    for (let n = 0; n < BIG; n += CHUNK) gzip.write(filler(CHUNK))
+    decoded = BIG + 9
+    gzip.flush(zlib.Z_SYNC_FLUSH)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const res of open) res.destroy()
+    server.closeAllConnections()
+    return new Promise<void>(resolve => server.close(() => resolve()))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, closedEarly, written: () => written, decoded: () => decoded, hostile }
+}
+
+t.test(`jwksUrl bounds the bytes while reading (${MAX_JWKS_BYTES} decoded), keeps the last good set, never reads a large body whole`, async (t) => {
+  const cases: Array<{ mode: BodyMode, name: string }> = [
+    { mode: 'content-length', name: 'an honest Content-Length over the bound: refused before the body' },
+    { mode: 'chunked', name: 'no Content-Length (chunked), a body over the bound: refused at the bound' },
+    { mode: 'lying-gzip', name: 'a Content-Length under the bound, a gzip body that inflates past it' },
+    { mode: 'gzip', name: 'a gzip body (chunked) that inflates past the bound' }
+  ]
+  for (const c of cases) {
+    await t.test(c.name, async (t) => {
+      const server = await hostileServer(t, c.mode)
+      // A long timeout: a client that read to the end would wait for it, and say so.
+      const verifier = createVerifier({ publicKey: undefined, jwksUrl: server.url, jwks: { timeout: 30_000 }, now: () => NOW_MS })
+      const error = await verifier.verify(await signedBy('k1', keys.privateKey)).then(() => undefined, (e: unknown) => e as Error & { code: string, cause?: Error })
+      t.equal(error?.code, 'VJG_UNAVAILABLE', 'no key set: 503')
+      t.match(error?.cause?.message, `the JWKS is over ${MAX_JWKS_BYTES} bytes`, 'refused by the bound, not by a timeout or a parse error')
+      await server.closedEarly
+      t.pass('the client closed the connection while the server still held the rest of the body')
+      if (c.mode === 'content-length') t.equal(server.written(), 0, 'not a body byte was sent, or needed')
+      else t.ok(server.decoded() > MAX_JWKS_BYTES, `the server offered ${server.decoded()} decoded bytes`)
+    })
+  }
+
+  await t.test('the last good set is kept when the refresh is oversized', async (t) => {
+    const server = await hostileServer(t, 'gzip', [k1])
+    const clock = { now: NOW_MS }
+    const app = await buildApp({ publicKey: undefined, jwksUrl: server.url, jwks: { cooldown: COOLDOWN, cacheMaxAge: MAX_AGE, timeout: 30_000 }, now: () => clock.now })
+    t.teardown(() => app.close())
+    t.equal((await send(app, await signedBy('k1', keys.privateKey))).status, 200, 'the good set')
+    server.hostile.on = true
+    clock.now += MAX_AGE
+    t.equal((await send(app, await signedBy('k1', keys.privateKey))).status, 200, 'still verified by the last good set')
+    await server.closedEarly
+    rejected(t, await send(app, await signedBy('k2', otherKeys.privateKey)), 503, 'VJG_UNAVAILABLE', REALM)
+  })
 })
 
 t.test('options are checked at registration', async (t) => {

@@ -63,7 +63,7 @@ describe('the core', () => {
   })
 
   test('defaultAcl has the acl claim shape (or null), minLifetime is seconds', () => {
-    expect<{ publicKey: string, defaultAcl: { paths: { '/session/**': {} } }, minLifetime: 30 }>().type.toBeAssignableTo<GuardOptions>()
+    expect<{ publicKey: string, defaultAcl: { paths: { '/session/**': { methods: ['GET'] } } }, minLifetime: 30 }>().type.toBeAssignableTo<GuardOptions>()
     expect<{ publicKey: string, defaultAcl: null }>().type.toBeAssignableTo<GuardOptions>()
     expect<{ publicKey: string, defaultAcl: { paths: string[] } }>().type.not.toBeAssignableTo<GuardOptions>()
     expect<{ publicKey: string, minLifetime: '30' }>().type.not.toBeAssignableTo<GuardOptions>()

@@ -4,10 +4,9 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+export { freePort } from '../../../test/helpers/http.js'
 import { claims, keys, sign } from '../../../test/helpers/keys.js'
 
 export const CLI = fileURLToPath(new URL('../../dist/index.js', import.meta.url))
@@ -117,12 +116,4 @@ export function portOf (base: string): number {
 export function liveToken (over: Record<string, unknown> = {}, key = keys.privateKey): Promise<string> {
   const now = Math.floor(Date.now() / 1000)
   return sign(claims({ iat: now - 10, exp: now + 600, ...over }), { key })
-}
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }

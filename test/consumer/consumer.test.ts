@@ -195,6 +195,24 @@ async function answersLikeTheReadme (t: Test, port: number, token: string): Prom
   t.equal(health.body, 'ok')
 }
 
+/**
+ * A scratch app with `dependencies` from the registry, then the library's tarball: asserts that
+ * both install and that the library adds at most 8 packages, and reports what it adds.
+ */
+async function appWithLibrary (t: Test, name: string, files: Record<string, string>, dependencies: string[]): Promise<string> {
+  const dir = scratchApp(name, files)
+  const base = await npm(['install', ...dependencies], dir)
+  t.equal(base.code, 0, 'the app\'s own dependencies install', { stderr: base.stderr })
+  const before = weight(dir)
+  const added = await npm(['install', packed.lib.tarball], dir)
+  t.equal(added.code, 0, 'the library\'s tarball installs', { stderr: added.stderr })
+  const after = weight(dir)
+  const count = after.packages - before.packages
+  t.ok(count <= 8, `the library adds ${count} packages (at most 8)`)
+  t.comment(`${name}: the library adds ${count} packages, ${mb(after.bytes - before.bytes)} (the app before it: ${before.packages} packages, ${mb(before.bytes)})`)
+  return dir
+}
+
 t.test('the tarballs hold the built code, its types, the LICENSE and the docs, and nothing else', async t => {
   const libFiles = packed.lib.files.map(f => f.path)
   for (const entry of ['index', 'express', 'mint', 'stores/redis']) {
@@ -221,17 +239,8 @@ t.test('the tarballs hold the built code, its types, the LICENSE and the docs, a
 })
 
 t.test('beside fastify@5.2.0: one Fastify, the README example compiles strictly and answers 200 / 401 / 403', async t => {
-  const dir = scratchApp('fastify-app', { 'fastify.ts': readmeExample('fastify') })
-  const base = await npm(['install', '--save-exact', 'fastify@5.2.0', 'typescript', '@types/node@20'], dir)
-  t.equal(base.code, 0, 'the app\'s own dependencies install', { stderr: base.stderr })
-  const before = weight(dir)
-  const added = await npm(['install', packed.lib.tarball], dir)
-  t.equal(added.code, 0, 'the library\'s tarball installs', { stderr: added.stderr })
-  const after = weight(dir)
-
+  const dir = await appWithLibrary(t, 'fastify-app', { 'fastify.ts': readmeExample('fastify') }, ['--save-exact', 'fastify@5.2.0', 'typescript', '@types/node@20'])
   t.same(copiesOf(dir, 'fastify'), [{ path: 'node_modules/fastify', version: '5.2.0' }], 'one fastify: the app\'s 5.2.0')
-  t.ok(after.packages - before.packages <= 8, `the library adds ${after.packages - before.packages} packages`)
-  t.comment(`Fastify app: the library adds ${after.packages - before.packages} packages, ${mb(after.bytes - before.bytes)} (app before: ${before.packages} packages, ${mb(before.bytes)})`)
 
   await compiles(t, dir)
   const { token } = await mintIn(dir)
@@ -240,19 +249,10 @@ t.test('beside fastify@5.2.0: one Fastify, the README example compiles strictly 
 })
 
 t.test('an Express-only app gets no Fastify; the README example compiles strictly and answers; require() works', async t => {
-  const dir = scratchApp('express-app', { 'express.ts': readmeExample('express') })
-  const base = await npm(['install', 'express', 'typescript', '@types/express', '@types/node@20'], dir)
-  t.equal(base.code, 0, 'the app\'s own dependencies install', { stderr: base.stderr })
-  const before = weight(dir)
-  const added = await npm(['install', packed.lib.tarball], dir)
-  t.equal(added.code, 0, 'the library\'s tarball installs', { stderr: added.stderr })
-  const after = weight(dir)
-
+  const dir = await appWithLibrary(t, 'express-app', { 'express.ts': readmeExample('express') }, ['express', 'typescript', '@types/express', '@types/node@20'])
   t.same(copiesOf(dir, 'fastify'), [], 'no fastify installed')
   const ls = await npm(['ls', 'fastify', '--all', '--parseable'], dir)
   t.equal(ls.stdout.trim(), '', 'npm ls fastify: nothing')
-  t.ok(after.packages - before.packages <= 8, `the library adds ${after.packages - before.packages} packages (at most 8)`)
-  t.comment(`Express app: the library adds ${after.packages - before.packages} packages, ${mb(after.bytes - before.bytes)} (app before: ${before.packages} packages, ${mb(before.bytes)})`)
 
   await compiles(t, dir)
   const { token } = await mintIn(dir)

@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/node_modules/', 'coverage/', '.tap/'] },
+  { ignores: ['dist/', 'cli/dist/', 'node_modules/', 'bench/node_modules/', 'coverage/', '.tap/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -15,7 +15,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ['test/**', 'types/**', 'bench/**'],
+    files: ['test/**', 'cli/test/**', 'types/**', 'bench/**'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' }
   }
 )

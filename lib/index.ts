@@ -1,6 +1,8 @@
 /**
  * vonage-jwt-guard: accept Vonage-style JWTs exactly as Vonage's APIs do.
- * The Fastify plugin (default and named export) and the framework-free core.
+ * The Fastify plugin (default and named export) and the framework-free core (SPEC 1), with the
+ * types a user names in their own code. Everything else in lib/ is internal: the package's
+ * `exports` map offers no path to it, and nothing here re-exports it.
  */
 import { vonageJwtGuard } from './fastify.js'
 
@@ -8,21 +10,18 @@ export default vonageJwtGuard
 export { vonageJwtGuard }
 export type { FastifyGuardOptions, JwtGuardDecorator } from './fastify.js'
 
-export { createVerifier, verifySignature } from './verify.js'
+export { createVerifier } from './verify.js'
 export type { Verifier, VerifiedToken, AuthorizeContext } from './verify.js'
 export { canonicalPath } from './canonical-path.js'
-export { compileAcl, decide, MINIMATCH_OPTIONS } from './acl.js'
+export { compileAcl } from './acl.js'
 export type { AclDecision, AclFilter, AclContext, AclRule, CompiledAcl } from './acl.js'
-export { createGuard } from './guard.js'
-export type { AuthResult, Guard, GuardRequest, RouteGuard, RouteGuardOption } from './guard.js'
-export { errors, GuardError, InvalidOptionError, isGuardError, challenge, problemBody, DEFAULT_REALM } from './errors.js'
+export { errors, GuardError, isGuardError } from './errors.js'
 export type { ErrorCode, ProblemBody } from './errors.js'
-export { normalizeOptions } from './options.js'
-export type { GuardOptions, NormalizedOptions, TokenSource, VonageClaims } from './options.js'
+export type { AuthResult, RouteGuardOption } from './guard.js'
+export type { GuardOptions, TokenSource, VonageClaims } from './options.js'
 export type { PublicKeyInput, JsonWebKeyInput } from './keys.js'
-export { PROFILES } from './profiles.js'
 export type { ProfileName } from './profiles.js'
-export { createMemoryStore, StoreFullError } from './stores/memory.js'
+export { createMemoryStore } from './stores/memory.js'
 export type { MemoryStore, MemoryStoreOptions } from './stores/memory.js'
 export type { GuardStore, StoreQuery, StoreAnswer } from './stores/store.js'
 export type { RevocationHook } from './state.js'

@@ -298,8 +298,9 @@ t.test('a token granting only the exact canonical path is granted by that patter
 })
 
 /**
- * The README's way to shape Fastify's own 400 for a URL its router cannot decode: the same code,
- * body and challenge as the guard's, and no echo of the URL (Fastify's default message quotes it).
+ * The way docs/security.md shows to shape Fastify's own 400 for a URL its router cannot decode:
+ * the same code, body and challenge as the guard's, and no echo of the URL (Fastify's default
+ * message quotes it).
  */
 function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   if (error.code === 'FST_ERR_BAD_URL') {

@@ -331,7 +331,7 @@ function send (listener: RequestListener, c: Pick<ProfileCase, 'method' | 'url' 
   }))
 }
 
-/** Express: the guard first, then the app's own express.json(), as the README shows. */
+/** Express: the guard first, then the app's own express.json(), as docs/profiles.md shows. */
 function expressSendWith (factory: ExpressModule): Send {
   return async (c, handled) => {
     const app: Express = factory()

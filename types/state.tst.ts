@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import vonageJwtGuard, { createMemoryStore, type GuardOptions, type VonageClaims } from '../lib/index.js'
-import { createRedisStore, type RedisStore } from '../lib/stores/redis.js'
+import vonageJwtGuard, { createMemoryStore, type GuardOptions, type VonageClaims } from 'vonage-jwt-guard'
+import { createRedisStore, type RedisStore } from 'vonage-jwt-guard/redis'
 
 test('replay takes true or a store', () => {
   expect<{ publicKey: string, replay: true }>().type.toBeAssignableTo<GuardOptions>()

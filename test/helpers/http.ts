@@ -1,5 +1,6 @@
 /** Requests over a real socket, byte for byte: no client library normalizes the target. */
-import { connect } from 'node:net'
+import { createServer } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
 
 export interface RawResponse {
   status: number
@@ -47,4 +48,13 @@ function dechunk (text: string): string {
     out += rest.slice(eol + 2, eol + 2 + size)
     rest = rest.slice(eol + 2 + size + 2)
   }
+}
+
+/** A loopback port nobody listens on right now. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise<void>(resolve => server.close(() => resolve()))
+  return port
 }

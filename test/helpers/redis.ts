@@ -1,8 +1,8 @@
 /** Redis for the tests: the server CI starts (VJG_REDIS_URL), a throwaway one we can stop, key clean-up. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { createServer, type AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
+import { freePort } from './http.js'
 
 export const REDIS_URL = process.env.VJG_REDIS_URL
 
@@ -16,14 +16,7 @@ export function uniquePrefix (): string {
   return `vjg-test:${randomUUID()}:`
 }
 
-/** A loopback port nobody listens on (bound, then released). */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+export { freePort }
 
 /** Delete every key under `prefix`. */
 export async function deleteKeys (client: Redis, prefix: string): Promise<void> {

@@ -238,8 +238,8 @@ function fromRaw (res: { status: number, headers: Record<string, string>, body: 
 }
 
 /**
- * The error-handler pattern the README shows: the guard's errors become Fastify's body
- * `{ statusCode, code, error, message }` with the challenge header; anything else goes on.
+ * The error-handler pattern of the README's Express example: the guard's errors become Fastify's
+ * body `{ statusCode, code, error, message }` with the challenge header; anything else goes on.
  */
 export function guardErrorHandler (err: unknown, _req: Request, res: Response, next: NextFunction): void {
   if (!isGuardError(err)) return next(err)

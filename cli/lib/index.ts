@@ -5,16 +5,15 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { InvalidOptionError } from '../errors.js'
 import { registerCreate } from './create.js'
 import { registerKeygen } from './keygen.js'
 import { registerProxy } from './proxy.js'
 import { registerServe } from './serve.js'
-import { CommandFailed, EXIT, UsageError } from './shared.js'
+import { CommandFailed, EXIT, isInvalidOption, UsageError } from './shared.js'
 import { registerVerify } from './verify.js'
 
 function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
 }
 
@@ -45,7 +44,7 @@ async function main (argv: string[]): Promise<void> {
       return
     }
     const message = error instanceof Error ? error.message : String(error)
-    if (error instanceof UsageError || error instanceof InvalidOptionError) {
+    if (error instanceof UsageError || isInvalidOption(error)) {
       process.stderr.write(`error: ${message}\n`)
       process.exitCode = EXIT.USAGE
     } else if (error instanceof CommandFailed) {

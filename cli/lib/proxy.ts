@@ -7,8 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Option, type Command } from 'commander'
 import type { FastifyRequest } from 'fastify'
-import { GuardError } from '../errors.js'
-import type { GuardOptions } from '../options.js'
+import { GuardError, type GuardOptions } from 'vonage-jwt-guard'
 import { closeOnSignals, listen, loggerOptions, logLevelFlag, portFlag, readKeyText, repeatable, UsageError } from './shared.js'
 
 /**
@@ -113,7 +112,7 @@ export function registerProxy (program: Command): void {
       if (flags.aclPath !== undefined) options.aclPath = flags.aclPath
 
       const [{ default: Fastify }, { default: httpProxy }, { default: vonageJwtGuard }] =
-        await Promise.all([import('fastify'), import('@fastify/http-proxy'), import('../index.js')])
+        await Promise.all([import('fastify'), import('@fastify/http-proxy'), import('vonage-jwt-guard')])
       const app = Fastify({ logger: loggerOptions(flags.logLevel) })
       await app.register(vonageJwtGuard, options)
       // After the guard's own onRequest hook: refuse, before anything is forwarded, an identity

@@ -7,9 +7,8 @@ import { createPublicKey, randomUUID } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
-import { canonicalPath } from '../canonical-path.js'
-import { CLIENT_SDK_ACL, mintToken } from '../mint.js'
-import type { GuardOptions } from '../options.js'
+import { canonicalPath, type GuardOptions } from 'vonage-jwt-guard'
+import { CLIENT_SDK_ACL, mintToken } from 'vonage-jwt-guard/mint'
 import { PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from './keygen.js'
 import { closeOnSignals, integerFlag, listen, loggerOptions, logLevelFlag, portFlag, readKeyText, repeatable, shellQuote } from './shared.js'
 
@@ -81,7 +80,7 @@ export function registerServe (program: Command): void {
       if (flags.appId !== undefined) options.applicationId = flags.appId
       // The server stack is loaded only by the commands that run a server: keygen, create and
       // verify start fast.
-      const [{ default: Fastify }, { default: vonageJwtGuard }] = await Promise.all([import('fastify'), import('../index.js')])
+      const [{ default: Fastify }, { default: vonageJwtGuard }] = await Promise.all([import('fastify'), import('vonage-jwt-guard')])
       const app = Fastify({ logger: loggerOptions(flags.logLevel) })
       await app.register(vonageJwtGuard, options)
       app.all('/*', async (request) => ({

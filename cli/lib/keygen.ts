@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { generateKeys } from '../mint.js'
+import { generateKeys } from 'vonage-jwt-guard/mint'
 import { CommandFailed } from './shared.js'
 
 export const PRIVATE_KEY_FILE = 'private.key'

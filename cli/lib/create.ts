@@ -4,9 +4,8 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
-import { compileAcl } from '../acl.js'
-import { GuardError } from '../errors.js'
-import { mintToken } from '../mint.js'
+import { compileAcl, GuardError } from 'vonage-jwt-guard'
+import { mintToken } from 'vonage-jwt-guard/mint'
 import { integerFlag, readKeyText, UsageError } from './shared.js'
 
 interface CreateFlags {

@@ -29,6 +29,14 @@ export class CommandFailed extends Error {
   readonly exitCode = EXIT.FAILED
 }
 
+/**
+ * The library's developer-mistake family (a `TypeError` with `code: 'VJG_INVALID_OPTION'`, as
+ * its docs promise): a flag gave the guard a value it refuses, which is a usage error here.
+ */
+export function isInvalidOption (error: unknown): boolean {
+  return error instanceof TypeError && (error as { code?: unknown }).code === 'VJG_INVALID_OPTION'
+}
+
 /** A commander argument parser for an integer in [min, max]. */
 export function integerFlag (min: number, max: number): (value: string) => number {
   return (value: string): number => {

@@ -5,11 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError, Option, type Command } from 'commander'
-import { compileAcl } from '../acl.js'
-import { canonicalPath } from '../canonical-path.js'
-import { GuardError, type ErrorCode } from '../errors.js'
-import type { GuardOptions } from '../options.js'
-import { createVerifier, type Verifier, type VerifiedToken } from '../verify.js'
+import { canonicalPath, compileAcl, createVerifier, GuardError, type ErrorCode, type GuardOptions, type Verifier, type VerifiedToken } from 'vonage-jwt-guard'
 import { EXIT, readKeyText, repeatable, UsageError } from './shared.js'
 
 export type CheckStatus = 'pass' | 'fail' | 'skip'

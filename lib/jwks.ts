@@ -18,8 +18,9 @@
  *   verified-token cache can ask whether the key a token was verified with is still listed.
  */
 import { GuardError, invalidOption } from './errors.js'
+import { isPlainObject } from './is-plain-object.js'
 import { preparePublicKey, type PreparedKey } from './keys.js'
-import type { JsonObject } from './token.js'
+import type { JsonObject } from './types.js'
 
 export interface JwksSettings {
   readonly url: URL
@@ -34,8 +35,8 @@ export interface JwksSettings {
 export interface RemoteKeySet {
   /** The keys that may verify a token with this header and `alg`; throws 401 `VJG_KEY_UNKNOWN` or 503 `VJG_UNAVAILABLE`. */
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
-  /** Whether `key` is still in the set (refreshed first when it is due). */
-  holds (key: PreparedKey): Promise<boolean>
+  /** Whether `key` is still in the set: now, or once the set was refreshed when a refresh is due. */
+  holds (key: PreparedKey): boolean | Promise<boolean>
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -83,10 +84,6 @@ export function jwksSettings (urlOption: unknown, tuning: unknown): JwksSettings
 export const MAX_JWKS_BYTES = 512 * 1024
 const MAX_KEYS = 100
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 /** What identifies a JWK across fetches: the same kid, alg and public numbers are the same key. */
 function fingerprint (jwk: Record<string, unknown>): string {
@@ -144,7 +141,7 @@ async function fetchJwks (url: URL, timeout: number): Promise<unknown[]> {
 export function createRemoteKeySet (settings: JwksSettings, now: () => number): RemoteKeySet {
   const { url, cooldown, timeout, cacheMaxAge } = settings
   let keys: readonly PreparedKey[] = []
-  let current = new Set<PreparedKey>()
+  let listed = new Set<PreparedKey>()
   let byFingerprint = new Map<string, PreparedKey>()
   /** Why the keys of the last set that carry a kid were refused, so a 401 can say so. */
   let refused = new Map<string, string>()
@@ -173,7 +170,7 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     }
     byFingerprint = next
     keys = Object.freeze([...next.values()])
-    current = new Set(keys)
+    listed = new Set(keys)
     refused = reasons
     loaded = true
   }
@@ -202,13 +199,18 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     return new GuardError('VJG_UNAVAILABLE', 'The key set (jwksUrl) cannot be reached', { cause: new Error(`${url.href}: ${reason}`, { cause: lastError }) })
   }
 
+  /** A refresh is due: the set is older than cacheMaxAge, and the endpoint may be asked again. */
+  const due = (): boolean => now() - fetchedAt >= cacheMaxAge && !coolingDown()
+  /** The installed set can be used as it is: no fetch under way, none due. */
+  const usable = (): boolean => inflight === undefined && loaded && !due()
+
   /** A set to work with: fetched when missing, refreshed when due; a failed refresh keeps the old one. */
   async function ensure (): Promise<void> {
     if (inflight !== undefined) await inflight
     if (!loaded) {
       if (!coolingDown()) await refresh()
       if (!loaded) throw unavailable()
-    } else if (now() - fetchedAt >= cacheMaxAge && !coolingDown()) {
+    } else if (due()) {
       await refresh()
     }
   }
@@ -235,9 +237,9 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     throw new GuardError('VJG_KEY_UNKNOWN', kid === undefined ? `No key of the key set (jwksUrl) verifies ${alg}` : 'No key of the key set (jwksUrl) has the token "kid"')
   }
 
-  async function holds (key: PreparedKey): Promise<boolean> {
-    await ensure()
-    return current.has(key)
+  function holds (key: PreparedKey): boolean | Promise<boolean> {
+    if (usable()) return listed.has(key)
+    return ensure().then(() => listed.has(key))
   }
 
   return Object.freeze({ keysFor, holds })

@@ -9,18 +9,9 @@
  */
 import { createPublicKey, createSecretKey, KeyObject, X509Certificate } from 'node:crypto'
 import { invalidOption, InvalidOptionError } from './errors.js'
+import type { JsonWebKeyInput } from './types.js'
 
-/** Anything a user may hand us as a public key. */
-export type PublicKeyInput = string | Buffer | KeyObject | JsonWebKeyInput
-
-/** A JSON Web Key (RFC 7517) with at least `kty`. */
-export interface JsonWebKeyInput {
-  kty: string
-  kid?: string
-  alg?: string
-  use?: string
-  [parameter: string]: unknown
-}
+export type { JsonWebKeyInput, PublicKeyInput } from './types.js'
 
 /** A key ready for the hot path: the `KeyObject` plus what binds it. */
 export interface PreparedKey {

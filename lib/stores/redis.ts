@@ -12,7 +12,8 @@
  *   Redis server's clock need not agree.
  */
 import { Redis } from 'ioredis'
-import { DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, StoreTimeoutError, withTimeout, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
+import { invalidOption } from '../errors.js'
+import { checkEntry, DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, StoreTimeoutError, withTimeout, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
 
 export interface RedisStoreOptions {
   /** An ioredis client you own (you also close it). Give `client` or `url`. */
@@ -46,21 +47,14 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 function invalid (name: string, message: string): never {
-  throw new TypeError(`vonage-jwt-guard: createRedisStore option "${name}" ${message}`)
-}
-
-function checkEntry (id: unknown, idName: string, time: unknown, timeName: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`vonage-jwt-guard: ${idName} must be a non-empty string`)
-  if (typeof time !== 'number' || !Number.isFinite(time) || time <= 0) {
-    throw new TypeError(`vonage-jwt-guard: ${timeName} must be a NumericDate (seconds since the epoch)`)
-  }
+  invalidOption(name, `of createRedisStore ${message}`)
 }
 
 /** A Redis-backed store for replay protection and revocation, shared by every instance that uses the same Redis and prefix. */
 export function createRedisStore (options: RedisStoreOptions): RedisStore {
   if (typeof options !== 'object' || options === null) invalid('options', 'must be { client } or { url }')
   const { prefix = 'vjg:', timeout = 1000, maxLifetime = DEFAULT_STORE_MAX_LIFETIME, now = Date.now } = options
-  if ((options.client === undefined) === (options.url === undefined)) invalid('client', 'or "url" is required (exactly one)')
+  if ((options.client === undefined) === (options.url === undefined)) invalid('client', '(or "url") is required: give exactly one of them')
   if (options.client !== undefined && !(options.client instanceof Redis)) invalid('client', 'must be an ioredis Redis client')
   if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) invalid('url', 'must be a redis:// or rediss:// URL')
   if (typeof prefix !== 'string') invalid('prefix', 'must be a string')

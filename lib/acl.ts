@@ -210,8 +210,7 @@ function sameJson (a: unknown, b: unknown): boolean {
   const keysA = Object.keys(a)
   const keysB = Object.keys(b)
   if (keysA.length !== keysB.length) return false
-  for (let i = 0; i < keysA.length; i++) {
-    const key = keysA[i]!
+  for (const [i, key] of keysA.entries()) {
     if (key !== keysB[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
   }
   return true
@@ -263,8 +262,7 @@ export function createAclCompiler (): AclCompiler {
   const compile = (acl: unknown): CompiledAcl => compileRules(acl, testFor)
 
   function compileAclClaim (acl: unknown): CompiledAcl {
-    for (let i = 0; i < known.length; i++) {
-      const entry = known[i]!
+    for (const [i, entry] of known.entries()) {
       if (sameJson(acl, entry.claim)) {
         if (i > 0) {
           known.splice(i, 1)
@@ -345,7 +343,9 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
       if (rule.filters !== null) {
         if (options.aclFilter === undefined) continue
         const context: AclContext = { method: upper, path, claims: options.claims, request: options.request }
-        if (options.aclFilter(rule.filters, context) !== true) continue
+        // Exactly true: a filter written in JavaScript may answer anything.
+        const verdict: unknown = options.aclFilter(rule.filters, context)
+        if (verdict !== true) continue
       }
       if (grants !== undefined) remember(grants, upper, path, rule.pattern)
       return { granted: true, grantedBy: rule.pattern }

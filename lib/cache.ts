@@ -66,8 +66,8 @@ export class TokenCache<V> {
     const slot: TokenSlot<V> = { key, token, value, newer: null, older: null }
     this.#map.set(key, slot)
     this.#pushNewest(slot)
-    if (this.#map.size > this.#max) {
-      const oldest = this.#oldest!
+    const oldest = this.#oldest
+    if (this.#map.size > this.#max && oldest !== null) {
       this.#unlink(oldest)
       this.#map.delete(oldest.key)
     }

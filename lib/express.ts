@@ -37,7 +37,7 @@ export interface ExpressGuardOptions extends GuardOptions<Request> {
 }
 
 export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler {
-  if (typeof options !== 'object' || options === null) invalidOption('options', 'must be an object')
+  if (typeof (options as unknown) !== 'object' || (options as unknown) === null) invalidOption('options', 'must be an object')
   const { optional, acl, ...core } = options
   const guard = createGuard<Request>(core)
   if (optional !== undefined && typeof optional !== 'boolean') invalidOption('optional', 'must be true or false')
@@ -54,7 +54,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
       return
     }
     const id = (req as { id?: unknown }).id
-    const body = JSON.stringify(problemBody(error, id === undefined ? randomUUID() : String(id)))
+    const body = JSON.stringify(problemBody(error, typeof id === 'string' || typeof id === 'number' ? String(id) : randomUUID()))
     res.statusCode = error.statusCode
     for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value)
     res.setHeader('content-type', 'application/problem+json; charset=utf-8')
@@ -79,8 +79,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
           } catch (error) {
             return error as GuardError
           }
-        }, (error, listened) => {
-          const coded = error as GuardError
+        }, (coded, listened) => {
           // next() was called already: the body parser takes the error to next(err). In problem
           // format, or with nobody listening (a handler reading the body by hand), the guard answers.
           const toParser = listened && guard.options.errorFormat !== 'problem'
@@ -119,9 +118,10 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
   }
 
   return function vonageJwtGuard (req: Request, res: Response, next: NextFunction): void {
+    // The raw target: after mounting, req.url and req.path are relative to the mount point. (Not
+    // under Express, a plain node:http server has no originalUrl.)
     const input: GuardRequest<Request> = {
-      // The raw target: after mounting, req.url and req.path are relative to the mount point.
-      target: (req.originalUrl as string | undefined) ?? req.url,
+      target: (req as { originalUrl?: string }).originalUrl ?? req.url,
       method: req.method,
       raw: req,
       request: req,

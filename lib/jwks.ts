@@ -44,7 +44,7 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
 function duration (value: unknown, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    invalidOption(name, `must be an integer number of ms from ${min} to ${max} (got ${String(value)})`)
+    invalidOption(name, `must be an integer number of ms from ${min} to ${max} (got ${typeof value === 'number' ? value : typeof value})`)
   }
   return value
 }
@@ -105,7 +105,7 @@ async function boundedBody (response: Response): Promise<Uint8Array> {
     throw new Error(`${tooLarge} (Content-Length: ${declared})`)
   }
   if (body === null) return new Uint8Array(0)
-  const reader = body.getReader()
+  const reader = body.getReader() as ReadableStreamDefaultReader<Uint8Array>
   const chunks: Uint8Array[] = []
   let total = 0
   for (;;) {
@@ -135,7 +135,7 @@ async function fetchJwks (url: URL, timeout: number): Promise<unknown[]> {
   }
   const json: unknown = JSON.parse(utf8.decode(await boundedBody(response)))
   if (!isPlainObject(json) || !Array.isArray(json.keys)) throw new Error('the JWKS is not a JSON object with a "keys" array')
-  return json.keys
+  return json.keys as unknown[]
 }
 
 export function createRemoteKeySet (settings: JwksSettings, now: () => number): RemoteKeySet {
@@ -199,6 +199,7 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     return new GuardError('VJG_UNAVAILABLE', 'The key set (jwksUrl) cannot be reached', { cause: new Error(`${url.href}: ${reason}`, { cause: lastError }) })
   }
 
+  const isLoaded = (): boolean => loaded
   /** A refresh is due: the set is older than cacheMaxAge, and the endpoint may be asked again. */
   const due = (): boolean => now() - fetchedAt >= cacheMaxAge && !coolingDown()
   /** The installed set can be used as it is: no fetch under way, none due. */
@@ -209,7 +210,8 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     if (inflight !== undefined) await inflight
     if (!loaded) {
       if (!coolingDown()) await refresh()
-      if (!loaded) throw unavailable()
+      // refresh() may have installed a set while we waited.
+      if (!isLoaded()) throw unavailable()
     } else if (due()) {
       await refresh()
     }

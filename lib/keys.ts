@@ -55,7 +55,7 @@ function toKeyObject (input: unknown, option: string): KeyObject {
       invalidOption(option, 'is a string that is neither PEM nor JWK JSON')
     }
     if (isJwk(input)) {
-      if (input.use !== undefined && input.use !== 'sig') invalidOption(option, `is a JWK with use "${String(input.use)}": only "sig" keys verify tokens`)
+      if (input.use !== undefined && input.use !== 'sig') invalidOption(option, `is a JWK with use "${input.use}": only "sig" keys verify tokens`)
       // RFC 7517 4.3: key_ops, when present, must allow "verify" (node ignores it on import).
       if (input.key_ops !== undefined && (!Array.isArray(input.key_ops) || !input.key_ops.includes('verify'))) {
         invalidOption(option, 'is a JWK whose key_ops do not include "verify"')

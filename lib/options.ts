@@ -102,7 +102,9 @@ function oneOf<T extends string> (value: unknown, name: string, allowed: readonl
   return value as T
 }
 
-function fn<T> (value: unknown, name: string): T {
+/** A function option; its type is the one `GuardOptions` documents for it, which JavaScript cannot check. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names that type
+function fn<T extends (...args: never[]) => unknown> (value: unknown, name: string): T {
   if (typeof value !== 'function') invalidOption(name, 'must be a function')
   return value as T
 }
@@ -113,6 +115,15 @@ function nonEmptyStrings (value: unknown, name: string): string[] {
     invalidOption(name, 'must be a non-empty string or a non-empty array of non-empty strings')
   }
   return list as string[]
+}
+
+function claimNames (value: unknown): readonly string[] {
+  const names: string[] = []
+  if (Array.isArray(value)) {
+    for (const name of value as unknown[]) if (typeof name === 'string' && name.length > 0) names.push(name)
+  }
+  if (!Array.isArray(value) || names.length !== value.length) invalidOption('requiredClaims', 'must be an array of claim names')
+  return Object.freeze(names)
 }
 
 const TOKEN_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -186,13 +197,14 @@ function secretSource (options: Record<string, unknown>, algorithms: ReadonlySet
   return Object.freeze({ kind: 'byClaim', claim, keys, integerIds: claim === 'iss' })
 }
 
-function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<string>): KeySource {
+function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<string>, profile: ProfileName): KeySource {
   if (options.secrets !== undefined) {
-    invalidOption('secrets', `is for the HS256 profiles ('opentok', 'vonage-webhook'); profile '${String(options.profile ?? 'vonage')}' verifies RS256 with a public key`)
+    invalidOption('secrets', `is for the HS256 profiles ('opentok', 'vonage-webhook'); profile '${profile}' verifies RS256 with a public key`)
   }
   const given = ['publicKey', 'publicKeys', 'jwksUrl'].filter(k => options[k] !== undefined)
   if (given.length === 0) invalidOption('publicKey', 'is required (or publicKeys, or jwksUrl)')
-  if (given.length > 1) invalidOption(given[1]!, `cannot be combined with ${given[0]}: give one source of keys`)
+  const [first = '', second] = given
+  if (second !== undefined) invalidOption(second, `cannot be combined with ${first}: give one source of keys`)
   for (const alg of algorithms) {
     if (!RSA_ALGORITHMS.has(alg)) invalidOption('algorithms', `holds "${alg}", which a public key cannot verify`)
   }
@@ -234,10 +246,7 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
   // maxLifetime no token at all): a configuration that refuses what it means to accept.
   if (minLifetime > defaultLifetime) invalidOption('minLifetime', `must not exceed defaultLifetime (${defaultLifetime}), the lifetime of a token without exp (nor, so, maxLifetime)`)
 
-  const requiredClaims = options.requiredClaims
-  if (!Array.isArray(requiredClaims) || !requiredClaims.every(c => typeof c === 'string' && c.length > 0)) {
-    invalidOption('requiredClaims', 'must be an array of claim names')
-  }
+  const requiredClaims = claimNames(options.requiredClaims)
   const tokenSources = options.tokenSources
   if (!Array.isArray(tokenSources) || tokenSources.length === 0) invalidOption('tokenSources', 'must be a non-empty array')
 
@@ -258,14 +267,14 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
   return Object.freeze({
     profile,
     algorithms,
-    keys: preset.secretClaim === undefined ? keySource(options, algorithms) : secretSource(options, algorithms, profile, preset.secretClaim),
+    keys: preset.secretClaim === undefined ? keySource(options, algorithms, profile) : secretSource(options, algorithms, profile, preset.secretClaim),
     applicationIds: options.applicationId === undefined ? null : new Set(nonEmptyStrings(options.applicationId, 'applicationId')),
     clockTolerance,
     defaultLifetime,
     maxLifetime,
     lifetimePolicy: oneOf(options.lifetimePolicy, 'lifetimePolicy', ['cap', 'reject']),
     minLifetime,
-    requiredClaims: Object.freeze([...requiredClaims]),
+    requiredClaims,
     allowNumericStringDates: boolean(options.allowNumericStringDates, 'allowNumericStringDates'),
     requireAcl,
     defaultAcl,

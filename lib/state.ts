@@ -7,6 +7,7 @@
  */
 import { after, isThenable, type Awaitable } from './awaitable.js'
 import { GuardError, invalidOption } from './errors.js'
+import { isPlainObject } from './is-plain-object.js'
 import { consumeQuery } from './replay.js'
 import { revocationQuery } from './revocation.js'
 import { createMemoryStore } from './stores/memory.js'
@@ -49,11 +50,10 @@ export function stateOptions<Request> (options: Record<string, unknown>, maxLife
     const now = typeof options.now === 'function' ? options.now as () => number : Date.now
     replayStore = createMemoryStore({ now, maxLifetime })
   } else if (replay !== undefined && replay !== false) {
-    const store = (replay as { store?: unknown } | null)?.store
-    if (typeof replay !== 'object' || replay === null || !isStore(store, ['check']) || Object.keys(replay).length !== 1) {
+    if (!isPlainObject(replay) || !isStore(replay.store, ['check']) || Object.keys(replay).length !== 1) {
       invalidOption('replay', 'must be true, false or { store } with a store from createMemoryStore() or createRedisStore()')
     }
-    replayStore = store
+    replayStore = replay.store
   }
   let revocationStore: GuardStore | null = null
   if (revocation !== undefined) {
@@ -153,7 +153,7 @@ export function createStateStage<Request> (state: StateOptions<Request>, clock: 
       if (revocationStore !== null) ask(revocationStore, revocationChecks, { revoked, now })
     }
     if (isRevoked !== null) answers.push(settle(hookChecks, 'isRevoked', () => isRevoked(token.claims, request), hookAnswer))
-    if (answers.some(isThenable)) return after(Promise.all(answers), decide)
+    if (answers.some(isThenable)) return after(Promise.all(answers.map(answer => Promise.resolve(answer))), decide)
     return decide(answers as Outcome[])
   }
 }

@@ -15,8 +15,8 @@ function countHeader (raw: IncomingMessage, name: string): { count: number, valu
   let count = 0
   let value: string | undefined
   for (let i = 0; i < list.length; i += 2) {
-    const field = list[i]!
-    if (field.length === name.length && field.toLowerCase() === name) {
+    const field = list[i]
+    if (field?.length === name.length && field.toLowerCase() === name) {
       count++
       value = list[i + 1]
     }
@@ -48,7 +48,7 @@ function credentials (value: string, space: number): string | null {
 }
 
 /** The tokens of one source (none when it is empty), or a thrown GuardError. */
-function fromSource (source: ResolvedTokenSource, input: GuardRequest<unknown>): string[] {
+function fromSource (source: ResolvedTokenSource, input: GuardRequest): string[] {
   if ('header' in source) {
     const { count, value } = countHeader(input.raw, source.header)
     if (count === 0 || value === undefined) return []

@@ -11,10 +11,10 @@ import { TokenCache } from './cache.js'
 import { GuardError } from './errors.js'
 import { createRemoteKeySet } from './jwks.js'
 import type { PreparedKey } from './keys.js'
-import { normalizeOptions, type NormalizedOptions } from './options.js'
+import { normalizeOptions, type KeySource, type NormalizedOptions } from './options.js'
 import { issuerId } from './profiles.js'
 import { checkHeader, createTokenParser, type ParsedToken } from './token.js'
-import type { CacheOutcome, GuardOptions, JsonObject, VerifiedToken, VonageClaims } from './types.js'
+import type { CacheOutcome, GuardOptions, JsonObject, VerifiedToken } from './types.js'
 
 export type { VerifiedToken } from './types.js'
 
@@ -103,18 +103,6 @@ const MAX_NUMERIC_DATE = 2 ** 53
  */
 const DECIMAL = /^(?:0|[1-9][0-9]*)$/
 
-/**
- * The number a NumericDate claim stands for, read the one way the guard reads it: a JSON number
- * as is, a decimal string as its number (verify() lets such a string through only under
- * `allowNumericStringDates`), anything else undefined. Claims are handed out with these numbers
- * (withNumericDates), so the revocation check and user hooks read what the verifier read.
- */
-function numericDateValue (value: unknown): number | undefined {
-  if (typeof value === 'number') return value
-  if (typeof value === 'string' && DECIMAL.test(value)) return Number(value)
-  return undefined
-}
-
 /** A NumericDate claim, or undefined when absent. Finite, 0 < n < 2^53 (`1e309` is Infinity). */
 function numericDate (claims: JsonObject, name: string, options: ClaimRules): number | undefined {
   const value = claims[name]
@@ -131,7 +119,7 @@ function numericDate (claims: JsonObject, name: string, options: ClaimRules): nu
   } else if (typeof value !== 'number') {
     throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim must be a NumericDate (seconds since the epoch)`)
   }
-  const n = numericDateValue(value)!
+  const n = typeof value === 'number' ? value : Number(value)
   if (!Number.isFinite(n) || n <= 0 || n >= MAX_NUMERIC_DATE) {
     throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is out of the NumericDate range`)
   }
@@ -149,7 +137,8 @@ function withNumericDates (claims: JsonObject): JsonObject {
   if (typeof claims.iat !== 'string' && typeof claims.exp !== 'string' && typeof claims.nbf !== 'string') return claims
   const copy: JsonObject = { ...claims }
   for (const name of DATE_CLAIMS) {
-    if (typeof copy[name] === 'string') copy[name] = numericDateValue(copy[name])
+    // A decimal string, as numericDate() let through: its number.
+    if (typeof copy[name] === 'string') copy[name] = Number(copy[name])
   }
   return copy
 }
@@ -187,7 +176,8 @@ function lifetime (claims: JsonObject, options: ClaimRules, now: number): Lifeti
   let expiresAt: number
   if (iat === undefined) {
     // Without iat no cap can be computed: an exp further away than maxLifetime is refused.
-    expiresAt = exp!
+    // (A token with neither was refused above.)
+    expiresAt = exp ?? Number.NEGATIVE_INFINITY
     if (expiresAt - now > options.maxLifetime + tolerance) {
       throw new GuardError('VJG_LIFETIME_EXCEEDED', `The token has no "iat" and expires more than ${options.maxLifetime} s from now`)
     }
@@ -268,6 +258,36 @@ function compiledAclOf (verified: VerifiedToken): CompiledAcl | null | undefined
   return (verified as { [COMPILED_ACL]?: CompiledAcl | null })[COMPILED_ACL]
 }
 
+/** How one verifier finds the keys of a token, and whether a key that verified one still counts. */
+interface KeyLookup {
+  /** The keys that may verify this token: configured ones now, a remote key set's once it answered. */
+  readonly keysFor: (parsed: ParsedToken, alg: string) => Awaitable<readonly PreparedKey[]>
+  /** Whether a cached token's key still verifies: always for configured keys; while listed, for a remote key set. */
+  readonly holds: (key: PreparedKey) => Awaitable<boolean>
+}
+
+const ALWAYS = (): boolean => true
+
+function createKeyLookup (source: KeySource, now: () => number): KeyLookup {
+  if (source.kind === 'static') return { keysFor: () => source.keys, holds: ALWAYS }
+  if (source.kind === 'jwks') {
+    const remote = createRemoteKeySet(source.jwks, now)
+    // A key removed from the JWKS stops verifying cached tokens as soon as the set is refreshed.
+    return { keysFor: (parsed, alg) => remote.keysFor(parsed.header, alg), holds: key => remote.holds(key) }
+  }
+  return {
+    keysFor: (parsed) => {
+      const claim = parsed.payload[source.claim]
+      // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
+      const id = source.integerIds === true ? issuerId(claim) : claim
+      const keys = typeof id === 'string' ? source.keys.get(id) : undefined
+      if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${source.claim}"`)
+      return keys
+    },
+    holds: ALWAYS
+  }
+}
+
 /** Where one verification writes how the cache took part, for the guard's decision event. */
 export interface VerifyTrace {
   cache: CacheOutcome
@@ -282,7 +302,7 @@ export interface TokenVerifier<Request = unknown> {
    * the thread pool must answer first. Throws, or rejects with, a coded GuardError. Writes the
    * cache outcome into `trace` when given one.
    */
-  verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken>
+  readonly verifyToken: (token: string, trace?: VerifyTrace) => Awaitable<VerifiedToken>
 }
 
 /** Verify tokens and decide their ACL with these options (validated by `normalizeOptions`). */
@@ -293,29 +313,16 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   const acls = createAclCompiler()
   /** The compiled `acl` claim of tokens verified elsewhere (null: a root token). */
   const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
-  const keySource = options.keys
-  const remote = keySource.kind === 'jwks' ? createRemoteKeySet(keySource.jwks, options.now) : null
+  const keys = createKeyLookup(options.keys, options.now)
   const { clockTolerance, defaultAcl } = options
 
-  /** The keys that may verify this token: configured ones now, a remote key set's once it answered. */
-  function keysFor (parsed: ParsedToken, alg: string): Awaitable<readonly PreparedKey[]> {
-    if (keySource.kind === 'static') return keySource.keys
-    if (keySource.kind === 'jwks') return remote!.keysFor(parsed.header, alg)
-    const claim = parsed.payload[keySource.claim]
-    // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
-    const id = keySource.integerIds === true ? issuerId(claim) : claim
-    const keys = typeof id === 'string' ? keySource.keys.get(id) : undefined
-    if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${keySource.claim}"`)
-    return keys
-  }
-
-  /** The first of `keys` that verifies the signature, trying them in order; none: 401. */
-  function verifyingKey (keys: readonly PreparedKey[], from: number, alg: string, signingInput: Buffer, signature: Buffer): Awaitable<PreparedKey> {
-    for (let i = from; i < keys.length; i++) {
-      const key = keys[i]!
+  /** The first of the keys left in `candidates` that verifies the signature, in order; none: 401. */
+  function verifyingKey (candidates: Iterator<PreparedKey>, alg: string, signingInput: Buffer, signature: Buffer): Awaitable<PreparedKey> {
+    for (let next = candidates.next(); next.done !== true; next = candidates.next()) {
+      const key = next.value
       const valid = verifySignature(alg, signingInput, signature, key, onPool)
       if (valid === true) return key
-      if (valid !== false) return valid.then(ok => ok ? key : verifyingKey(keys, i + 1, alg, signingInput, signature))
+      if (valid !== false) return valid.then(ok => ok ? key : verifyingKey(candidates, alg, signingInput, signature))
     }
     throw new GuardError('VJG_SIGNATURE_INVALID')
   }
@@ -327,7 +334,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     const acl = claims.acl === undefined ? null : acls.compileAclClaim(claims.acl)
     const verified: VerifiedToken = {
       header: deepFreeze(parsed.header),
-      claims: deepFreeze(claims) as VonageClaims,
+      claims: deepFreeze(claims),
       expiresAt: time.expiresAt
     }
     Object.defineProperty(verified, COMPILED_ACL, { value: acl })
@@ -342,8 +349,8 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     const alg = checkHeader(parsed.header, options.algorithms)
     const signingInput = Buffer.from(parsed.signingInput, 'latin1')
     // From `accept` on, the claims are trusted.
-    return after(keysFor(parsed, alg), keys =>
-      after(verifyingKey(keys, 0, alg, signingInput, parsed.signature), key => accept(token, parsed, key, now)))
+    return after(keys.keysFor(parsed, alg), candidates =>
+      after(verifyingKey(candidates.values(), alg, signingInput, parsed.signature), key => accept(token, parsed, key, now)))
   }
 
   function verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken> {
@@ -351,8 +358,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     const now = options.now() / 1000
     const hit = cache?.get(token)
     if (hit !== undefined && live(hit, now, clockTolerance)) {
-      // A key removed from the JWKS stops verifying cached tokens as soon as the set is refreshed.
-      const held = remote === null || remote.holds(hit.key)
+      const held = keys.holds(hit.key)
       if (held === true) {
         if (trace !== undefined) trace.cache = 'hit'
         return hit.verified
@@ -361,12 +367,12 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
         return held.then((stillHeld) => {
           if (trace !== undefined) trace.cache = stillHeld ? 'hit' : 'miss'
           if (stillHeld) return hit.verified
-          cache!.delete(token)
+          cache?.delete(token)
           return verifyAfresh(token, now)
         })
       }
     }
-    if (hit !== undefined) cache!.delete(token)
+    if (hit !== undefined) cache?.delete(token)
     if (trace !== undefined) trace.cache = cache === null ? 'off' : 'miss'
     return verifyAfresh(token, now)
   }

@@ -1,7 +1,7 @@
 import { expect, test } from 'tstyche'
-import type { VonageClaims } from '../lib/index.js'
+import type { VonageClaims } from 'vonage-jwt-guard'
 
-declare module '../lib/index.js' {
+declare module 'vonage-jwt-guard' {
   interface VonageClaims {
     tenant?: string
   }

@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import { describe, expect, test } from 'tstyche'
-import { expressVonageJwt, GuardError, isGuardError, type AuthResult, type ErrorCode, type ExpressGuardOptions, type VonageClaims } from '../lib/express.js'
+import { expressVonageJwt, GuardError, isGuardError, type AuthResult, type ErrorCode, type ExpressGuardOptions, type VonageClaims } from 'vonage-jwt-guard/express'
 
 describe('the Express middleware', () => {
   test('Express.Request.auth is AuthResult, null (optional, no token) or undefined (no guard ran)', () => {

@@ -9,7 +9,7 @@ import vonageJwtGuard, {
   type GuardOptions,
   type ErrorCode,
   vonageJwtGuard as named
-} from '../lib/index.js'
+} from 'vonage-jwt-guard'
 
 describe('the Fastify plugin', () => {
   test('default and named export are the same plugin', () => {

@@ -94,7 +94,7 @@ export function withTimeout<T> (value: PromiseLike<T> | T, ms: number, what: str
   if (typeof (value as PromiseLike<T> | undefined)?.then !== 'function') return Promise.resolve(value)
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(what, ms)), ms)
+    timer = setTimeout(() => { reject(new StoreTimeoutError(what, ms)) }, ms)
   })
-  return Promise.race([Promise.resolve(value), timeout]).finally(() => clearTimeout(timer))
+  return Promise.race([Promise.resolve(value), timeout]).finally(() => { clearTimeout(timer) })
 }

@@ -11,7 +11,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
-import { after, type Awaitable } from './awaitable.js'
+import type { Awaitable } from './awaitable.js'
 import { canonicalPath } from './canonical-path.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
@@ -152,31 +152,48 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     return result.then(auth => granted(input, auth, trace), (error: unknown) => { throw refused(input, error, trace) })
   }
 
-  /** The stages, each once, in the order of SPEC 9; `after` waits only for a stage that answers with a promise. */
+  // The stages, each once, in the order of SPEC 9, each handing on to the next: at once, or once
+  // its promise settled when it answered with one (then, and only then, a closure is made).
+
+  /** 1. The canonical path (400), before any token work; 2. the one token (401 missing, 400 ambiguous). */
   function run (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined): Awaitable<AuthResult | null> {
-    const path = canonicalPath(input.target) // 400, before any token work
+    const path = canonicalPath(input.target)
     if (trace !== undefined) trace.path = path
-    return after(tokenOf(options, input), (token) => { // 401 missing / 400 ambiguous
-      if (token === undefined) {
-        if (route.optional) return null
-        throw new GuardError('VJG_TOKEN_MISSING')
-      }
-      return after(verifyToken(token, trace), (verified) => { // 401: format, header, key, signature, claims
-        if (trace !== undefined) trace.verified = verified
-        return after(checkState(input, verified, trace), () => // 401 replayed / revoked, 503
-          authorized(input, route, path, verified)) // 403
-      })
-    })
+    const token = tokenOf(options, input)
+    if (token instanceof Promise) return token.then(found => withToken(input, route, trace, path, found))
+    return withToken(input, route, trace, path, token)
   }
 
-  /** Replay and revocation; a check skipped under `failOpen` is logged at warn and named in the decision. */
-  function checkState (input: GuardRequest<Request>, verified: VerifiedToken, trace: Trace | undefined): Awaitable<void> {
-    if (state === null) return
-    return after(state(verified, input.request), (failed: FailedOpen | null) => {
-      if (failed === null) return
-      if (trace !== undefined) trace.failedOpen = failed.checks
-      logAt(input.log, 'warn', { failedOpen: failed.checks, err: failed.cause }, `the ${failed.checks.join(' and ')} check failed and was skipped (failOpen)`)
-    })
+  /** 3. Verify (401: format, header, key, signature, claims; the cache answers for a token seen before). */
+  function withToken (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, token: string | undefined): Awaitable<AuthResult | null> {
+    if (token === undefined) {
+      if (route.optional) return null
+      throw new GuardError('VJG_TOKEN_MISSING')
+    }
+    const verified = verifyToken(token, trace)
+    if (verified instanceof Promise) return verified.then(found => withVerified(input, route, trace, path, found))
+    return withVerified(input, route, trace, path, verified)
+  }
+
+  /** 4. Replay and revocation (401 replayed or revoked, 503), on cache hits too; 5. the ACL (403). */
+  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verified: VerifiedToken): Awaitable<AuthResult> {
+    if (trace !== undefined) trace.verified = verified
+    const failed = state === null ? null : state(verified, input.request)
+    if (failed instanceof Promise) {
+      return failed.then((settled) => {
+        skipped(input, trace, settled)
+        return authorized(input, route, path, verified)
+      })
+    }
+    skipped(input, trace, failed)
+    return authorized(input, route, path, verified)
+  }
+
+  /** A check skipped under `failOpen`: logged at warn and named in the decision. */
+  function skipped (input: GuardRequest<Request>, trace: Trace | undefined, failed: FailedOpen | null): void {
+    if (failed === null) return
+    if (trace !== undefined) trace.failedOpen = failed.checks
+    logAt(input.log, 'warn', { failedOpen: failed.checks, err: failed.cause }, `the ${failed.checks.join(' and ')} check failed and was skipped (failOpen)`)
   }
 
   /** The ACL stage and the result, for a verified token. */

@@ -6,7 +6,7 @@
  */
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto'
 import { createAclCompiler, decide, type AclDecision, type CompiledAcl } from './acl.js'
-import { after, type Awaitable } from './awaitable.js'
+import type { Awaitable } from './awaitable.js'
 import { TokenCache } from './cache.js'
 import { GuardError } from './errors.js'
 import { createRemoteKeySet } from './jwks.js'
@@ -343,14 +343,20 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     return verified
   }
 
-  /** Parse, header, key, signature, claims: a token the cache does not vouch for. */
+  /** Parse, header, keys: a token the cache does not vouch for (a remote key set may have to answer first). */
   function verifyAfresh (token: string, now: number): Awaitable<VerifiedToken> {
     const parsed = parse(token)
     const alg = checkHeader(parsed.header, options.algorithms)
-    const signingInput = Buffer.from(parsed.signingInput, 'latin1')
-    // From `accept` on, the claims are trusted.
-    return after(keys.keysFor(parsed, alg), candidates =>
-      after(verifyingKey(candidates.values(), alg, signingInput, parsed.signature), key => accept(token, parsed, key, now)))
+    const candidates = keys.keysFor(parsed, alg)
+    if (candidates instanceof Promise) return candidates.then(found => verifyWith(token, parsed, alg, found, now))
+    return verifyWith(token, parsed, alg, candidates, now)
+  }
+
+  /** The signature (on the thread pool: once it answered), then the claims, trusted from `accept` on. */
+  function verifyWith (token: string, parsed: ParsedToken, alg: string, candidates: readonly PreparedKey[], now: number): Awaitable<VerifiedToken> {
+    const key = verifyingKey(candidates.values(), alg, Buffer.from(parsed.signingInput, 'latin1'), parsed.signature)
+    if (key instanceof Promise) return key.then(found => accept(token, parsed, found, now))
+    return accept(token, parsed, key, now)
   }
 
   function verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken> {

@@ -210,8 +210,10 @@ function sameJson (a: unknown, b: unknown): boolean {
   const keysA = Object.keys(a)
   const keysB = Object.keys(b)
   if (keysA.length !== keysB.length) return false
-  for (const [i, key] of keysA.entries()) {
-    if (key !== keysB[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
+  // for-of with a counter: entries() would make an array per key, on every verified token.
+  let i = 0
+  for (const key of keysA) {
+    if (key !== keysB[i++] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
   }
   return true
 }
@@ -262,7 +264,8 @@ export function createAclCompiler (): AclCompiler {
   const compile = (acl: unknown): CompiledAcl => compileRules(acl, testFor)
 
   function compileAclClaim (acl: unknown): CompiledAcl {
-    for (const [i, entry] of known.entries()) {
+    let i = 0
+    for (const entry of known) {
       if (sameJson(acl, entry.claim)) {
         if (i > 0) {
           known.splice(i, 1)
@@ -270,6 +273,7 @@ export function createAclCompiler (): AclCompiler {
         }
         return entry.compiled
       }
+      i++
     }
     const compiled = compile(acl)
     if (grantsOf(compiled) !== undefined && Object.isFrozen(acl)) {

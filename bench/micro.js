@@ -19,9 +19,10 @@ import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { importSPKI, jwtVerify } from 'jose'
 import { Minimatch } from 'minimatch'
-import { load } from './dist.js'
+import { BASELINE, load } from './dist.js'
 
 const { canonicalPath, createVerifier } = await load('index.js')
+const baseline = BASELINE === undefined ? undefined : await load('index.js', BASELINE)
 
 const fixture = JSON.parse(readFileSync(process.argv[2], 'utf8'))
 const ROUNDS = Number(process.env.BENCH_MICRO_ROUNDS ?? 7)
@@ -35,6 +36,8 @@ const signature = Buffer.from(token.slice(dot + 1), 'base64url')
 const joseKey = await importSPKI(fixture.publicKey, 'RS256')
 const uncached = createVerifier({ publicKey: fixture.publicKey, cache: false })
 const cached = createVerifier({ publicKey: fixture.publicKey })
+const baseUncached = baseline?.createVerifier({ publicKey: fixture.publicKey, cache: false })
+const baseCached = baseline?.createVerifier({ publicKey: fixture.publicKey })
 const verified = await uncached.verify(token)
 const patterns = Object.keys(verified.claims.acl.paths)
 const MM = { dot: true, nobrace: true, noext: true, nonegate: true, nocomment: true, platform: 'linux' }
@@ -83,7 +86,14 @@ const cases = {
   aclDecision: () => timeSync(() => uncached.authorize(verified, 'GET', canonicalPath(FIRST)), 1000),
   aclDecisionLastRule: () => timeSync(() => uncached.authorize(verified, 'GET', canonicalPath(LAST)), 1000),
   minimatchPrecompiled: () => timeSync(() => matchAll(precompiled, LAST), 1000),
-  minimatchPerRequest: () => timeSync(() => matchAll(patterns.map(p => new Minimatch(p, MM)), LAST), 10)
+  minimatchPerRequest: () => timeSync(() => matchAll(patterns.map(p => new Minimatch(p, MM)), LAST), 10),
+  // The BENCH_BASELINE build, in the same rounds.
+  ...(baseline === undefined
+    ? {}
+    : {
+        baseVerifyUncached: () => timeAsync(() => baseUncached.verify(token), 50),
+        baseVerifyCached: () => timeAsync(() => baseCached.verify(token), 1000)
+      })
 }
 
 const samples = Object.fromEntries(Object.keys(cases).map(name => [name, []]))
@@ -105,11 +115,21 @@ function median (values) {
 const opsPerSecond = Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, median(list)]))
 // The ratio per round (both cases of one round ran seconds apart), then its median.
 const ratioPerRound = samples.verifyUncached.map((ours, i) => ours / samples.rawCryptoVerify[i])
+const perRound = (a, b) => samples[a].map((value, i) => value / samples[b][i])
+const baselineRatios = baseline === undefined
+  ? {}
+  : {
+      baseVerifyVsRaw: median(perRound('baseVerifyUncached', 'rawCryptoVerify')),
+      baseVerifyVsRawRounds: perRound('baseVerifyUncached', 'rawCryptoVerify'),
+      verifyVsBase: median(perRound('verifyUncached', 'baseVerifyUncached')),
+      cachedVsBase: median(perRound('verifyCached', 'baseVerifyCached'))
+    }
 console.log(JSON.stringify({
   opsPerSecond,
   verifyVsRaw: median(ratioPerRound),
   verifyVsRawRounds: ratioPerRound,
   joseVsRaw: opsPerSecond.joseJwtVerify / opsPerSecond.rawCryptoVerify,
+  ...baselineRatios,
   rounds: ROUNDS,
   sliceMs: SLICE_MS
 }))

@@ -1,6 +1,10 @@
 /** What is measured: the servers, the scenarios and the targets of issue 5 (ratios within one run). */
+import { BASELINE } from './dist.js'
 
-/** `auth`: answers 401 without a token; `acl`: enforces the token's acl.paths. */
+/**
+ * `auth`: answers 401 without a token; `acl`: enforces the token's acl.paths; `express`: compared
+ * with bare Express; `baseline`: the server of the same id without `base-`, on the BENCH_BASELINE build.
+ */
 export const SERVERS = [
   { id: 'fastify-bare', module: 'fastify-bare', title: 'Fastify, no auth (ceiling)', auth: false, acl: false },
   { id: 'ours-cache', module: 'ours-fastify', title: 'vonage-jwt-guard, cache on', auth: true, acl: true },
@@ -10,9 +14,16 @@ export const SERVERS = [
   { id: 'jose', module: 'fastify-jose', title: 'Fastify + jose jwtVerify + precompiled minimatch', auth: true, acl: true },
   { id: 'floor', module: 'fastify-floor', title: 'Fastify + hand-written crypto.verify (floor)', auth: true, acl: true },
   { id: 'floor-async', module: 'fastify-floor-async', title: 'floor with crypto.verify on the libuv pool (callback)', auth: true, acl: true, experiment: true },
-  { id: 'express-bare', module: 'express-bare', title: 'Express, no auth (Express ceiling)', auth: false, acl: false },
-  { id: 'express-jwt', module: 'express-jwt', title: 'Express + express-jwt', auth: true, acl: false },
-  { id: 'ours-express', module: 'ours-express', title: 'vonage-jwt-guard/express, cache on', auth: true, acl: true }
+  { id: 'express-bare', module: 'express-bare', title: 'Express, no auth (Express ceiling)', auth: false, acl: false, express: true },
+  { id: 'express-jwt', module: 'express-jwt', title: 'Express + express-jwt', auth: true, acl: false, express: true },
+  { id: 'ours-express', module: 'ours-express', title: 'vonage-jwt-guard/express, cache on', auth: true, acl: true, express: true },
+  ...(BASELINE === undefined
+    ? []
+    : [
+        { id: 'base-cache', module: 'ours-fastify', options: { dist: BASELINE }, title: 'baseline build, cache on', auth: true, acl: true, baseline: 'ours-cache' },
+        { id: 'base-nocache', module: 'ours-fastify', options: { dist: BASELINE, cache: false }, title: 'baseline build, cache off', auth: true, acl: true, baseline: 'ours-nocache' },
+        { id: 'base-express', module: 'ours-express', options: { dist: BASELINE }, title: 'baseline build, Express, cache on', auth: true, acl: true, express: true, baseline: 'ours-express' }
+      ])
 ]
 
 export const SCENARIOS = [

@@ -22,9 +22,31 @@ function httpTable (scenario, summary, SERVERS) {
   for (const spec of SERVERS) {
     const row = rows[spec.id]
     if (row === undefined) continue
-    const isExpress = spec.id.startsWith('express') || spec.id === 'ours-express'
+    const isExpress = spec.express === true
     const top = isExpress ? expressCeiling : ceiling
     lines.push(`| ${spec.title} | ${spec.acl ? 'yes' : 'no'} | ${fmt(row.rps)} | ${x(ratio(row.rps, top))}${isExpress && spec.id !== 'express-bare' ? ' (of Express)' : ''} | ${x(ratio(row.rps, fjwt))} | ${x(ratio(row.rps, floor))} | ${fmt(row.p99, 1)} | ${fmt(row.cpuPerRequest, 1)} | ${row.runs.join(', ')}${row.bad > 0 ? ` (${row.bad} non-2xx!)` : ''} |`)
+  }
+  return lines.join('\n')
+}
+
+function median (values) {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/** This build against the BENCH_BASELINE build: the ratio of medians, and the median of the per-round ratios (the rounds interleave both). */
+function baselineTable (summary, SERVERS, SCENARIOS) {
+  const lines = ['| scenario | server | this build req/s | baseline req/s | ratio of medians | median of per-round ratios | per round |', '|---|---|--:|--:|--:|--:|---|']
+  for (const scenario of SCENARIOS) {
+    const rows = summary[scenario.id] ?? {}
+    for (const spec of SERVERS.filter(s => s.baseline !== undefined)) {
+      const ours = rows[spec.baseline]
+      const base = rows[spec.id]
+      if (ours === undefined || base === undefined) continue
+      const perRound = ours.runs.map((r, i) => ratio(r, base.runs[i]))
+      lines.push(`| ${scenario.id} | ${spec.baseline} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${x(ratio(ours.rps, base.rps))} | ${x(median(perRound))} | ${perRound.map(r => r.toFixed(2)).join(', ')} |`)
+    }
   }
   return lines.join('\n')
 }
@@ -79,6 +101,9 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
     out.push('"x ceiling" is the share of bare Fastify (Express rows: of bare Express). "ACL": whether the server enforces the token\'s `acl.paths`; @fastify/jwt and express-jwt check only the signature and `exp`. Server CPU is user + system time of the server process divided by the requests answered.', '')
     for (const scenario of SCENARIOS) out.push(httpTable(scenario, report.http.summary, SERVERS), '')
     for (const skipped of report.http.skipped) out.push(`Skipped \`${skipped.id}\`: ${skipped.reason}`, '')
+    if (SERVERS.some(spec => spec.baseline !== undefined)) {
+      out.push('### This build against the baseline', '', `Baseline: \`${c.baseline}\`.`, '', baselineTable(report.http.summary, SERVERS, SCENARIOS), '')
+    }
   }
   if (report.micro !== undefined) {
     const o = report.micro.opsPerSecond
@@ -89,6 +114,9 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
         ['raw `crypto.verify` (buffers and KeyObject prepared)', o.rawCryptoVerify],
         ['our `verify()`, cache off (parse, header, signature, claims, ACL compile)', o.verifyUncached],
         ['our `verify()`, cache hit', o.verifyCached],
+        ...(o.baseVerifyUncached === undefined
+          ? []
+          : [['baseline build `verify()`, cache off', o.baseVerifyUncached], ['baseline build `verify()`, cache hit', o.baseVerifyCached]]),
         ['jose `jwtVerify` (CryptoKey imported once)', o.joseJwtVerify],
         ['ACL decision: `canonicalPath()` + `authorize()`, first rule grants', o.aclDecision],
         ['ACL decision: `canonicalPath()` + `authorize()`, tenth rule grants', o.aclDecisionLastRule],
@@ -98,6 +126,9 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
       '',
       `\`verify()\` uncached / raw \`crypto.verify\`: **${x(report.micro.verifyVsRaw)}** (per round: ${report.micro.verifyVsRawRounds.map(r => r.toFixed(2)).join(', ')}); jose / raw: ${x(report.micro.joseVsRaw)}.`,
       '')
+    if (report.micro.baseVerifyVsRaw !== undefined) {
+      out.push(`Baseline build \`verify()\` uncached / raw: ${x(report.micro.baseVerifyVsRaw)} (per round: ${report.micro.baseVerifyVsRawRounds.map(r => r.toFixed(2)).join(', ')}). This build / baseline, uncached: ${x(report.micro.verifyVsBase)}; cache hit: ${x(report.micro.cachedVsBase)} (medians of per-round ratios).`, '')
+    }
   }
   if (report.memory !== undefined) {
     const m = report.memory

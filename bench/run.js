@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { load } from './dist.js'
+import { BASELINE, load } from './dist.js'
 import { makeFixture } from './fixture.js'
 import { SERVERS, SCENARIOS, TARGETS } from './plan.js'
 import { renderResults } from './report.js'
@@ -41,7 +41,8 @@ const config = {
   memoryTokens: Number(env.BENCH_MEMORY_TOKENS ?? 100_000),
   only: env.BENCH_SERVERS ? new Set(env.BENCH_SERVERS.split(',')) : null,
   skip: new Set((env.BENCH_SKIP ?? '').split(',').filter(Boolean)),
-  out: env.BENCH_OUT ?? join(here, 'results.md')
+  out: env.BENCH_OUT ?? join(here, 'results.md'),
+  baseline: BASELINE ?? null
 }
 
 const started = Date.now()

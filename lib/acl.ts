@@ -1,11 +1,17 @@
 /**
  * The `acl` claim (SPEC section 3): its shape is checked and its patterns compiled once per
  * token, then `decide` answers per request whether a rule grants the method on the canonical
- * path. Pure functions, so they test without a server.
+ * path. Pure functions, so they test without a server. What is cached (compiled patterns, the
+ * last acls compiled) belongs to an `AclCompiler`, one per verifier: two guards in one process
+ * share nothing, and a test starts from an empty cache by making a compiler.
  */
 import { Minimatch } from 'minimatch'
 import type { MinimatchOptions } from 'minimatch'
 import { GuardError } from './errors.js'
+import { isPlainObject } from './is-plain-object.js'
+import type { AclContext, AclFilter } from './types.js'
+
+export type { AclContext, AclFilter } from './types.js'
 
 export interface AclRule {
   /** The pattern as the token states it. */
@@ -14,23 +20,13 @@ export interface AclRule {
   readonly methods: ReadonlySet<string> | null
   /** The rule's non-empty `filters`, or `null` when it has none (absent or `{}`). */
   readonly filters: Readonly<Record<string, unknown>> | null
-  /** Whether the pattern matches a canonical path. Shared by every rule with this pattern. */
+  /** Whether the pattern matches a canonical path. Shared by every rule with this pattern compiled by one compiler. */
   readonly test: (path: string) => boolean
 }
 
 export interface CompiledAcl {
   readonly rules: readonly AclRule[]
 }
-
-export interface AclContext {
-  method: string
-  path: string
-  claims?: Record<string, unknown>
-  request?: unknown
-}
-
-/** Decides a rule that carries `filters`; only a return of exactly `true` grants. */
-export type AclFilter = (filters: Readonly<Record<string, unknown>>, context: AclContext) => boolean
 
 export interface AclDecision {
   granted: true
@@ -63,20 +59,9 @@ export const MINIMATCH_OPTIONS: Readonly<MinimatchOptions> = Object.freeze({
 
 export const MAX_PATTERNS = 128
 export const MAX_PATTERN_LENGTH = 512
-/** Bound of the process-wide pattern cache; the oldest entry goes first. */
+/** Bound of a compiler's pattern cache; the oldest entry goes first. */
 export const PATTERN_CACHE_MAX = 10_000
-
-/** Tokens repeat the same few patterns: compile each once per process, not once per request. */
-const patternCache = new Map<string, (path: string) => boolean>()
-
-/** An acl claim as a token carried it, and what it compiled to. */
-interface KnownAcl {
-  readonly claim: unknown
-  readonly compiled: CompiledAcl
-}
-
-/** The acls compiled most recently (see compileAclClaim), the latest first. */
-const knownAcls: KnownAcl[] = []
+/** How many acls a compiler remembers with the claim they came from (see `compileAclClaim`). */
 export const KNOWN_ACLS_MAX = 8
 
 /** One remembered grant of a compiled acl. */
@@ -92,30 +77,19 @@ const GRANTS_KEPT = 4
 const GRANT_PATH_MAX = 256
 
 /**
- * The last few grants of each compiled acl whose decision depends on the method and path alone
- * (no rule has `filters`, so neither `aclFilter` nor the request plays a part): a repeated
- * request skips the glob matching. Bounded per acl, and gone with it.
+ * The last few grants of a compiled acl whose decision depends on the method and path alone (no
+ * rule has `filters`, so neither `aclFilter` nor the request plays a part): a repeated request
+ * skips the glob matching. Kept on the compiled acl itself, under a symbol (not a claim, not
+ * enumerable), so they are bounded per acl and gone with it.
  */
-const recentGrants = new WeakMap<CompiledAcl, Grant[]>()
+const GRANTS = Symbol('vonage-jwt-guard.grants')
 
-export function clearPatternCache (): void {
-  patternCache.clear()
-  knownAcls.length = 0
-}
-
-export function patternCacheSize (): number {
-  return patternCache.size
+function grantsOf (acl: CompiledAcl): Grant[] | undefined {
+  return (acl as { [GRANTS]?: Grant[] })[GRANTS]
 }
 
 function claimInvalid (reason: string, cause?: unknown): GuardError {
   return new GuardError('VJG_CLAIM_INVALID', reason, cause === undefined ? {} : { cause })
-}
-
-/** JSON objects only: an array, `null`, a Map or a class instance is not a claim shape. */
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  const proto: unknown = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
 }
 
 /** Own properties only, so a polluted `Object.prototype` cannot supply `methods` or `filters`. */
@@ -131,26 +105,19 @@ function matchedPattern (pattern: string): string {
   return pattern.length > 1 && pattern.endsWith('/') ? pattern.slice(0, -1) : pattern
 }
 
-function compilePattern (given: string): (path: string) => boolean {
-  // Keyed by the pattern as matched, so `/a/*` and `/a/*/` share one compiled test.
-  const pattern = matchedPattern(given)
-  const cached = patternCache.get(pattern)
-  if (cached !== undefined) return cached
+/** A compiled pattern: whether it matches a canonical path. */
+type PatternTest = (path: string) => boolean
+
+function compilePattern (pattern: string): PatternTest {
   const full = new Minimatch(pattern, MINIMATCH_OPTIONS)
   // A trailing `/**` also matches the path without it (`/*/users/**` grants `/v1/users`), which
   // minimatch does not do by itself. `/**` alone already matches `/`.
   let prefix = pattern
   while (prefix.endsWith('/**')) prefix = prefix.slice(0, -3)
   const bare = prefix !== pattern && prefix !== '' ? new Minimatch(prefix, MINIMATCH_OPTIONS) : null
-  const test = bare === null
+  return bare === null
     ? (path: string): boolean => full.match(path)
     : (path: string): boolean => full.match(path) || bare.match(path)
-  if (patternCache.size >= PATTERN_CACHE_MAX) {
-    const oldest = patternCache.keys().next()
-    if (oldest.done !== true) patternCache.delete(oldest.value)
-  }
-  patternCache.set(pattern, test)
-  return test
 }
 
 /** Why a pattern is refused, or `undefined` when it is acceptable. */
@@ -185,14 +152,7 @@ function compileFilters (value: unknown, index: number): Readonly<Record<string,
   return Object.keys(value).length === 0 ? null : value
 }
 
-/**
- * Checks the shape of an `acl` claim and compiles its patterns.
- *
- * @throws {GuardError} `VJG_CLAIM_INVALID` (401) for any shape other than
- * `{ paths: { "<pattern>": { methods?: string[], filters?: object } } }`, a bad pattern or more
- * than 128 patterns. Reasons name the rule by its position, never its text.
- */
-export function compileAcl (acl: unknown): CompiledAcl {
+function compileRules (acl: unknown, testFor: (pattern: string) => PatternTest): CompiledAcl {
   if (!isPlainObject(acl)) throw claimInvalid('acl must be an object')
   const paths = own(acl, 'paths')
   if (!isPlainObject(paths)) throw claimInvalid('acl.paths must be an object')
@@ -208,17 +168,30 @@ export function compileAcl (acl: unknown): CompiledAcl {
     if (!isPlainObject(rule)) throw claimInvalid(`acl.paths rule ${index} must be an object`)
     const methods = compileMethods(own(rule, 'methods'), index)
     const filters = compileFilters(own(rule, 'filters'), index)
-    let test: (path: string) => boolean
+    let test: PatternTest
     try {
-      test = compilePattern(pattern)
+      // Keyed by the pattern as matched, so `/a/*` and `/a/*/` share one compiled test.
+      test = testFor(matchedPattern(pattern))
     } catch (error) {
       throw claimInvalid(`acl.paths pattern ${index} cannot be compiled`, error)
     }
     rules.push(Object.freeze({ pattern, methods, filters, test }))
   }
-  const compiled: CompiledAcl = Object.freeze({ rules: Object.freeze(rules) })
-  if (rules.every(rule => rule.filters === null)) recentGrants.set(compiled, [])
-  return compiled
+  const compiled: CompiledAcl = { rules: Object.freeze(rules) }
+  if (rules.every(rule => rule.filters === null)) Object.defineProperty(compiled, GRANTS, { value: [] })
+  return Object.freeze(compiled)
+}
+
+/**
+ * Checks the shape of an `acl` claim and compiles its patterns (each once per call; a verifier
+ * keeps its compiled patterns in its own `AclCompiler`).
+ *
+ * @throws {GuardError} `VJG_CLAIM_INVALID` (401) for any shape other than
+ * `{ paths: { "<pattern>": { methods?: string[], filters?: object } } }`, a bad pattern or more
+ * than 128 patterns. Reasons name the rule by its position, never its text.
+ */
+export function compileAcl (acl: unknown): CompiledAcl {
+  return compileRules(acl, compilePattern)
 }
 
 /**
@@ -237,48 +210,95 @@ function sameJson (a: unknown, b: unknown): boolean {
   const keysA = Object.keys(a)
   const keysB = Object.keys(b)
   if (keysA.length !== keysB.length) return false
-  for (let i = 0; i < keysA.length; i++) {
-    const key = keysA[i]!
-    if (key !== keysB[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
+  // for-of with a counter: entries() would make an array per key, on every verified token.
+  let i = 0
+  for (const key of keysA) {
+    if (key !== keysB[i++] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false
   }
   return true
 }
 
-/**
- * `compileAcl` for an `acl` claim that came out of `JSON.parse` and was frozen, as verify() has
- * it: the tokens of one application carry the same acl, so the last few compiled acls are kept
- * with the claim they came from, and a token whose acl is the same JSON shares the compiled acl
- * (rules and remembered grants). Only filter-free acls are kept: their compiled form holds
- * nothing of the claim but strings, so equal JSON compiles to an equal acl. A value not from
- * JSON.parse (a class instance, a getter) must go through `compileAcl`.
- *
- * @throws {GuardError} `VJG_CLAIM_INVALID`, as `compileAcl`.
- */
-export function compileAclClaim (acl: unknown): CompiledAcl {
-  for (let i = 0; i < knownAcls.length; i++) {
-    const known = knownAcls[i]!
-    if (sameJson(acl, known.claim)) {
-      if (i > 0) {
-        knownAcls.splice(i, 1)
-        knownAcls.unshift(known)
-      }
-      return known.compiled
+/** An acl claim as a token carried it, and what it compiled to. */
+interface KnownAcl {
+  readonly claim: unknown
+  readonly compiled: CompiledAcl
+}
+
+/** A verifier's acl compilation, with the caches it owns. */
+export interface AclCompiler {
+  /** `compileAcl`, each pattern compiled once per compiler (a bounded cache, the oldest going first). */
+  compileAcl (acl: unknown): CompiledAcl
+  /**
+   * `compileAcl` for an `acl` claim that came out of `JSON.parse` and was frozen, as verify() has
+   * it: the tokens of one application carry the same acl, so the last few compiled acls are kept
+   * with the claim they came from, and a token whose acl is the same JSON shares the compiled acl
+   * (rules and remembered grants). Only filter-free acls are kept: their compiled form holds
+   * nothing of the claim but strings, so equal JSON compiles to an equal acl. A value not from
+   * JSON.parse (a class instance, a getter) must go through `compileAcl`.
+   *
+   * @throws {GuardError} `VJG_CLAIM_INVALID`, as `compileAcl`.
+   */
+  compileAclClaim (acl: unknown): CompiledAcl
+  /** Patterns in the cache. */
+  readonly patternCount: number
+}
+
+export function createAclCompiler (): AclCompiler {
+  /** Tokens repeat the same few patterns: compile each once, not once per token. */
+  const patterns = new Map<string, PatternTest>()
+  /** The acls compiled most recently, the latest first. */
+  const known: KnownAcl[] = []
+
+  function testFor (pattern: string): PatternTest {
+    const cached = patterns.get(pattern)
+    if (cached !== undefined) return cached
+    const test = compilePattern(pattern)
+    if (patterns.size >= PATTERN_CACHE_MAX) {
+      const oldest = patterns.keys().next()
+      if (oldest.done !== true) patterns.delete(oldest.value)
     }
+    patterns.set(pattern, test)
+    return test
   }
-  const compiled = compileAcl(acl)
-  if (recentGrants.has(compiled) && Object.isFrozen(acl)) {
-    if (knownAcls.length >= KNOWN_ACLS_MAX) knownAcls.pop()
-    knownAcls.unshift({ claim: acl, compiled })
+
+  const compile = (acl: unknown): CompiledAcl => compileRules(acl, testFor)
+
+  function compileAclClaim (acl: unknown): CompiledAcl {
+    let i = 0
+    for (const entry of known) {
+      if (sameJson(acl, entry.claim)) {
+        if (i > 0) {
+          known.splice(i, 1)
+          known.unshift(entry)
+        }
+        return entry.compiled
+      }
+      i++
+    }
+    const compiled = compile(acl)
+    if (grantsOf(compiled) !== undefined && Object.isFrozen(acl)) {
+      if (known.length >= KNOWN_ACLS_MAX) known.pop()
+      known.unshift({ claim: acl, compiled })
+    }
+    return compiled
   }
-  return compiled
+
+  return Object.freeze({
+    compileAcl: compile,
+    compileAclClaim,
+    get patternCount () {
+      return patterns.size
+    }
+  })
 }
 
 function remember (grants: Grant[], method: string, path: string, grantedBy: string): void {
   if (path.length > GRANT_PATH_MAX) return
-  // A copy, not a slice: a slice of the request target would keep the whole target alive.
-  const copy = Buffer.from(path, 'utf8').toString('utf8')
-  if (copy !== path) return // a lone surrogate, which UTF-8 cannot carry
-  const grant = { method, path: copy, grantedBy }
+  // A copy: `path` may be a slice of the request target, and a kept slice would keep the whole
+  // target (its query too) alive for as long as the acl lives. structuredClone makes a flat
+  // string of its own, which is also what the comparison above is fastest with (measured: a
+  // remembered grant kept as a slice made each decision about 40 ns slower).
+  const grant = { method, path: structuredClone(path), grantedBy }
   if (grants.length >= GRANTS_KEPT) grants.pop()
   grants.unshift(grant)
 }
@@ -315,7 +335,7 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
     return { granted: true, grantedBy: null }
   }
   if (path !== null) {
-    const grants = recentGrants.get(acl)
+    const grants = grantsOf(acl)
     if (grants !== undefined) {
       for (const grant of grants) {
         if (grant.path === path && grant.method === upper) return { granted: true, grantedBy: grant.grantedBy }
@@ -328,7 +348,9 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
       if (rule.filters !== null) {
         if (options.aclFilter === undefined) continue
         const context: AclContext = { method: upper, path, claims: options.claims, request: options.request }
-        if (options.aclFilter(rule.filters, context) !== true) continue
+        // Exactly true: a filter written in JavaScript may answer anything.
+        const verdict: unknown = options.aclFilter(rule.filters, context)
+        if (verdict !== true) continue
       }
       if (grants !== undefined) remember(grants, upper, path, rule.pattern)
       return { granted: true, grantedBy: rule.pattern }

@@ -1,46 +1,6 @@
 /**
- * A small bounded LRU over `Map` (insertion order is recency order). Written here rather than
- * taken from lru-cache because it sits on the per-request path and needs only get / set / delete.
+ * The verified-token cache of a verifier (SPEC 6): bounded, least recently used first.
  */
-export class LruCache<K, V> {
-  readonly #max: number
-  readonly #map = new Map<K, V>()
-
-  constructor (max: number) {
-    this.#max = max
-  }
-
-  get size (): number {
-    return this.#map.size
-  }
-
-  get (key: K): V | undefined {
-    const value = this.#map.get(key)
-    if (value !== undefined) {
-      // Move to the most recent end.
-      this.#map.delete(key)
-      this.#map.set(key, value)
-    }
-    return value
-  }
-
-  set (key: K, value: V): void {
-    this.#map.delete(key)
-    this.#map.set(key, value)
-    if (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next()
-      if (oldest.done !== true) this.#map.delete(oldest.value)
-    }
-  }
-
-  delete (key: K): void {
-    this.#map.delete(key)
-  }
-
-  clear (): void {
-    this.#map.clear()
-  }
-}
 
 /** How many trailing characters of a token key the map: the end of the signature, which is random. */
 const TAIL = 32
@@ -60,8 +20,9 @@ interface TokenSlot<V> {
 }
 
 /**
- * The verified-token cache: an LRU keyed by the token string, like `LruCache<string, V>`, but
- * cheap for long keys and for churn.
+ * The verified-token cache: an LRU keyed by the token string, cheap for long keys and for churn.
+ * Written here rather than taken from lru-cache because it sits on the per-request path and needs
+ * only get / set / delete, and because of the two points below.
  *
  * - Every request brings a new string, and V8 hashes a string in full before a Map lookup: for a
  *   700-character Client SDK token that costs about a microsecond, more than the rest of a cache
@@ -105,8 +66,8 @@ export class TokenCache<V> {
     const slot: TokenSlot<V> = { key, token, value, newer: null, older: null }
     this.#map.set(key, slot)
     this.#pushNewest(slot)
-    if (this.#map.size > this.#max) {
-      const oldest = this.#oldest!
+    const oldest = this.#oldest
+    if (this.#map.size > this.#max && oldest !== null) {
       this.#unlink(oldest)
       this.#map.delete(oldest.key)
     }

@@ -37,7 +37,7 @@ for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-
  * injection; an encoded unreserved character has two spellings for one path.
  */
 const ESCAPE_REFUSAL: ReadonlyArray<string | undefined> = (() => {
-  const reasons: Array<string | undefined> = new Array(256).fill(undefined)
+  const reasons: Array<string | undefined> = new Array<string | undefined>(256).fill(undefined)
   for (let b = 0; b < 0x20; b++) reasons[b] = 'a control character'
   reasons[0x7f] = 'a control character'
   for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~') {

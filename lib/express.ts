@@ -6,16 +6,15 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { GuardError, invalidOption, misconfiguration, problemBody } from './errors.js'
-import { createGuard, type AuthResult, type GuardRequest, type RouteGuard } from './guard.js'
-import type { GuardOptions } from './options.js'
+import { GuardError, invalidOption, problemBody } from './errors.js'
+import { createGuard, type RouteGuard } from './guard.js'
+import type { AuthResult, GuardOptions, GuardRequest, RequestLog } from './types.js'
 import { declaresBody, payloadHash, signsQuery, tapBody } from './webhook.js'
 
 // What an Express error handler needs, without importing the Fastify entry point.
 export { GuardError, isGuardError } from './errors.js'
 export type { ErrorCode } from './errors.js'
-export type { AuthResult } from './guard.js'
-export type { VonageClaims } from './options.js'
+export type { AuthResult, VonageClaims } from './types.js'
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -37,35 +36,25 @@ export interface ExpressGuardOptions extends GuardOptions<Request> {
   acl?: boolean
 }
 
-/** Loggers that hang off the request (pino-http's `req.log`): rejections go there at info, a configuration mistake at error. */
-interface RequestLogger {
-  info (object: Record<string, unknown>, message: string): void
-  error (object: Record<string, unknown>, message: string): void
-}
-
 export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler {
-  if (typeof options !== 'object' || options === null) invalidOption('options', 'must be an object')
+  if (typeof (options as unknown) !== 'object' || (options as unknown) === null) invalidOption('options', 'must be an object')
   const { optional, acl, ...core } = options
-  const guard = createGuard(core)
+  const guard = createGuard<Request>(core)
   if (optional !== undefined && typeof optional !== 'boolean') invalidOption('optional', 'must be true or false')
   if (acl !== undefined && typeof acl !== 'boolean') invalidOption('acl', 'must be true or false')
-  const route = guard.resolveRoute({ optional, acl }, 'options') as RouteGuard
+  const route = guard.resolveRoute({ optional, acl }, 'options') as RouteGuard<Request>
 
-  /** Problem format: the middleware answers itself, as the Fastify plugin does; otherwise next(err). */
-  function reject (error: GuardError, req: Request, res: Response, next: NextFunction): void {
-    const log = (req as { log?: Partial<RequestLogger> }).log
-    const mistake = misconfiguration(error)
-    if (mistake !== undefined) {
-      if (typeof log?.error === 'function') log.error({ err: mistake, code: error.code, statusCode: error.statusCode }, `vonage-jwt-guard: ${mistake.message}`)
-    } else if (typeof log?.info === 'function') {
-      log.info({ code: error.code, statusCode: error.statusCode }, `vonage-jwt-guard: ${error.message}`)
-    }
+  /**
+   * Answers a refusal (the guard has logged and published it): next(err), or, in problem format,
+   * the RFC 7807 body here, as the Fastify plugin does.
+   */
+  function answer (error: GuardError, req: Request, res: Response, next: NextFunction): void {
     if (guard.options.errorFormat !== 'problem' || res.headersSent) {
       next(error)
       return
     }
     const id = (req as { id?: unknown }).id
-    const body = JSON.stringify(problemBody(error, id === undefined ? randomUUID() : String(id)))
+    const body = JSON.stringify(problemBody(error, typeof id === 'string' || typeof id === 'number' ? String(id) : randomUUID()))
     res.statusCode = error.statusCode
     for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value)
     res.setHeader('content-type', 'application/problem+json; charset=utf-8')
@@ -79,7 +68,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
    * a stream error, which it hands to next(err): the handler never runs. Mounted after one, only
    * the raw bytes it kept as `req.rawBody` (its `verify` option) can be checked; without them, 401.
    */
-  function checkBody (auth: AuthResult, input: GuardRequest, req: Request, res: Response, next: NextFunction): void {
+  function checkBody (auth: AuthResult, input: GuardRequest<Request>, req: Request, res: Response, next: NextFunction): void {
     let digest: string | undefined
     if (!signsQuery(req.method) && declaresBody(req)) {
       if (!req.readableEnded) {
@@ -90,12 +79,11 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
           } catch (error) {
             return error as GuardError
           }
-        }, (error, listened) => {
-          const coded = error as GuardError
+        }, (coded, listened) => {
           // next() was called already: the body parser takes the error to next(err). In problem
           // format, or with nobody listening (a handler reading the body by hand), the guard answers.
           const toParser = listened && guard.options.errorFormat !== 'problem'
-          reject(coded, req, res, toParser
+          answer(coded, req, res, toParser
             ? () => {}
             : () => {
                 res.status(coded.statusCode).set(coded.headers)
@@ -108,7 +96,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
       }
       const raw = (req as { rawBody?: unknown }).rawBody
       if (!Buffer.isBuffer(raw) && typeof raw !== 'string') {
-        reject(new GuardError('VJG_SIGNATURE_INVALID', 'The body was read before the guard and no req.rawBody was kept: its "payload_hash" cannot be checked').withRealm(guard.options.realm), req, res, next)
+        answer(guard.refuse(input, new GuardError('VJG_SIGNATURE_INVALID', 'The body was read before the guard and no req.rawBody was kept: its "payload_hash" cannot be checked'), auth), req, res, next)
         return
       }
       digest = payloadHash(raw)
@@ -116,33 +104,45 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
     try {
       guard.checkPayload(auth, input, digest)
     } catch (error) {
-      reject(error as GuardError, req, res, next)
+      answer(error as GuardError, req, res, next)
       return
     }
     next()
   }
 
+  /** `req.auth`, then next() (or the webhook body check first). */
+  function pass (auth: AuthResult | null, input: GuardRequest<Request>, req: Request, res: Response, next: NextFunction): void {
+    req.auth = auth
+    if (guard.options.payloadHash && auth !== null) checkBody(auth, input, req, res, next)
+    else next()
+  }
+
   return function vonageJwtGuard (req: Request, res: Response, next: NextFunction): void {
-    const input: GuardRequest = {
-      // The raw target: after mounting, req.url and req.path are relative to the mount point.
-      target: req.originalUrl ?? req.url,
+    // The raw target: after mounting, req.url and req.path are relative to the mount point. (Not
+    // under Express, a plain node:http server has no originalUrl.)
+    const input: GuardRequest<Request> = {
+      target: (req as { originalUrl?: string }).originalUrl ?? req.url,
       method: req.method,
       raw: req,
-      request: req
+      request: req,
+      log: (req as { log?: RequestLog }).log
     }
-    guard.authenticate(input, route).then((auth) => {
-      req.auth = auth
-      if (guard.options.payloadHash && auth !== null) {
-        checkBody(auth, input, req, res, next)
-        return
-      }
-      next()
-    }, (error: GuardError) => {
-      reject(error, req, res, next)
-    }).catch((error: unknown) => {
-      // Express catches what a later layer throws; another router might not. Express 4 does not
-      // catch rejected promises either, so nothing here may escape as an unhandled rejection.
-      next(error)
-    })
+    let auth: ReturnType<typeof guard.authenticate>
+    try {
+      auth = guard.authenticate(input, route)
+    } catch (error) {
+      answer(error as GuardError, req, res, next)
+      return
+    }
+    if (!(auth instanceof Promise)) {
+      pass(auth, input, req, res, next)
+      return
+    }
+    auth.then((result) => { pass(result, input, req, res, next) }, (error: unknown) => { answer(error as GuardError, req, res, next) })
+      .catch((error: unknown) => {
+        // Express catches what a later layer throws; another router might not. Express 4 does not
+        // catch rejected promises either, so nothing here may escape as an unhandled rejection.
+        next(error)
+      })
   }
 }

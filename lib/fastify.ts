@@ -3,13 +3,12 @@
  * One `onRequest` hook for every route of the context (unknown routes included, so routes cannot
  * be probed without a token), per-route `config.jwtGuard` validated in `onRoute`.
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { pipeline } from 'node:stream'
 import fp from 'fastify-plugin'
-import { GuardError, InvalidOptionError, misconfigured, misconfiguration, problemBody } from './errors.js'
-import { createGuard, type AuthResult, type GuardRequest, type RouteGuard, type RouteGuardOption } from './guard.js'
-import type { GuardOptions } from './options.js'
-import type { VerifiedToken } from './verify.js'
+import { InvalidOptionError, misconfigured, problemBody, type GuardError } from './errors.js'
+import { createGuard, type RouteGuard, type RouteGuardOption } from './guard.js'
+import type { AuthResult, GuardOptions, GuardRequest, VerifiedToken } from './types.js'
 import { BodyHasher } from './webhook.js'
 
 export type FastifyGuardOptions = GuardOptions<FastifyRequest>
@@ -36,19 +35,21 @@ declare module 'fastify' {
   }
 }
 
+// async, with nothing to wait for: a bad option then rejects register() and ready() (avvio awaits the promise).
+// eslint-disable-next-line @typescript-eslint/require-await
 const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyInstance, input) => {
   // fastify-plugin hands us the options with no extra keys; validation happens here, at register().
-  const guard = createGuard(input)
+  const guard = createGuard<FastifyRequest>(input)
   const options = guard.options
   /** Resolved route settings by their config object; a bad one keeps its TypeError, thrown again. */
-  const routes = new WeakMap<object, RouteGuard | false | InvalidOptionError>()
+  const routes = new WeakMap<object, RouteGuard<FastifyRequest> | false | InvalidOptionError>()
 
   /** The settings of a route's `config.jwtGuard`, validated once; throws a TypeError naming `where()`. */
-  function routeFor (option: RouteGuardOption<FastifyRequest> | undefined, where: () => string): RouteGuard | false {
+  function routeFor (option: RouteGuardOption<FastifyRequest> | undefined, where: () => string): RouteGuard<FastifyRequest> | false {
     if (option === undefined) return guard.defaultRoute
     if (option === false) return false
     // A primitive (a typo such as `jwtGuard: 'off'`) cannot key the map: it is refused every time.
-    if (typeof option !== 'object' || option === null) return guard.resolveRoute(option, where())
+    if (typeof option !== 'object') return guard.resolveRoute(option, where())
     let route = routes.get(option)
     if (route === undefined) {
       try {
@@ -63,33 +64,46 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     return route
   }
 
-  function guardRequest (request: FastifyRequest): GuardRequest {
-    return { target: request.raw.url ?? '', method: request.raw.method ?? 'GET', raw: request.raw, request }
+  function guardRequest (request: FastifyRequest): GuardRequest<FastifyRequest> {
+    return { target: request.raw.url ?? '', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
   }
 
-  /** Logs a rejection, then throws it (Fastify's error handler answers) or answers in problem format. */
-  async function reject (request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<true> {
-    const coded = error as GuardError
-    const mistake = misconfiguration(coded)
-    if (mistake !== undefined) request.log.error({ err: mistake, code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${mistake.message}`)
-    else request.log.info({ code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard: ${coded.message}`)
-    if (options.errorFormat !== 'problem') throw coded
-    await reply
-      .code(coded.statusCode)
-      .headers(coded.headers)
+  /** `errorFormat: 'problem'`: the refusal answered here, as RFC 7807 JSON. */
+  function sendProblem (request: FastifyRequest, reply: FastifyReply, error: GuardError): FastifyReply {
+    return reply
+      .code(error.statusCode)
+      .headers(error.headers)
       .type('application/problem+json')
-      .send(problemBody(coded, String(request.id)))
-    return true
+      .send(problemBody(error, request.id))
   }
 
-  /** Runs the guard; resolves true when it has answered the request itself (problem format). */
-  async function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard, input = guardRequest(request)): Promise<boolean> {
+  /**
+   * Answers a refusal (the guard has logged and published it): Fastify's error handler through
+   * `done(error)`, or the problem body here (then the hook chain ends without `done`).
+   */
+  function answer (request: FastifyRequest, reply: FastifyReply, error: GuardError, done: HookHandlerDoneFunction): void {
+    if (options.errorFormat === 'problem') sendProblem(request, reply, error)
+    else done(error)
+  }
+
+  /** Runs the pipeline for one request: `request.auth` and `done()`, or the refusal answered. */
+  function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard<FastifyRequest>, done: HookHandlerDoneFunction): void {
+    let auth: ReturnType<typeof guard.authenticate>
     try {
-      request.auth = await guard.authenticate(input, route)
-      return false
+      auth = guard.authenticate(guardRequest(request), route)
     } catch (error) {
-      return reject(request, reply, error)
+      answer(request, reply, error as GuardError, done)
+      return
     }
+    if (auth instanceof Promise) {
+      auth.then((result) => {
+        request.auth = result
+        done()
+      }, (error: unknown) => { answer(request, reply, error as GuardError, done) })
+      return
+    }
+    request.auth = auth
+    done()
   }
 
   // Signed webhooks: the body is hashed as it streams to the app's own parser, and compared with
@@ -97,23 +111,31 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   const hashers = new WeakMap<FastifyRequest, BodyHasher>()
   const bodyRead = new WeakSet<FastifyRequest>()
 
-  /** The payload_hash check; resolves true when it has answered the request itself. */
-  async function checkPayload (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  /** The payload_hash check: `done()`, or the refusal answered. */
+  function checkPayload (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     try {
       guard.checkPayload(request.auth, guardRequest(request), hashers.get(request)?.digest)
-      return false
     } catch (error) {
-      return reject(request, reply, error)
+      answer(request, reply, error as GuardError, done)
+      return
     }
+    done()
   }
 
   fastify.decorateRequest('auth', null)
   fastify.decorate('jwtGuard', Object.freeze({
     verify: (token: string) => guard.verifier.verify(token),
+    // A route-level hook of the user's (async, as Fastify's own route hooks usually are).
     authenticate: async (request: FastifyRequest, reply: FastifyReply) => {
-      if (await protect(request, reply, guard.defaultRoute)) return reply
-      // Used as a hook after the body was read: the payload check cannot wait for preValidation.
-      if (bodyRead.has(request) && await checkPayload(request, reply)) return reply
+      const input = guardRequest(request)
+      try {
+        request.auth = await guard.authenticate(input, guard.defaultRoute)
+        // Used as a hook after the body was read: the payload check cannot wait for preValidation.
+        if (bodyRead.has(request)) guard.checkPayload(request.auth, input, hashers.get(request)?.digest)
+      } catch (error) {
+        if (options.errorFormat !== 'problem') throw error
+        return sendProblem(request, reply, error as GuardError)
+      }
     }
   }))
 
@@ -125,46 +147,35 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     routeFor(routeOptions.config?.jwtGuard, () => `config.jwtGuard of ${String(routeOptions.method)} ${routeOptions.url}`)
   })
 
-  // A callback hook: a cached token is decided without a promise (authenticateSync), anything
-  // else goes through protect(). After an answer in problem format, done() is not called.
+  // Callback hooks: a request that no stage makes wait (a cached token) is decided without a promise.
   fastify.addHook('onRequest', (request, reply, done) => {
-    let route: RouteGuard | false
+    let route: RouteGuard<FastifyRequest> | false
     try {
-      route = routeFor(request.routeOptions.config?.jwtGuard, () => `config.jwtGuard of ${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
+      route = routeFor(request.routeOptions.config.jwtGuard, () => `config.jwtGuard of ${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
     } catch (error) {
       // A route declared before the plugin ran, with a bad config: refused (503) on every
       // request, never let through unguarded, never an anonymous 500; the log names the mistake.
-      reject(request, reply, misconfigured(error as InvalidOptionError).withRealm(options.realm)).catch(done)
+      answer(request, reply, guard.refuse(guardRequest(request), misconfigured(error as InvalidOptionError)), done)
       return
     }
-    if (route === false) return done()
-    const input = guardRequest(request)
-    let auth: AuthResult | null | undefined
-    try {
-      auth = guard.authenticateSync(input, route)
-    } catch (error) {
-      reject(request, reply, error).catch(done)
+    if (route === false) {
+      done()
       return
     }
-    if (auth !== undefined) {
-      request.auth = auth
-      return done()
-    }
-    // The same input: the canonical path authenticateSync computed is not computed again.
-    protect(request, reply, route, input).then((answered) => { if (!answered) done() }, done)
+    protect(request, reply, route, done)
   })
 
   if (options.payloadHash) {
-    fastify.addHook('preParsing', async (request, _reply, payload) => {
+    fastify.addHook('preParsing', (request, _reply, payload, done) => {
       const hasher = new BodyHasher()
       hashers.set(request, hasher)
       // pipeline, not pipe: an aborted request destroys the hasher, and the parser sees the error.
       pipeline(payload, hasher, () => {})
-      return hasher
+      done(null, hasher)
     })
-    fastify.addHook('preValidation', async (request, reply) => {
+    fastify.addHook('preValidation', (request, reply, done) => {
       bodyRead.add(request)
-      if (await checkPayload(request, reply)) return reply
+      checkPayload(request, reply, done)
     })
   }
 }

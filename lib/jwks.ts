@@ -18,8 +18,9 @@
  *   verified-token cache can ask whether the key a token was verified with is still listed.
  */
 import { GuardError, invalidOption } from './errors.js'
+import { isPlainObject } from './is-plain-object.js'
 import { preparePublicKey, type PreparedKey } from './keys.js'
-import type { JsonObject } from './token.js'
+import type { JsonObject } from './types.js'
 
 export interface JwksSettings {
   readonly url: URL
@@ -34,8 +35,8 @@ export interface JwksSettings {
 export interface RemoteKeySet {
   /** The keys that may verify a token with this header and `alg`; throws 401 `VJG_KEY_UNKNOWN` or 503 `VJG_UNAVAILABLE`. */
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
-  /** Whether `key` is still in the set (refreshed first when it is due). */
-  holds (key: PreparedKey): Promise<boolean>
+  /** Whether `key` is still in the set: now, or once the set was refreshed when a refresh is due. */
+  holds (key: PreparedKey): boolean | Promise<boolean>
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -43,7 +44,7 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
 function duration (value: unknown, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    invalidOption(name, `must be an integer number of ms from ${min} to ${max} (got ${String(value)})`)
+    invalidOption(name, `must be an integer number of ms from ${min} to ${max} (got ${typeof value === 'number' ? value : typeof value})`)
   }
   return value
 }
@@ -84,10 +85,6 @@ export const MAX_JWKS_BYTES = 512 * 1024
 const MAX_KEYS = 100
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /** What identifies a JWK across fetches: the same kid, alg and public numbers are the same key. */
 function fingerprint (jwk: Record<string, unknown>): string {
   return JSON.stringify([jwk.kid, jwk.alg, jwk.kty, jwk.n, jwk.e, jwk.use, jwk.key_ops])
@@ -108,7 +105,7 @@ async function boundedBody (response: Response): Promise<Uint8Array> {
     throw new Error(`${tooLarge} (Content-Length: ${declared})`)
   }
   if (body === null) return new Uint8Array(0)
-  const reader = body.getReader()
+  const reader = body.getReader() as ReadableStreamDefaultReader<Uint8Array>
   const chunks: Uint8Array[] = []
   let total = 0
   for (;;) {
@@ -138,13 +135,13 @@ async function fetchJwks (url: URL, timeout: number): Promise<unknown[]> {
   }
   const json: unknown = JSON.parse(utf8.decode(await boundedBody(response)))
   if (!isPlainObject(json) || !Array.isArray(json.keys)) throw new Error('the JWKS is not a JSON object with a "keys" array')
-  return json.keys
+  return json.keys as unknown[]
 }
 
 export function createRemoteKeySet (settings: JwksSettings, now: () => number): RemoteKeySet {
   const { url, cooldown, timeout, cacheMaxAge } = settings
   let keys: readonly PreparedKey[] = []
-  let current = new Set<PreparedKey>()
+  let listed = new Set<PreparedKey>()
   let byFingerprint = new Map<string, PreparedKey>()
   /** Why the keys of the last set that carry a kid were refused, so a 401 can say so. */
   let refused = new Map<string, string>()
@@ -173,7 +170,7 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     }
     byFingerprint = next
     keys = Object.freeze([...next.values()])
-    current = new Set(keys)
+    listed = new Set(keys)
     refused = reasons
     loaded = true
   }
@@ -202,13 +199,20 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     return new GuardError('VJG_UNAVAILABLE', 'The key set (jwksUrl) cannot be reached', { cause: new Error(`${url.href}: ${reason}`, { cause: lastError }) })
   }
 
+  const isLoaded = (): boolean => loaded
+  /** A refresh is due: the set is older than cacheMaxAge, and the endpoint may be asked again. */
+  const due = (): boolean => now() - fetchedAt >= cacheMaxAge && !coolingDown()
+  /** The installed set can be used as it is: no fetch under way, none due. */
+  const usable = (): boolean => inflight === undefined && loaded && !due()
+
   /** A set to work with: fetched when missing, refreshed when due; a failed refresh keeps the old one. */
   async function ensure (): Promise<void> {
     if (inflight !== undefined) await inflight
     if (!loaded) {
       if (!coolingDown()) await refresh()
-      if (!loaded) throw unavailable()
-    } else if (now() - fetchedAt >= cacheMaxAge && !coolingDown()) {
+      // refresh() may have installed a set while we waited.
+      if (!isLoaded()) throw unavailable()
+    } else if (due()) {
       await refresh()
     }
   }
@@ -235,9 +239,9 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     throw new GuardError('VJG_KEY_UNKNOWN', kid === undefined ? `No key of the key set (jwksUrl) verifies ${alg}` : 'No key of the key set (jwksUrl) has the token "kid"')
   }
 
-  async function holds (key: PreparedKey): Promise<boolean> {
-    await ensure()
-    return current.has(key)
+  function holds (key: PreparedKey): boolean | Promise<boolean> {
+    if (usable()) return listed.has(key)
+    return ensure().then(() => listed.has(key))
   }
 
   return Object.freeze({ keysFor, holds })

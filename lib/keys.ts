@@ -9,18 +9,9 @@
  */
 import { createPublicKey, createSecretKey, KeyObject, X509Certificate } from 'node:crypto'
 import { invalidOption, InvalidOptionError } from './errors.js'
+import type { JsonWebKeyInput } from './types.js'
 
-/** Anything a user may hand us as a public key. */
-export type PublicKeyInput = string | Buffer | KeyObject | JsonWebKeyInput
-
-/** A JSON Web Key (RFC 7517) with at least `kty`. */
-export interface JsonWebKeyInput {
-  kty: string
-  kid?: string
-  alg?: string
-  use?: string
-  [parameter: string]: unknown
-}
+export type { JsonWebKeyInput, PublicKeyInput } from './types.js'
 
 /** A key ready for the hot path: the `KeyObject` plus what binds it. */
 export interface PreparedKey {
@@ -64,7 +55,7 @@ function toKeyObject (input: unknown, option: string): KeyObject {
       invalidOption(option, 'is a string that is neither PEM nor JWK JSON')
     }
     if (isJwk(input)) {
-      if (input.use !== undefined && input.use !== 'sig') invalidOption(option, `is a JWK with use "${String(input.use)}": only "sig" keys verify tokens`)
+      if (input.use !== undefined && input.use !== 'sig') invalidOption(option, `is a JWK with use "${input.use}": only "sig" keys verify tokens`)
       // RFC 7517 4.3: key_ops, when present, must allow "verify" (node ignores it on import).
       if (input.key_ops !== undefined && (!Array.isArray(input.key_ops) || !input.key_ops.includes('verify'))) {
         invalidOption(option, 'is a JWK whose key_ops do not include "verify"')

@@ -3,7 +3,8 @@
  * Signing is jose's `SignJWT`; the claims follow Vonage's own generator (`@vonage/jwt`):
  * `application_id`, `iat`, `jti`, `exp = iat + ttl` (900 s by default).
  */
-import { createPrivateKey, generateKeyPairSync, randomUUID, type KeyObject, type webcrypto } from 'node:crypto'
+import { createPrivateKey, generateKeyPair, randomUUID, type KeyObject, type webcrypto } from 'node:crypto'
+import { promisify } from 'node:util'
 
 type CryptoKey = webcrypto.CryptoKey
 import { SignJWT } from 'jose'
@@ -15,9 +16,11 @@ export interface KeyPairPem {
   publicKey: string
 }
 
-/** A fresh RSA key pair (2048 bits by default) as PEM strings. */
+const generateKeyPairAsync = promisify(generateKeyPair)
+
+/** A fresh RSA key pair (2048 bits by default) as PEM strings, made on the thread pool: the event loop goes on meanwhile. */
 export async function generateKeys (options: { modulusLength?: number } = {}): Promise<KeyPairPem> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+  const { privateKey, publicKey } = await generateKeyPairAsync('rsa', {
     modulusLength: options.modulusLength ?? 2048,
     publicExponent: 0x10001,
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },

@@ -3,23 +3,16 @@
  * once and returns one frozen, fully defaulted object. A bad option is a `TypeError` with code
  * `VJG_INVALID_OPTION` naming it; nothing on the security path falls back silently.
  */
-import { compileAcl, type AclFilter, type CompiledAcl } from './acl.js'
+import { compileAcl, type CompiledAcl } from './acl.js'
 import { GuardError, invalidOption } from './errors.js'
-import type { KeyObject } from 'node:crypto'
-import { preparePublicKeys, prepareSecret, type PreparedKey, type PublicKeyInput } from './keys.js'
-import { PROFILES, type ClaimCheck, type Profile, type ProfileName } from './profiles.js'
+import { isPlainObject } from './is-plain-object.js'
+import { preparePublicKeys, prepareSecret, type PreparedKey } from './keys.js'
+import { PROFILES, type ClaimCheck, type Profile } from './profiles.js'
 import { jwksSettings, type JwksSettings } from './jwks.js'
-import { stateOptions, type RevocationHook, type StateOptions } from './state.js'
-import type { GuardStore } from './stores/store.js'
+import { stateOptions, type StateOptions } from './state.js'
+import type { AclFilter, AclPathOption, GuardOptions, ProfileName, TokenGetter } from './types.js'
 
-/** An HMAC secret: a UTF-8 string, bytes, or a secret `KeyObject`; at least 16 bytes. */
-export type SecretInput = string | Buffer | KeyObject
-
-/** Where a token may come from. The default is `[{ header: 'authorization', scheme: 'Bearer' }]`. */
-export type TokenSource =
-  | { header: string, scheme?: string | null }
-  | { cookie: string }
-  | { query: string }
+export type { AclPathOption, GuardOptions, SecretInput, TokenSource, VonageClaims } from './types.js'
 
 /** A token source after validation: header names lower-cased, the scheme resolved. */
 export type ResolvedTokenSource =
@@ -27,113 +20,7 @@ export type ResolvedTokenSource =
   | { readonly cookie: string }
   | { readonly query: string }
 
-/** The Vonage claims every profile knows. Extend it by declaration merging to type your own. */
-export interface VonageClaims {
-  application_id?: string
-  iat?: number
-  exp?: number
-  nbf?: number
-  jti?: string
-  sub?: string
-  acl?: { paths: Record<string, { methods?: string[], filters?: Record<string, unknown> }> }
-  [claim: string]: unknown
-}
-
-export interface GuardOptions<Request = unknown> {
-  /** The application's public key(s): PEM SPKI, PEM certificate, JWK, `KeyObject`, or an array (any may verify). */
-  publicKey?: PublicKeyInput | PublicKeyInput[]
-  /** Keys by `application_id`: the unverified `application_id` chooses the key; an unknown id is 401 `VJG_KEY_UNKNOWN`. */
-  publicKeys?: Record<string, PublicKeyInput | PublicKeyInput[]>
-  /**
-   * HS256 profiles only: shared secrets (at least 16 bytes) by id, the id being the token's `iss`
-   * for `opentok` (the API key) and its `api_key` for `vonage-webhook`; an unknown id is 401
-   * `VJG_KEY_UNKNOWN`. Never combined with a public key. @default undefined
-   */
-  secrets?: Record<string, SecretInput>
-  /**
-   * The oldest token accepted, in seconds since its `iat` (which it then must have): refused once
-   * `now - iat > maxAge` (plus `clockTolerance`), whatever its `exp`. @default undefined (vonage-webhook: 300)
-   */
-  maxAge?: number
-  /** Token profile, a preset of these options. @default 'vonage' */
-  profile?: ProfileName
-  /** Accepted `alg` values. `none` and HS* are never accepted with a public key. @default ['RS256'] */
-  algorithms?: string[]
-  /** When set, `application_id` must be one of these, else 401 `VJG_APPLICATION_MISMATCH`. @default undefined */
-  applicationId?: string | string[]
-  /** Seconds of clock skew allowed on every time check; at most 300. @default 30 */
-  clockTolerance?: number
-  /** Lifetime in seconds of a token without `exp`, counted from `iat`. @default 900 */
-  defaultLifetime?: number
-  /** The longest lifetime in seconds a token may have. @default 86400 */
-  maxLifetime?: number
-  /** `'cap'` shortens a longer token to `iat + maxLifetime` (what Vonage does); `'reject'` refuses it. @default 'cap' */
-  lifetimePolicy?: 'cap' | 'reject'
-  /**
-   * The shortest lifetime in seconds a token may state: `exp - iat` below it is 401
-   * `VJG_LIFETIME_TOO_SHORT` (Vonage's notes give `exp` a 30 s minimum). A token without `exp`
-   * lives `defaultLifetime`, which must be at least this; one without `iat` states no lifetime
-   * and is not checked. 0 turns the check off. @default 0
-   */
-  minLifetime?: number
-  /** Claims that must be present. @default ['application_id', 'iat', 'jti'] */
-  requiredClaims?: string[]
-  /** Read a NumericDate written as a string of decimal digits (Vonage's docs show `"exp": "1532179987"`) as that number; any other string is 401 `VJG_CLAIM_INVALID`. @default true (vonage, vonage-video), false (opentok, vonage-webhook) */
-  allowNumericStringDates?: boolean
-  /**
-   * Refuse every token without its own `acl` claim with 403 `VJG_ACL_DENIED`, whatever
-   * `defaultAcl` (giving both is a registration error). @default false
-   */
-  requireAcl?: boolean
-  /**
-   * The ACL of a token without an `acl` claim, in the claim's shape, checked and compiled at
-   * registration. `undefined` or `null`: such a token is a Vonage "root" token, allowed
-   * everywhere (`null` also turns off a profile's default). @default undefined (vonage-video:
-   * `{ paths: { '/session/**': {} } }`)
-   */
-  defaultAcl?: VonageClaims['acl'] | null
-  /** Map the request path to the Vonage path space: a prefix to strip, or a function returning the path (null: no ACL rule grants). @default undefined */
-  aclPath?: string | ((request: Request, path: string) => string | null)
-  /** Decides ACL rules that carry `filters`; without it such a rule never grants. @default undefined */
-  aclFilter?: AclFilter
-  /** Where to look for the token; more than one token found is 400 `VJG_TOKEN_AMBIGUOUS`. @default [{ header: 'authorization', scheme: 'Bearer' }] */
-  tokenSources?: TokenSource[]
-  /** Reads the token yourself (replaces `tokenSources`); return undefined when there is none. @default undefined */
-  getToken?: (request: Request) => string | null | undefined | Promise<string | null | undefined>
-  /** Longest token accepted, in characters. @default 8192 */
-  maxTokenLength?: number
-  /** The verified-token cache (LRU, never past a token's effective expiry); `false` turns it off. @default { max: 10000 } */
-  cache?: false | { max?: number }
-  /** Body of rejections: Fastify's `{ statusCode, code, error, message }` or RFC 7807 problem JSON. @default 'fastify' */
-  errorFormat?: 'fastify' | 'problem'
-  /** The realm of the `WWW-Authenticate` challenge. @default 'vonage-jwt-guard' */
-  realm?: string
-  /** The clock, in milliseconds; inject it in tests. @default Date.now */
-  now?: () => number
-  /**
-   * A remote JWKS (https; http only on a loopback host): keys chosen by `kid` (and `alg`), cached,
-   * refetched on an unknown `kid` at most once per `jwks.cooldown`. Instead of `publicKey(s)`. @default undefined
-   */
-  jwksUrl?: string | URL
-  /** Tuning of `jwksUrl`, in ms. @default { cooldown: 30000, timeout: 1000, cacheMaxAge: 600000 } */
-  jwks?: { cooldown?: number, timeout?: number, cacheMaxAge?: number }
-  /**
-   * Replay protection: each `jti` accepted once until the token's effective expiry. `true` uses a
-   * bounded in-memory store; `{ store }` a shared one (`createRedisStore`). Off by default: Client
-   * SDKs reuse one token for many requests. @default false
-   */
-  replay?: boolean | { store: GuardStore }
-  /** Your revocation check: true means 401 `VJG_TOKEN_REVOKED`; a throw or a timeout is 503 (see `failOpen`). @default undefined */
-  isRevoked?: RevocationHook<Request>
-  /** A store with revoked jtis and subjects (`createMemoryStore`, `createRedisStore`). @default undefined */
-  revocation?: GuardStore
-  /** When a store or `isRevoked` fails or times out, skip that check instead of answering 503. Never skips a key or signature check. @default false */
-  failOpen?: boolean
-  /** Longest wait, in ms, for a replay or revocation store or `isRevoked`; past it the check has failed. @default 1000 */
-  stateTimeout?: number
-}
-
-export interface NormalizedOptions {
+export interface NormalizedOptions<Request = unknown> {
   readonly profile: ProfileName
   readonly algorithms: ReadonlySet<string>
   readonly keys: KeySource
@@ -149,10 +36,10 @@ export interface NormalizedOptions {
   readonly requireAcl: boolean
   /** The ACL a token without an acl claim gets; null: it is a root token (refused under requireAcl). */
   readonly defaultAcl: CompiledAcl | null
-  readonly aclPath: AclPathOption | undefined
+  readonly aclPath: AclPathOption<Request> | undefined
   readonly aclFilter: AclFilter | undefined
   readonly tokenSources: readonly ResolvedTokenSource[]
-  readonly getToken: ((request: any) => string | null | undefined | Promise<string | null | undefined>) | undefined
+  readonly getToken: TokenGetter<Request> | undefined
   readonly maxTokenLength: number
   readonly cacheMax: number
   readonly errorFormat: 'fastify' | 'problem'
@@ -165,7 +52,7 @@ export interface NormalizedOptions {
   /** The profile signs the request body: adapters compare it with `payload_hash` (webhook.ts). */
   readonly payloadHash: boolean
   /** Replay protection and revocation (state.ts); all off by default. */
-  readonly state: StateOptions
+  readonly state: StateOptions<Request>
 }
 
 /** How the verifier finds the keys for one token. */
@@ -183,19 +70,20 @@ export type KeySource =
 /** Every algorithm the hot path implements. */
 export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
 
-const KNOWN_OPTIONS = new Set([
-  'publicKey', 'publicKeys', 'profile', 'algorithms', 'applicationId', 'clockTolerance',
-  'defaultLifetime', 'maxLifetime', 'lifetimePolicy', 'minLifetime', 'requiredClaims', 'allowNumericStringDates',
-  'requireAcl', 'defaultAcl', 'aclPath', 'aclFilter', 'tokenSources', 'getToken', 'maxTokenLength', 'cache',
-  'errorFormat', 'realm', 'now', 'secrets', 'maxAge',
-  'jwksUrl', 'jwks', 'replay', 'isRevoked', 'revocation', 'failOpen', 'stateTimeout'
-])
+/**
+ * Every option name, as a record the compiler holds to `GuardOptions`: a name added there and
+ * not here, or left here once gone there, does not build. Anything else is refused by name.
+ */
+const OPTION_NAMES = {
+  publicKey: true, publicKeys: true, secrets: true, maxAge: true, profile: true, algorithms: true,
+  applicationId: true, clockTolerance: true, defaultLifetime: true, maxLifetime: true, lifetimePolicy: true,
+  minLifetime: true, requiredClaims: true, allowNumericStringDates: true, requireAcl: true, defaultAcl: true,
+  aclPath: true, aclFilter: true, tokenSources: true, getToken: true, maxTokenLength: true, cache: true,
+  errorFormat: true, realm: true, now: true, jwksUrl: true, jwks: true, replay: true, isRevoked: true,
+  revocation: true, failOpen: true, stateTimeout: true
+} as const satisfies Record<keyof GuardOptions, true>
 
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false
-  const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
-}
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OPTION_NAMES))
 
 function integer (value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -214,7 +102,9 @@ function oneOf<T extends string> (value: unknown, name: string, allowed: readonl
   return value as T
 }
 
-function fn<T> (value: unknown, name: string): T {
+/** A function option; its type is the one `GuardOptions` documents for it, which JavaScript cannot check. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names that type
+function fn<T extends (...args: never[]) => unknown> (value: unknown, name: string): T {
   if (typeof value !== 'function') invalidOption(name, 'must be a function')
   return value as T
 }
@@ -225,6 +115,15 @@ function nonEmptyStrings (value: unknown, name: string): string[] {
     invalidOption(name, 'must be a non-empty string or a non-empty array of non-empty strings')
   }
   return list as string[]
+}
+
+function claimNames (value: unknown): readonly string[] {
+  const names: string[] = []
+  if (Array.isArray(value)) {
+    for (const name of value as unknown[]) if (typeof name === 'string' && name.length > 0) names.push(name)
+  }
+  if (!Array.isArray(value) || names.length !== value.length) invalidOption('requiredClaims', 'must be an array of claim names')
+  return Object.freeze(names)
 }
 
 const TOKEN_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -248,11 +147,9 @@ function tokenSource (value: unknown, name: string): ResolvedTokenSource {
   invalidOption(name, 'must be { header, scheme? }, { cookie } or { query }')
 }
 
-export type AclPathOption = string | ((request: any, path: string) => string | null)
-
 /** `aclPath`: a prefix like "/api" (leading slash, no trailing slash) or a function. */
-export function checkAclPath (value: unknown, name: string): AclPathOption | undefined {
-  if (value === undefined || typeof value === 'function') return value as AclPathOption | undefined
+export function checkAclPath<Request> (value: unknown, name: string): AclPathOption<Request> | undefined {
+  if (value === undefined || typeof value === 'function') return value as AclPathOption<Request> | undefined
   if (typeof value !== 'string' || !/^(\/[A-Za-z0-9._~!$&'()*+,=:@-]+)+$/.test(value)) {
     invalidOption(name, 'must be a path prefix like "/api" (leading slash, no trailing slash) or a function')
   }
@@ -300,13 +197,14 @@ function secretSource (options: Record<string, unknown>, algorithms: ReadonlySet
   return Object.freeze({ kind: 'byClaim', claim, keys, integerIds: claim === 'iss' })
 }
 
-function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<string>): KeySource {
+function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<string>, profile: ProfileName): KeySource {
   if (options.secrets !== undefined) {
-    invalidOption('secrets', `is for the HS256 profiles ('opentok', 'vonage-webhook'); profile '${String(options.profile ?? 'vonage')}' verifies RS256 with a public key`)
+    invalidOption('secrets', `is for the HS256 profiles ('opentok', 'vonage-webhook'); profile '${profile}' verifies RS256 with a public key`)
   }
   const given = ['publicKey', 'publicKeys', 'jwksUrl'].filter(k => options[k] !== undefined)
   if (given.length === 0) invalidOption('publicKey', 'is required (or publicKeys, or jwksUrl)')
-  if (given.length > 1) invalidOption(given[1]!, `cannot be combined with ${given[0]}: give one source of keys`)
+  const [first = '', second] = given
+  if (second !== undefined) invalidOption(second, `cannot be combined with ${first}: give one source of keys`)
   for (const alg of algorithms) {
     if (!RSA_ALGORITHMS.has(alg)) invalidOption('algorithms', `holds "${alg}", which a public key cannot verify`)
   }
@@ -325,7 +223,7 @@ function keySource (options: Record<string, unknown>, algorithms: ReadonlySet<st
 }
 
 /** Validate `options` once and return the frozen, fully defaulted form the verifier runs on. */
-export function normalizeOptions (input: GuardOptions<any> | undefined): NormalizedOptions {
+export function normalizeOptions<Request = unknown> (input: GuardOptions<Request> | undefined): NormalizedOptions<Request> {
   if (input === undefined || !isPlainObject(input)) invalidOption('options', 'must be an object')
   for (const name of Object.keys(input)) {
     if (!KNOWN_OPTIONS.has(name)) invalidOption(name, 'is not an option of vonage-jwt-guard (check the spelling)')
@@ -348,10 +246,7 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
   // maxLifetime no token at all): a configuration that refuses what it means to accept.
   if (minLifetime > defaultLifetime) invalidOption('minLifetime', `must not exceed defaultLifetime (${defaultLifetime}), the lifetime of a token without exp (nor, so, maxLifetime)`)
 
-  const requiredClaims = options.requiredClaims
-  if (!Array.isArray(requiredClaims) || !requiredClaims.every(c => typeof c === 'string' && c.length > 0)) {
-    invalidOption('requiredClaims', 'must be an array of claim names')
-  }
+  const requiredClaims = claimNames(options.requiredClaims)
   const tokenSources = options.tokenSources
   if (!Array.isArray(tokenSources) || tokenSources.length === 0) invalidOption('tokenSources', 'must be a non-empty array')
 
@@ -361,7 +256,7 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     if (!isPlainObject(cache)) invalidOption('cache', 'must be false or { max }')
     cacheMax = integer(cache.max ?? 10_000, 'cache.max', 1, 10_000_000)
   }
-  const aclPath = checkAclPath(options.aclPath, 'aclPath')
+  const aclPath = checkAclPath<Request>(options.aclPath, 'aclPath')
   const requireAcl = boolean(options.requireAcl, 'requireAcl')
   const defaultAcl = defaultAclOption(options.defaultAcl, input.defaultAcl !== undefined, requireAcl)
   const realm = options.realm
@@ -372,21 +267,21 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
   return Object.freeze({
     profile,
     algorithms,
-    keys: preset.secretClaim === undefined ? keySource(options, algorithms) : secretSource(options, algorithms, profile, preset.secretClaim),
+    keys: preset.secretClaim === undefined ? keySource(options, algorithms, profile) : secretSource(options, algorithms, profile, preset.secretClaim),
     applicationIds: options.applicationId === undefined ? null : new Set(nonEmptyStrings(options.applicationId, 'applicationId')),
     clockTolerance,
     defaultLifetime,
     maxLifetime,
     lifetimePolicy: oneOf(options.lifetimePolicy, 'lifetimePolicy', ['cap', 'reject']),
     minLifetime,
-    requiredClaims: Object.freeze([...requiredClaims]),
+    requiredClaims,
     allowNumericStringDates: boolean(options.allowNumericStringDates, 'allowNumericStringDates'),
     requireAcl,
     defaultAcl,
     aclPath,
     aclFilter: options.aclFilter === undefined ? undefined : fn<AclFilter>(options.aclFilter, 'aclFilter'),
     tokenSources: Object.freeze(tokenSources.map((s, i) => tokenSource(s, `tokenSources[${i}]`))),
-    getToken: options.getToken === undefined ? undefined : fn<NormalizedOptions['getToken']>(options.getToken, 'getToken'),
+    getToken: options.getToken === undefined ? undefined : fn<TokenGetter<Request>>(options.getToken, 'getToken'),
     maxTokenLength: integer(options.maxTokenLength, 'maxTokenLength', 64, 1_048_576),
     cacheMax,
     errorFormat: oneOf(options.errorFormat, 'errorFormat', ['fastify', 'problem']),
@@ -395,7 +290,7 @@ export function normalizeOptions (input: GuardOptions<any> | undefined): Normali
     claimChecks: preset.claimChecks,
     maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
     payloadHash: preset.payloadHash === true,
-    state: stateOptions(options, maxLifetime)
+    state: stateOptions<Request>(options, maxLifetime)
   })
 }
 

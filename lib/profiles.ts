@@ -3,8 +3,7 @@
  * profile's own. A user's explicit option always wins over the preset.
  */
 import { DEFAULT_REALM, GuardError } from './errors.js'
-import type { GuardOptions } from './options.js'
-import type { JsonObject } from './token.js'
+import type { GuardOptions, JsonObject, ProfileName } from './types.js'
 
 /** What a profile's claim rule may look at, besides the claims. */
 export interface ClaimContext {
@@ -130,8 +129,7 @@ const VIDEO_LIFETIME = 30 * DAY
 /** A signed webhook older than this is stale (now - iat <= maxAge). */
 export const WEBHOOK_MAX_AGE = 300
 
-/** The named presets of the `profile` option. */
-export type ProfileName = 'vonage' | 'vonage-video' | 'opentok' | 'vonage-webhook'
+export type { ProfileName } from './types.js'
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
   /** Vonage application JWTs (Client SDK and REST): SPEC 2.1. */

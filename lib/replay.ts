@@ -4,11 +4,11 @@
  * because Vonage's Client SDKs send one token with many requests.
  */
 import { GuardError } from './errors.js'
-import type { StateToken } from './state.js'
 import type { StoreQuery } from './stores/store.js'
+import type { VerifiedToken } from './types.js'
 
 /** What the store records for this token; a token without a `jti` cannot be protected: 401 `VJG_CLAIM_MISSING`. */
-export function consumeQuery (token: StateToken, clockTolerance: number): NonNullable<StoreQuery['consume']> {
+export function consumeQuery (token: VerifiedToken, clockTolerance: number): NonNullable<StoreQuery['consume']> {
   const { jti, application_id: applicationId } = token.claims
   if (typeof jti !== 'string' || jti.length === 0) {
     throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "jti" claim, which replay protection needs')

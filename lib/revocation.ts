@@ -4,16 +4,17 @@
  * A token without `iat` whose subject is revoked counts as revoked: its age cannot be shown.
  * The `isRevoked` hook is run by the stage in state.ts next to the store.
  */
-import type { VonageClaims } from './options.js'
 import type { StoreQuery } from './stores/store.js'
-import { numericDateValue } from './verify.js'
+import type { VerifiedToken } from './types.js'
 
 /** What the revocation store is asked about this token. */
-export function revocationQuery (claims: Readonly<VonageClaims>): NonNullable<StoreQuery['revoked']> {
+export function revocationQuery (token: VerifiedToken): NonNullable<StoreQuery['revoked']> {
+  const { jti, sub, iat } = token.claims
   return {
-    jti: typeof claims.jti === 'string' && claims.jti.length > 0 ? claims.jti : undefined,
-    sub: typeof claims.sub === 'string' && claims.sub.length > 0 ? claims.sub : undefined,
-    // As the verifier read it: a number, or a decimal string allowNumericStringDates let through.
-    iat: numericDateValue(claims.iat)
+    jti: typeof jti === 'string' && jti.length > 0 ? jti : undefined,
+    sub: typeof sub === 'string' && sub.length > 0 ? sub : undefined,
+    // The iat the verifier read: it hands every NumericDate out as the number it read (a decimal
+    // string under allowNumericStringDates included), so there is nothing to parse again here.
+    iat: typeof iat === 'number' ? iat : undefined
   }
 }

@@ -5,51 +5,55 @@
  * A store or hook that fails or does not answer within `stateTimeout` is 503 `VJG_UNAVAILABLE`,
  * unless `failOpen`; a definite answer (revoked, replayed) from another check still wins.
  */
+import { after, isThenable, type Awaitable } from './awaitable.js'
 import { GuardError, invalidOption } from './errors.js'
+import { isPlainObject } from './is-plain-object.js'
 import { consumeQuery } from './replay.js'
 import { revocationQuery } from './revocation.js'
 import { createMemoryStore } from './stores/memory.js'
 import { withTimeout, type GuardStore, type StoreAnswer, type StoreQuery } from './stores/store.js'
-import type { VonageClaims } from './options.js'
+import type { RevocationHook, StateCheck, VerifiedToken } from './types.js'
 
-/** `isRevoked(claims, request)`: true revokes; sync or async; a throw or a non-boolean is a failed check. */
-export type RevocationHook<Request = unknown> = (claims: Readonly<VonageClaims>, request: Request) => boolean | Promise<boolean>
+export type { RevocationHook } from './types.js'
 
-export interface StateOptions {
+export interface StateOptions<Request = unknown> {
   readonly replayStore: GuardStore | null
   readonly revocationStore: GuardStore | null
-  readonly isRevoked: RevocationHook<any> | null
+  readonly isRevoked: RevocationHook<Request> | null
   readonly failOpen: boolean
   /** Ms to wait for a store or the hook. */
   readonly timeout: number
 }
 
-/** The slice of a verified token the stage reads. */
-export interface StateToken {
-  readonly claims: Readonly<VonageClaims>
-  readonly expiresAt: number
+/** Checks that failed and were skipped under `failOpen`, with the first failure. */
+export interface FailedOpen {
+  readonly checks: readonly StateCheck[]
+  readonly cause: unknown
 }
 
-/** Runs the stage for one request: resolves, or throws a GuardError (401 replayed / revoked, 503). */
-export type StateStage = (token: StateToken, request: unknown) => Promise<void>
+/**
+ * Runs the stage for one request: null when every check passed, what failed open under
+ * `failOpen`, or a thrown GuardError (401 replayed / revoked, 503). A promise only when a store
+ * or the hook answers with one.
+ */
+export type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<FailedOpen | null>
 
 function isStore (value: unknown, methods: readonly string[]): value is GuardStore {
   return typeof value === 'object' && value !== null && methods.every(m => typeof (value as Record<string, unknown>)[m] === 'function')
 }
 
 /** Validate `replay`, `revocation`, `isRevoked`, `failOpen` and `stateTimeout`. */
-export function stateOptions (options: Record<string, unknown>, maxLifetime: number): StateOptions {
+export function stateOptions<Request> (options: Record<string, unknown>, maxLifetime: number): StateOptions<Request> {
   const { replay, revocation, isRevoked, failOpen = false, stateTimeout = 1000 } = options
   let replayStore: GuardStore | null = null
   if (replay === true) {
     const now = typeof options.now === 'function' ? options.now as () => number : Date.now
     replayStore = createMemoryStore({ now, maxLifetime })
   } else if (replay !== undefined && replay !== false) {
-    const store = (replay as { store?: unknown } | null)?.store
-    if (typeof replay !== 'object' || replay === null || !isStore(store, ['check']) || Object.keys(replay).length !== 1) {
+    if (!isPlainObject(replay) || !isStore(replay.store, ['check']) || Object.keys(replay).length !== 1) {
       invalidOption('replay', 'must be true, false or { store } with a store from createMemoryStore() or createRedisStore()')
     }
-    replayStore = store
+    replayStore = replay.store
   }
   let revocationStore: GuardStore | null = null
   if (revocation !== undefined) {
@@ -69,75 +73,87 @@ export function stateOptions (options: Record<string, unknown>, maxLifetime: num
   return Object.freeze({
     replayStore,
     revocationStore,
-    isRevoked: (isRevoked as RevocationHook<any> | undefined) ?? null,
+    isRevoked: (isRevoked as RevocationHook<Request> | undefined) ?? null,
     failOpen,
     timeout: stateTimeout
   })
 }
 
-type Outcome = StoreAnswer | { readonly failure: unknown }
+/** What one store or the hook answered, for the checks it stands for. */
+type Outcome = { readonly checks: readonly StateCheck[] } & (StoreAnswer | { readonly failure: unknown })
 
-const NO: StoreAnswer = Object.freeze({ replayed: false, revoked: false })
+const REVOKED: StoreAnswer = Object.freeze({ replayed: false, revoked: true })
+const NOT_REVOKED: StoreAnswer = Object.freeze({ replayed: false, revoked: false })
 
 /** The stage for these options, or null when replay and revocation are both off. */
-export function createStateStage (state: StateOptions, clock: { now: () => number, clockTolerance: number }): StateStage | null {
+export function createStateStage<Request> (state: StateOptions<Request>, clock: { now: () => number, clockTolerance: number }): StateStage<Request> | null {
   const { replayStore, revocationStore, isRevoked, failOpen, timeout } = state
   if (replayStore === null && revocationStore === null && isRevoked === null) return null
   const shared = replayStore !== null && replayStore === revocationStore
+  const sharedChecks: readonly StateCheck[] = Object.freeze(['replay', 'revocation'])
+  const replayChecks: readonly StateCheck[] = Object.freeze(['replay'])
+  const revocationChecks: readonly StateCheck[] = Object.freeze(['revocation'])
+  const hookChecks: readonly StateCheck[] = Object.freeze(['isRevoked'])
 
-  // Called directly, so a synchronous store or hook (the memory store) costs no timer.
-  function ask (store: GuardStore, query: StoreQuery): Promise<Outcome> {
-    let answer: ReturnType<GuardStore['check']>
+  /**
+   * One answer, waited for only when it is a promise (the memory store answers at once, so it
+   * costs no timer and no promise); a throw, a rejection or no answer within `timeout` is a failure.
+   */
+  function settle (checks: readonly StateCheck[], what: string, answer: () => unknown, read: (value: unknown) => StoreAnswer | { failure: unknown }): Awaitable<Outcome> {
+    let value: unknown
     try {
-      answer = store.check(query)
+      value = answer()
     } catch (failure) {
-      return Promise.resolve({ failure })
+      return { checks, failure }
     }
-    return withTimeout(answer, timeout, 'The replay or revocation store')
-      .then((answer): Outcome => answer, (failure: unknown): Outcome => ({ failure }))
+    if (!isThenable(value)) return { checks, ...read(value) }
+    return withTimeout(value, timeout, what).then((settled): Outcome => ({ checks, ...read(settled) }), (failure: unknown): Outcome => ({ checks, failure }))
   }
 
-  function hook (claims: Readonly<VonageClaims>, request: unknown): Promise<Outcome> {
-    let result: ReturnType<RevocationHook>
-    try {
-      result = isRevoked!(claims, request)
-    } catch (failure) {
-      return Promise.resolve({ failure })
-    }
-    return withTimeout(result, timeout, 'isRevoked')
-      .then((result): Outcome => typeof result === 'boolean'
-        ? (result ? { replayed: false, revoked: true } : NO)
-        : { failure: new TypeError(`isRevoked returned ${typeof result}, not a boolean`) },
-      (failure: unknown): Outcome => ({ failure }))
-  }
+  const storeAnswer = (value: unknown): StoreAnswer => value as StoreAnswer
+  const hookAnswer = (value: unknown): StoreAnswer | { failure: unknown } => typeof value === 'boolean'
+    ? (value ? REVOKED : NOT_REVOKED)
+    : { failure: new TypeError(`isRevoked returned ${typeof value}, not a boolean`) }
 
-  return async (token, request) => {
-    const now = clock.now()
-    const consume = replayStore === null ? undefined : consumeQuery(token, clock.clockTolerance)
-    const revoked = revocationStore === null ? undefined : revocationQuery(token.claims)
-    const pending: Array<Promise<Outcome>> = []
-    if (shared) {
-      pending.push(ask(replayStore, { consume, revoked, now }))
-    } else {
-      if (replayStore !== null) pending.push(ask(replayStore, { consume, now }))
-      if (revocationStore !== null) pending.push(ask(revocationStore, { revoked, now }))
-    }
-    if (isRevoked !== null) pending.push(hook(token.claims, request))
-    const outcomes = await Promise.all(pending)
-
-    let failure: { failure: unknown } | undefined
+  /** A definite answer (revoked, replayed) wins over a failure; a failure is 503 unless failOpen. */
+  function decide (outcomes: readonly Outcome[]): FailedOpen | null {
+    let failed: StateCheck[] | undefined
+    let cause: unknown
     let replayed = false
     for (const outcome of outcomes) {
       if ('failure' in outcome) {
-        failure ??= outcome
+        if (failed === undefined) {
+          failed = []
+          cause = outcome.failure
+        }
+        failed.push(...outcome.checks)
       } else {
         if (outcome.revoked) throw new GuardError('VJG_TOKEN_REVOKED')
         replayed ||= outcome.replayed
       }
     }
     if (replayed) throw new GuardError('VJG_TOKEN_REPLAYED')
-    if (failure !== undefined && !failOpen) {
-      throw new GuardError('VJG_UNAVAILABLE', 'The replay or revocation check could not be made', { cause: failure.failure })
+    if (failed === undefined) return null
+    if (!failOpen) throw new GuardError('VJG_UNAVAILABLE', 'The replay or revocation check could not be made', { cause })
+    return { checks: Object.freeze(failed), cause }
+  }
+
+  return (token, request) => {
+    const now = clock.now()
+    const consume = replayStore === null ? undefined : consumeQuery(token, clock.clockTolerance)
+    const revoked = revocationStore === null ? undefined : revocationQuery(token)
+    const answers: Array<Awaitable<Outcome>> = []
+    const ask = (store: GuardStore, checks: readonly StateCheck[], query: StoreQuery): void => {
+      answers.push(settle(checks, 'The replay or revocation store', () => store.check(query), storeAnswer))
     }
+    if (shared) {
+      ask(replayStore, sharedChecks, { consume, revoked, now })
+    } else {
+      if (replayStore !== null) ask(replayStore, replayChecks, { consume, now })
+      if (revocationStore !== null) ask(revocationStore, revocationChecks, { revoked, now })
+    }
+    if (isRevoked !== null) answers.push(settle(hookChecks, 'isRevoked', () => isRevoked(token.claims, request), hookAnswer))
+    if (answers.some(isThenable)) return after(Promise.all(answers.map(answer => Promise.resolve(answer))), decide)
+    return decide(answers as Outcome[])
   }
 }

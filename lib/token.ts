@@ -3,6 +3,7 @@
  * Nothing here trusts the content: claims are looked at only after the signature verifies.
  */
 import { GuardError } from './errors.js'
+import type { JsonObject } from './types.js'
 
 /** RFC 7515 compact serialization with no padding: no JWE (five parts), no JSON serialization. */
 const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
@@ -10,7 +11,7 @@ const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 /** `ignoreBOM: true` keeps a byte order mark so that JSON.parse refuses it, as RFC 8259 asks. */
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
-export type JsonObject = Record<string, unknown>
+export type { JsonObject } from './types.js'
 
 export interface ParsedToken {
   readonly header: JsonObject
@@ -190,42 +191,48 @@ export function splitCompact (token: string, maxLength: number): CompactParts {
   }
 }
 
-/** Decoded headers by their base64url text: the tokens of one issuer share one header. */
-const headerCache = new Map<string, JsonObject>()
 const HEADER_CACHE_MAX = 64
 /** Longer headers are decoded every time rather than kept. */
 const HEADER_TEXT_MAX = 512
 
-/** The last header decoded, checked before the map: one issuer, one header, one string compare. */
-let lastHeader: { readonly part: string, readonly header: JsonObject } | undefined
+/** Splits and decodes a compact JWS; throws VJG_TOKEN_MALFORMED on anything but the strict form. */
+export type TokenParser = (token: string) => ParsedToken
 
-/** `decodeJsonObject` for a header, through the cache; the result is deeply frozen and shared. */
-function decodeHeader (part: string): JsonObject {
-  if (lastHeader !== undefined && lastHeader.part === part) return lastHeader.header
-  const cached = headerCache.get(part)
-  if (cached !== undefined) {
-    lastHeader = { part, header: cached }
-    return cached
-  }
-  const header = decodeJsonObject(part, 'header')
-  if (part.length <= HEADER_TEXT_MAX && Object.isFrozen(header)) {
-    if (headerCache.size >= HEADER_CACHE_MAX) {
-      const oldest = headerCache.keys().next()
-      if (oldest.done !== true) headerCache.delete(oldest.value)
+/**
+ * A parser for one verifier: tokens at most `maxLength` characters, and the headers it decoded
+ * kept by their base64url text (the tokens of one issuer share one header), deeply frozen and
+ * shared; the last one is compared before the map (one issuer, one header, one string compare).
+ */
+export function createTokenParser (maxLength: number): TokenParser {
+  const headers = new Map<string, JsonObject>()
+  let last: { readonly part: string, readonly header: JsonObject } | undefined
+
+  function decodeHeader (part: string): JsonObject {
+    if (last !== undefined && last.part === part) return last.header
+    const cached = headers.get(part)
+    if (cached !== undefined) {
+      last = { part, header: cached }
+      return cached
     }
-    headerCache.set(part, header)
+    const header = decodeJsonObject(part, 'header')
+    if (part.length <= HEADER_TEXT_MAX && Object.isFrozen(header)) {
+      if (headers.size >= HEADER_CACHE_MAX) {
+        const oldest = headers.keys().next()
+        if (oldest.done !== true) headers.delete(oldest.value)
+      }
+      headers.set(part, header)
+    }
+    return header
   }
-  return header
-}
 
-/** Split and decode a compact JWS. Throws VJG_TOKEN_MALFORMED on anything but the strict form. */
-export function parseCompact (token: string, maxLength: number): ParsedToken {
-  const parts = splitCompact(token, maxLength)
-  return {
-    header: decodeHeader(parts.header),
-    payload: decodeJsonObject(parts.payload, 'payload'),
-    signingInput: parts.signingInput,
-    signature: parts.signature
+  return (token) => {
+    const parts = splitCompact(token, maxLength)
+    return {
+      header: decodeHeader(parts.header),
+      payload: decodeJsonObject(parts.payload, 'payload'),
+      signingInput: parts.signingInput,
+      signature: parts.signature
+    }
   }
 }
 

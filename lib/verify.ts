@@ -1,29 +1,29 @@
 /**
  * `createVerifier()`: options validated and keys prepared once, then a small hot path per token:
  * cache lookup, parse, header, key, signature (node:crypto on a prepared KeyObject), claims.
+ * The verifier owns its caches (verified tokens, decoded headers, compiled acls and patterns):
+ * two verifiers in one process share none of them.
  */
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto'
-import { compileAcl, compileAclClaim, decide, type AclDecision, type CompiledAcl } from './acl.js'
+import { createAclCompiler, decide, type AclDecision, type CompiledAcl } from './acl.js'
+import type { Awaitable } from './awaitable.js'
 import { TokenCache } from './cache.js'
 import { GuardError } from './errors.js'
 import { createRemoteKeySet } from './jwks.js'
 import type { PreparedKey } from './keys.js'
-import { normalizeOptions, type GuardOptions, type NormalizedOptions, type VonageClaims } from './options.js'
-import { checkHeader, parseCompact, type JsonObject } from './token.js'
+import { normalizeOptions, type KeySource, type NormalizedOptions } from './options.js'
+import { issuerId } from './profiles.js'
+import { checkHeader, createTokenParser, type ParsedToken } from './token.js'
+import type { CacheOutcome, GuardOptions, JsonObject, VerifiedToken } from './types.js'
 
-/** A token whose signature and claims passed. `expiresAt` is the effective expiry (NumericDate seconds). */
-export interface VerifiedToken<Claims = VonageClaims> {
-  readonly header: Readonly<JsonObject>
-  readonly claims: Readonly<Claims>
-  readonly expiresAt: number
-}
+export type { VerifiedToken } from './types.js'
 
 export interface AuthorizeContext {
   /** The framework request, handed to `aclFilter`. */
   request?: unknown
 }
 
-export interface Verifier {
+export interface Verifier<Request = unknown> {
   /** Verify a compact JWS: resolves to the verified token or rejects with a coded `GuardError`. */
   verify (token: string): Promise<VerifiedToken>
   /**
@@ -32,11 +32,11 @@ export interface Verifier {
    */
   authorize (verified: VerifiedToken, method: string, path: string | null, context?: AuthorizeContext): AclDecision
   /** The frozen, defaulted options this verifier runs on. */
-  readonly options: NormalizedOptions
+  readonly options: NormalizedOptions<Request>
 }
 
 /** Hash and padding per JWS algorithm (RFC 7518 section 3). */
-const ALGORITHMS: Readonly<Record<string, { hash: string, kind: 'pkcs1' | 'pss' | 'hmac', bytes: number }>> = {
+const ALGORITHMS: Readonly<Record<string, { hash: string, kind: 'pkcs1' | 'pss' | 'hmac', bytes: number } | undefined>> = {
   RS256: { hash: 'sha256', kind: 'pkcs1', bytes: 32 },
   RS384: { hash: 'sha384', kind: 'pkcs1', bytes: 48 },
   RS512: { hash: 'sha512', kind: 'pkcs1', bytes: 64 },
@@ -48,8 +48,15 @@ const ALGORITHMS: Readonly<Record<string, { hash: string, kind: 'pkcs1' | 'pss' 
   HS512: { hash: 'sha512', kind: 'hmac', bytes: 64 }
 }
 
-/** One signature check on one key. Never throws: a key that cannot verify is a `false`. */
-export function verifySignature (alg: string, signingInput: Buffer, signature: Buffer, prepared: PreparedKey): boolean {
+/**
+ * One signature check on one key. Never throws, never rejects: a key that cannot verify is a
+ * `false`. With `onPool`, RSA runs on the libuv thread pool (`crypto.verify` with a callback)
+ * and the answer is a promise; HMAC, and anything refused before the math, stays on the calling
+ * thread and answers at once.
+ */
+export function verifySignature (alg: string, signingInput: Buffer, signature: Buffer, prepared: PreparedKey): boolean
+export function verifySignature (alg: string, signingInput: Buffer, signature: Buffer, prepared: PreparedKey, onPool: boolean): Awaitable<boolean>
+export function verifySignature (alg: string, signingInput: Buffer, signature: Buffer, prepared: PreparedKey, onPool = false): Awaitable<boolean> {
   const spec = ALGORITHMS[alg]
   if (spec === undefined || (prepared.alg !== undefined && prepared.alg !== alg)) return false
   const key = prepared.key
@@ -60,32 +67,18 @@ export function verifySignature (alg: string, signingInput: Buffer, signature: B
     }
     // RSA: the signature is exactly as long as the modulus (RFC 8017 8.2.2 step 1).
     if (key.type !== 'public' || signature.length !== prepared.size) return false
-    if (spec.kind === 'pkcs1') return cryptoVerify(spec.hash, signingInput, key, signature)
-    return cryptoVerify(spec.hash, signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.bytes }, signature)
+    const keyInput = spec.kind === 'pkcs1' ? key : { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.bytes }
+    if (!onPool) return cryptoVerify(spec.hash, signingInput, keyInput, signature)
+    return new Promise((resolve) => {
+      try {
+        cryptoVerify(spec.hash, signingInput, keyInput, signature, (error, valid) => { resolve(error === null && valid) })
+      } catch {
+        resolve(false)
+      }
+    })
   } catch {
     return false
   }
-}
-
-/**
- * `verifySignature` with the RSA work on the libuv thread pool (`crypto.verify` with a callback).
- * HMAC, and anything refused before the math, stays on the calling thread. Never rejects.
- */
-function verifySignatureOnPool (alg: string, signingInput: Buffer, signature: Buffer, prepared: PreparedKey): boolean | Promise<boolean> {
-  const spec = ALGORITHMS[alg]
-  if (spec === undefined || spec.kind === 'hmac' || (prepared.alg !== undefined && prepared.alg !== alg)) {
-    return verifySignature(alg, signingInput, signature, prepared)
-  }
-  const key = prepared.key
-  if (key.type !== 'public' || signature.length !== prepared.size) return false
-  const keyInput = spec.kind === 'pkcs1' ? key : { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: spec.bytes }
-  return new Promise((resolve) => {
-    try {
-      cryptoVerify(spec.hash, signingInput, keyInput, signature, (error, valid) => resolve(error === null && valid))
-    } catch {
-      resolve(false)
-    }
-  })
 }
 
 /** How a verifier runs, as its callers inside the package choose; not a user option. */
@@ -98,6 +91,10 @@ export interface VerifierRuntime {
   readonly signaturesOnPool?: boolean
 }
 
+/** The options the claim and lifetime rules read. */
+type ClaimRules = Pick<NormalizedOptions, 'requiredClaims' | 'applicationIds' | 'clockTolerance' | 'claimChecks' |
+'allowNumericStringDates' | 'defaultLifetime' | 'maxLifetime' | 'lifetimePolicy' | 'minLifetime' | 'maxAge'>
+
 const MAX_NUMERIC_DATE = 2 ** 53
 /**
  * A NumericDate written as a string (Vonage's guide shows `"exp": "1532179987"`; Python's
@@ -106,20 +103,8 @@ const MAX_NUMERIC_DATE = 2 ** 53
  */
 const DECIMAL = /^(?:0|[1-9][0-9]*)$/
 
-/**
- * The number a NumericDate claim stands for, read the one way every part of the guard reads it:
- * a JSON number as is, a decimal string as its number (verify() lets such a string through only
- * under `allowNumericStringDates`), anything else undefined. The revocation check re-reads `iat`
- * with this, so it never disagrees with the verifier.
- */
-export function numericDateValue (value: unknown): number | undefined {
-  if (typeof value === 'number') return value
-  if (typeof value === 'string' && DECIMAL.test(value)) return Number(value)
-  return undefined
-}
-
 /** A NumericDate claim, or undefined when absent. Finite, 0 < n < 2^53 (`1e309` is Infinity). */
-function numericDate (claims: JsonObject, name: string, options: NormalizedOptions): number | undefined {
+function numericDate (claims: JsonObject, name: string, options: ClaimRules): number | undefined {
   const value = claims[name]
   if (value === undefined) return undefined
   if (typeof value === 'string') {
@@ -134,7 +119,7 @@ function numericDate (claims: JsonObject, name: string, options: NormalizedOptio
   } else if (typeof value !== 'number') {
     throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim must be a NumericDate (seconds since the epoch)`)
   }
-  const n = numericDateValue(value)!
+  const n = typeof value === 'number' ? value : Number(value)
   if (!Number.isFinite(n) || n <= 0 || n >= MAX_NUMERIC_DATE) {
     throw new GuardError('VJG_CLAIM_INVALID', `The "${name}" claim is out of the NumericDate range`)
   }
@@ -152,7 +137,8 @@ function withNumericDates (claims: JsonObject): JsonObject {
   if (typeof claims.iat !== 'string' && typeof claims.exp !== 'string' && typeof claims.nbf !== 'string') return claims
   const copy: JsonObject = { ...claims }
   for (const name of DATE_CLAIMS) {
-    if (typeof copy[name] === 'string') copy[name] = numericDateValue(copy[name])
+    // A decimal string, as numericDate() let through: its number.
+    if (typeof copy[name] === 'string') copy[name] = Number(copy[name])
   }
   return copy
 }
@@ -172,7 +158,7 @@ interface Lifetime {
 }
 
 /** SPEC 2.1 lifetime rules: one tolerance on every check; exp defaults to iat + defaultLifetime; cap or reject past maxLifetime. */
-function lifetime (claims: JsonObject, options: NormalizedOptions, now: number): Lifetime {
+function lifetime (claims: JsonObject, options: ClaimRules, now: number): Lifetime {
   const tolerance = options.clockTolerance
   const iat = numericDate(claims, 'iat', options)
   const exp = numericDate(claims, 'exp', options)
@@ -190,7 +176,8 @@ function lifetime (claims: JsonObject, options: NormalizedOptions, now: number):
   let expiresAt: number
   if (iat === undefined) {
     // Without iat no cap can be computed: an exp further away than maxLifetime is refused.
-    expiresAt = exp!
+    // (A token with neither was refused above.)
+    expiresAt = exp ?? Number.NEGATIVE_INFINITY
     if (expiresAt - now > options.maxLifetime + tolerance) {
       throw new GuardError('VJG_LIFETIME_EXCEEDED', `The token has no "iat" and expires more than ${options.maxLifetime} s from now`)
     }
@@ -219,7 +206,7 @@ function lifetime (claims: JsonObject, options: NormalizedOptions, now: number):
 }
 
 /** Required claims, types, the application allow-list, the profile's own rules, then the lifetime. */
-function checkClaims (claims: JsonObject, options: NormalizedOptions, now: number): Lifetime {
+function checkClaims (claims: JsonObject, options: ClaimRules, now: number): Lifetime {
   for (const name of options.requiredClaims) {
     if (!Object.hasOwn(claims, name) || claims[name] === undefined) {
       throw new GuardError('VJG_CLAIM_MISSING', `The token has no "${name}" claim`)
@@ -255,6 +242,11 @@ interface CacheEntry {
   readonly key: PreparedKey
 }
 
+/** A cached token is live from `validFrom` until its effective expiry, with the clock tolerance. */
+function live (entry: CacheEntry, now: number, clockTolerance: number): boolean {
+  return now >= entry.validFrom && now - clockTolerance < entry.verified.expiresAt
+}
+
 /**
  * The compiled `acl` claim of a verified token (null: a root token), kept on the token under a
  * non-enumerable symbol rather than in a WeakMap: a WeakMap entry per token is work for every
@@ -266,66 +258,129 @@ function compiledAclOf (verified: VerifiedToken): CompiledAcl | null | undefined
   return (verified as { [COMPILED_ACL]?: CompiledAcl | null })[COMPILED_ACL]
 }
 
-export function createVerifier (input: GuardOptions<any>, runtime: VerifierRuntime = {}): Verifier {
-  const options = normalizeOptions(input)
-  const signaturesOnPool = runtime.signaturesOnPool === true
+/** How one verifier finds the keys of a token, and whether a key that verified one still counts. */
+interface KeyLookup {
+  /** The keys that may verify this token: configured ones now, a remote key set's once it answered. */
+  readonly keysFor: (parsed: ParsedToken, alg: string) => Awaitable<readonly PreparedKey[]>
+  /** Whether a cached token's key still verifies: always for configured keys; while listed, for a remote key set. */
+  readonly holds: (key: PreparedKey) => Awaitable<boolean>
+}
+
+const ALWAYS = (): boolean => true
+
+function createKeyLookup (source: KeySource, now: () => number): KeyLookup {
+  if (source.kind === 'static') return { keysFor: () => source.keys, holds: ALWAYS }
+  if (source.kind === 'jwks') {
+    const remote = createRemoteKeySet(source.jwks, now)
+    // A key removed from the JWKS stops verifying cached tokens as soon as the set is refreshed.
+    return { keysFor: (parsed, alg) => remote.keysFor(parsed.header, alg), holds: key => remote.holds(key) }
+  }
+  return {
+    keysFor: (parsed) => {
+      const claim = parsed.payload[source.claim]
+      // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
+      const id = source.integerIds === true ? issuerId(claim) : claim
+      const keys = typeof id === 'string' ? source.keys.get(id) : undefined
+      if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${source.claim}"`)
+      return keys
+    },
+    holds: ALWAYS
+  }
+}
+
+/** Where one verification writes how the cache took part, for the guard's decision event. */
+export interface VerifyTrace {
+  cache: CacheOutcome
+}
+
+/** What `createGuard` builds on: the public verifier, and its verification without the promise. */
+export interface TokenVerifier<Request = unknown> {
+  readonly verifier: Verifier<Request>
+  /**
+   * `verify()` without the promise when nothing waits: the verified token now (a cache hit,
+   * RSA on the calling thread, a static key), a promise of it when a remote key set or RSA on
+   * the thread pool must answer first. Throws, or rejects with, a coded GuardError. Writes the
+   * cache outcome into `trace` when given one.
+   */
+  readonly verifyToken: (token: string, trace?: VerifyTrace) => Awaitable<VerifiedToken>
+}
+
+/** Verify tokens and decide their ACL with these options (validated by `normalizeOptions`). */
+export function createTokenVerifier<Request> (options: NormalizedOptions<Request>, runtime: VerifierRuntime = {}): TokenVerifier<Request> {
+  const onPool = runtime.signaturesOnPool === true
   const cache = options.cacheMax > 0 ? new TokenCache<CacheEntry>(options.cacheMax) : null
+  const parse = createTokenParser(options.maxTokenLength)
+  const acls = createAclCompiler()
   /** The compiled `acl` claim of tokens verified elsewhere (null: a root token). */
   const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
-  const keySource = options.keys
-  const remote = keySource.kind === 'jwks' ? createRemoteKeySet(keySource.jwks, options.now) : null
-  const defaultAcl = options.defaultAcl
+  const keys = createKeyLookup(options.keys, options.now)
+  const { clockTolerance, defaultAcl } = options
 
-  function keysFor (payload: JsonObject): readonly PreparedKey[] {
-    if (keySource.kind === 'static') return keySource.keys
-    if (keySource.kind === 'jwks') throw new Error('unreachable: a remote key set is looked up by keysFor of jwks.ts')
-    const claim = payload[keySource.claim]
-    // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
-    const id = keySource.integerIds === true && typeof claim === 'number' && Number.isSafeInteger(claim) ? String(claim) : claim
-    const keys = typeof id === 'string' ? keySource.keys.get(id) : undefined
-    if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${keySource.claim}"`)
-    return keys
+  /** The first of the keys left in `candidates` that verifies the signature, in order; none: 401. */
+  function verifyingKey (candidates: Iterator<PreparedKey>, alg: string, signingInput: Buffer, signature: Buffer): Awaitable<PreparedKey> {
+    for (let next = candidates.next(); next.done !== true; next = candidates.next()) {
+      const key = next.value
+      const valid = verifySignature(alg, signingInput, signature, key, onPool)
+      if (valid === true) return key
+      if (valid !== false) return valid.then(ok => ok ? key : verifyingKey(candidates, alg, signingInput, signature))
+    }
+    throw new GuardError('VJG_SIGNATURE_INVALID')
   }
 
-  async function verify (token: string): Promise<VerifiedToken> {
-    if (typeof token !== 'string' || token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', 'The token must be a non-empty string')
-    const now = options.now() / 1000
-    if (cache !== null) {
-      const hit = cache.get(token)
-      if (hit !== undefined) {
-        const live = now >= hit.validFrom && now - options.clockTolerance < hit.verified.expiresAt
-        // A key removed from the JWKS stops verifying cached tokens as soon as the set is refreshed.
-        if (live && (remote === null || await remote.holds(hit.key))) return hit.verified
-        cache.delete(token)
-      }
-    }
-    const parsed = parseCompact(token, options.maxTokenLength)
-    const alg = checkHeader(parsed.header, options.algorithms)
-    const keys = remote === null ? keysFor(parsed.payload) : await remote.keysFor(parsed.header, alg)
-    const signingInput = Buffer.from(parsed.signingInput, 'latin1')
-    let verifiedBy: PreparedKey | undefined
-    for (const key of keys) {
-      const valid = signaturesOnPool ? verifySignatureOnPool(alg, signingInput, parsed.signature, key) : verifySignature(alg, signingInput, parsed.signature, key)
-      if (valid === true || (valid !== false && await valid)) {
-        verifiedBy = key
-        break
-      }
-    }
-    if (verifiedBy === undefined) throw new GuardError('VJG_SIGNATURE_INVALID')
-
-    // From here on the claims are trusted.
+  /** The claims of a token whose signature verified: checked, handed out frozen, cached. */
+  function accept (token: string, parsed: ParsedToken, key: PreparedKey, now: number): VerifiedToken {
     const time = checkClaims(parsed.payload, options, now)
     const claims = withNumericDates(parsed.payload)
-    const acl = claims.acl === undefined ? null : compileAclClaim(claims.acl)
+    const acl = claims.acl === undefined ? null : acls.compileAclClaim(claims.acl)
     const verified: VerifiedToken = {
       header: deepFreeze(parsed.header),
-      claims: deepFreeze(claims) as VonageClaims,
+      claims: deepFreeze(claims),
       expiresAt: time.expiresAt
     }
     Object.defineProperty(verified, COMPILED_ACL, { value: acl })
     Object.freeze(verified)
-    cache?.set(token, { verified, validFrom: time.validFrom, key: verifiedBy })
+    cache?.set(token, { verified, validFrom: time.validFrom, key })
     return verified
+  }
+
+  /** Parse, header, keys: a token the cache does not vouch for (a remote key set may have to answer first). */
+  function verifyAfresh (token: string, now: number): Awaitable<VerifiedToken> {
+    const parsed = parse(token)
+    const alg = checkHeader(parsed.header, options.algorithms)
+    const candidates = keys.keysFor(parsed, alg)
+    if (candidates instanceof Promise) return candidates.then(found => verifyWith(token, parsed, alg, found, now))
+    return verifyWith(token, parsed, alg, candidates, now)
+  }
+
+  /** The signature (on the thread pool: once it answered), then the claims, trusted from `accept` on. */
+  function verifyWith (token: string, parsed: ParsedToken, alg: string, candidates: readonly PreparedKey[], now: number): Awaitable<VerifiedToken> {
+    const key = verifyingKey(candidates.values(), alg, Buffer.from(parsed.signingInput, 'latin1'), parsed.signature)
+    if (key instanceof Promise) return key.then(found => accept(token, parsed, found, now))
+    return accept(token, parsed, key, now)
+  }
+
+  function verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken> {
+    if (typeof token !== 'string' || token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', 'The token must be a non-empty string')
+    const now = options.now() / 1000
+    const hit = cache?.get(token)
+    if (hit !== undefined && live(hit, now, clockTolerance)) {
+      const held = keys.holds(hit.key)
+      if (held === true) {
+        if (trace !== undefined) trace.cache = 'hit'
+        return hit.verified
+      }
+      if (held !== false) {
+        return held.then((stillHeld) => {
+          if (trace !== undefined) trace.cache = stillHeld ? 'hit' : 'miss'
+          if (stillHeld) return hit.verified
+          cache?.delete(token)
+          return verifyAfresh(token, now)
+        })
+      }
+    }
+    if (hit !== undefined) cache?.delete(token)
+    if (trace !== undefined) trace.cache = cache === null ? 'off' : 'miss'
+    return verifyAfresh(token, now)
   }
 
   function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
@@ -333,7 +388,7 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
     let acl = compiledAclOf(verified)
     if (acl === undefined) acl = foreignAcls.get(verified)
     if (acl === undefined) {
-      acl = verified.claims.acl === undefined ? null : compileAcl(verified.claims.acl)
+      acl = verified.claims.acl === undefined ? null : acls.compileAcl(verified.claims.acl)
       foreignAcls.set(verified, acl)
     }
     // A token without acl gets defaultAcl (null under requireAcl, which then refuses it).
@@ -347,28 +402,12 @@ export function createVerifier (input: GuardOptions<any>, runtime: VerifierRunti
     })
   }
 
-  /** A verify() that ends at the cache: the verified token of a live cached token, else undefined. */
-  function cached (token: string): VerifiedToken | undefined {
-    if (cache === null || remote !== null) return undefined
-    const hit = cache.get(token)
-    if (hit === undefined) return undefined
-    const now = options.now() / 1000
-    // Anything but a live hit is left to verify(), which drops the entry and says why.
-    return now >= hit.validFrom && now - options.clockTolerance < hit.verified.expiresAt ? hit.verified : undefined
-  }
-
-  const verifier: Verifier = Object.freeze({ verify, authorize, options })
-  cacheLookups.set(verifier, cached)
-  return verifier
+  // async: a throw of verifyToken is a rejection, as the public verify() promises.
+  const verify = async (token: string): Promise<VerifiedToken> => verifyToken(token)
+  return Object.freeze({ verifier: Object.freeze({ verify, authorize, options }), verifyToken })
 }
 
-const cacheLookups = new WeakMap<Verifier, (token: string) => VerifiedToken | undefined>()
-
-/**
- * The cache of a verifier as a synchronous lookup (for the adapters' fast path): the verified
- * token when `token` is cached and live, else undefined, and always undefined without a cache or
- * with a remote key set (whose hits wait on the set). It never verifies anything itself.
- */
-export function cacheLookup (verifier: Verifier): (token: string) => VerifiedToken | undefined {
-  return cacheLookups.get(verifier) ?? (() => undefined)
+/** A verifier for these options (validated here: a bad one throws a TypeError naming it). */
+export function createVerifier<Request = unknown> (input: GuardOptions<Request>): Verifier<Request> {
+  return createTokenVerifier(normalizeOptions(input)).verifier
 }

@@ -90,12 +90,12 @@ export function requestDigest (method: string, target: string, raw: IncomingMess
  * hand the error to the consumers as a stream error (a body parser then fails with it, so the
  * handler never runs), or answers the request itself and returns false.
  */
-export function tapBody (stream: Readable, check: (digest: string) => Error | undefined, rejected: (error: Error, listened: boolean) => boolean): void {
+export function tapBody<E extends Error> (stream: Readable, check: (digest: string) => E | undefined, rejected: (error: E, listened: boolean) => boolean): void {
   const hash = createHash('sha256')
-  const emit = stream.emit
+  const emit = stream.emit.bind(stream)
   let done = false
   stream.emit = function (this: Readable, event: string | symbol, ...args: unknown[]): boolean {
-    if (done) return emit.call(this, event, ...args)
+    if (done) return emit(event, ...args)
     if (event === 'data') {
       const chunk = args[0]
       hash.update(typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Buffer)
@@ -104,9 +104,9 @@ export function tapBody (stream: Readable, check: (digest: string) => Error | un
       const error = check(hash.digest('hex'))
       if (error !== undefined) {
         const listened = this.listenerCount('error') > 0
-        return rejected(error, listened) && listened ? emit.call(this, 'error', error) : false
+        return rejected(error, listened) && listened ? emit('error', error) : false
       }
     }
-    return emit.call(this, event, ...args)
+    return emit(event, ...args)
   } as typeof stream.emit
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import {
-  compileAcl, decide, clearPatternCache, patternCacheSize, MINIMATCH_OPTIONS, MAX_PATTERNS,
+  compileAcl, createAclCompiler, decide, MINIMATCH_OPTIONS, MAX_PATTERNS,
   PATTERN_CACHE_MAX
 } from '../lib/acl.js'
 import type { AclContext, AclFilter, CompiledAcl } from '../lib/acl.js'
@@ -314,37 +314,38 @@ t.test('the 403 names the method and the canonical path, bounded', async t => {
   t.throws(() => decide(acl, 'GET', emoji), { message: /^GET \/a{198}\.\.\. is not granted/ }, 'a surrogate pair is not cut')
 })
 
-t.test('a pattern is compiled once per process, in a bounded cache', async t => {
-  clearPatternCache()
-  t.equal(patternCacheSize(), 0)
-  const first = compileAcl(CLIENT_SDK_ACL)
-  t.equal(patternCacheSize(), 10)
-  const second = compileAcl(CLIENT_SDK_ACL)
-  t.equal(patternCacheSize(), 10, 'no new entries')
+t.test('a pattern is compiled once per compiler (one per verifier), in a bounded cache', async t => {
+  const compiler = createAclCompiler()
+  t.equal(compiler.patternCount, 0)
+  const first = compiler.compileAcl(CLIENT_SDK_ACL)
+  t.equal(compiler.patternCount, 10)
+  const second = compiler.compileAcl(CLIENT_SDK_ACL)
+  t.equal(compiler.patternCount, 10, 'no new entries')
   first.rules.forEach((rule, i) => t.equal(second.rules[i]!.test, rule.test, `${rule.pattern} compiled once`))
-  const shared = compileAcl({ paths: { '/*/users/**': { methods: ['GET'] } } })
+  const shared = compiler.compileAcl({ paths: { '/*/users/**': { methods: ['GET'] } } })
   t.equal(shared.rules[0]!.test, first.rules[0]!.test, 'shared by rules with other methods')
-  const slashed = compileAcl({ paths: { '/*/users/**/': {} } })
+  const slashed = compiler.compileAcl({ paths: { '/*/users/**/': {} } })
   t.equal(slashed.rules[0]!.test, first.rules[0]!.test, 'a pattern with one trailing slash shares the compiled test of the one without')
   t.equal(slashed.rules[0]!.pattern, '/*/users/**/', 'the rule keeps the pattern as the token states it')
-  t.equal(patternCacheSize(), 10, 'and takes no entry of its own')
+  t.equal(compiler.patternCount, 10, 'and takes no entry of its own')
 
-  clearPatternCache()
-  t.equal(patternCacheSize(), 0)
-  const third = compileAcl(CLIENT_SDK_ACL)
-  t.not(third.rules[0]!.test, first.rules[0]!.test, 'compiled again after clearPatternCache')
+  const other = createAclCompiler()
+  t.equal(other.patternCount, 0, 'another compiler (another verifier) starts empty')
+  const third = other.compileAcl(CLIENT_SDK_ACL)
+  t.not(third.rules[0]!.test, first.rules[0]!.test, 'and compiles its own')
   t.strictSame(decide(third, 'GET', '/v1/users'), { granted: true, grantedBy: '/*/users/**' })
+  t.equal(compiler.patternCount, 10, 'the first compiler is left as it was')
+  t.not(compileAcl(CLIENT_SDK_ACL).rules[0]!.test, first.rules[0]!.test, 'compileAcl alone keeps no process-wide cache')
 
   // fill past the bound: the oldest pattern goes first
-  clearPatternCache()
-  const oldest = compileAcl({ paths: { '/oldest': {} } }).rules[0]!.test
+  const filled = createAclCompiler()
+  const oldest = filled.compileAcl({ paths: { '/oldest': {} } }).rules[0]!.test
   for (let i = 0; i < PATTERN_CACHE_MAX; i += MAX_PATTERNS) {
-    compileAcl({ paths: Object.fromEntries(Array.from({ length: Math.min(MAX_PATTERNS, PATTERN_CACHE_MAX - i) }, (_, j) => [`/fill/${i + j}`, {}])) })
+    filled.compileAcl({ paths: Object.fromEntries(Array.from({ length: Math.min(MAX_PATTERNS, PATTERN_CACHE_MAX - i) }, (_, j) => [`/fill/${i + j}`, {}])) })
   }
-  t.equal(patternCacheSize(), PATTERN_CACHE_MAX, 'bounded')
-  t.not(compileAcl({ paths: { '/oldest': {} } }).rules[0]!.test, oldest, 'the oldest was evicted')
-  t.equal(patternCacheSize(), PATTERN_CACHE_MAX)
-  clearPatternCache()
+  t.equal(filled.patternCount, PATTERN_CACHE_MAX, 'bounded')
+  t.not(filled.compileAcl({ paths: { '/oldest': {} } }).rules[0]!.test, oldest, 'the oldest was evicted')
+  t.equal(filled.patternCount, PATTERN_CACHE_MAX)
 })
 
 t.test('a compiled acl is immutable', async t => {

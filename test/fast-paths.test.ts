@@ -1,16 +1,18 @@
 /**
  * The shortcuts taken for speed (bench/) decide exactly what the long way decides: the token
  * cache keyed by a token's tail, remembered acl grants, acls shared by equal JSON, the header
- * cache, the duplicate-name check by counting, and the guard's synchronous path for cached tokens.
+ * cache, the duplicate-name check by counting, and the pipeline answering without a promise when
+ * no stage has to wait.
  */
 import t from 'tap'
 import { TokenCache } from '../lib/cache.js'
-import { compileAcl, compileAclClaim, decide } from '../lib/acl.js'
+import { compileAcl, createAclCompiler, decide } from '../lib/acl.js'
 import { createGuard, type GuardRequest } from '../lib/guard.js'
-import { createVerifier } from '../lib/index.js'
-import { parseCompact } from '../lib/token.js'
+import { createMemoryStore, createVerifier } from '../lib/index.js'
+import type { AuthResult } from '../lib/types.js'
+import { createTokenParser } from '../lib/token.js'
 import { buildApp, bearer } from './helpers/app.js'
-import { b64, claims, keys, NOW_MS, signRaw, token } from './helpers/keys.js'
+import { b64, claims, keys, NOW, NOW_MS, signRaw, token } from './helpers/keys.js'
 
 t.test('TokenCache: a tail shared by two tokens is one slot, never a hit for the other token', async t => {
   const cache = new TokenCache<number>(3)
@@ -59,6 +61,7 @@ t.test('a rule with filters is asked every time', async t => {
 })
 
 t.test('compileAclClaim shares a compiled acl between equal JSON only', async t => {
+  const { compileAclClaim } = createAclCompiler()
   const a = Object.freeze({ paths: Object.freeze({ '/*/users/**': Object.freeze({}) }) })
   const b = Object.freeze({ paths: Object.freeze({ '/*/users/**': Object.freeze({}) }) })
   const c = Object.freeze({ paths: Object.freeze({ '/*/users/**': Object.freeze({ methods: Object.freeze(['GET']) }) }) })
@@ -70,12 +73,14 @@ t.test('compileAclClaim shares a compiled acl between equal JSON only', async t 
 
 t.test('headers: one text decoded once, a bad one refused every time', async t => {
   const good = await token()
-  const first = parseCompact(good, 8192).header
-  t.equal(parseCompact(good, 8192).header, first, 'the same frozen header object')
+  const parse = createTokenParser(8192)
+  const first = parse(good).header
+  t.equal(parse(good).header, first, 'the same frozen header object')
   t.ok(Object.isFrozen(first))
+  t.not(createTokenParser(8192)(good).header, first, 'another parser (another verifier) decodes its own')
   const repeated = `${b64('{"alg":"RS256","alg":"RS256"}')}.${b64(claims())}.${'A'.repeat(342)}`
   for (let i = 0; i < 2; i++) {
-    t.throws(() => parseCompact(repeated, 8192), { code: 'VJG_TOKEN_MALFORMED', message: /repeats a member name/ })
+    t.throws(() => parse(repeated), { code: 'VJG_TOKEN_MALFORMED', message: /repeats a member name/ })
   }
 })
 
@@ -102,7 +107,7 @@ t.test('payloads: the counting check falls back to the exact scanner and agrees 
   }
 })
 
-t.test('authenticateSync: a cached token decided without a promise, as authenticate decides', async t => {
+t.test('authenticate: a cached token decided without a promise, as the first request was decided with one', async t => {
   const guard = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS })
   const good = await token()
   const request = (target: string, header?: string): GuardRequest => ({
@@ -111,18 +116,39 @@ t.test('authenticateSync: a cached token decided without a promise, as authentic
     raw: { rawHeaders: header === undefined ? [] : ['Authorization', header], headers: {} } as never,
     request: {}
   })
-  t.equal(guard.authenticateSync(request('/v1/users/a', `Bearer ${good}`)), undefined, 'not cached yet: left to authenticate')
-  const slow = await guard.authenticate(request('/v1/users/a', `Bearer ${good}`))
-  t.same(guard.authenticateSync(request('/v1/users/a', `Bearer ${good}`)), slow, 'cached: the same result')
-  t.throws(() => guard.authenticateSync(request('/v1/nope/a', `Bearer ${good}`)), { code: 'VJG_ACL_DENIED' })
-  t.throws(() => guard.authenticateSync(request('/v1/users/a')), { code: 'VJG_TOKEN_MISSING' })
-  t.equal(guard.authenticateSync(request('/v1/users/a'), { optional: true, acl: true, aclPath: undefined }), null)
-  t.throws(() => guard.authenticateSync(request('/v1/../a', `Bearer ${good}`)), { code: 'VJG_PATH_INVALID' })
+  const first = guard.authenticate(request('/v1/users/a', `Bearer ${good}`))
+  t.ok(first instanceof Promise, 'not cached yet: RSA on the thread pool, a promise')
+  const slow = await first
+  const fast = guard.authenticate(request('/v1/users/a', `Bearer ${good}`))
+  t.notOk(fast instanceof Promise, 'cached: no promise')
+  t.same(fast, slow, 'cached: the same result')
+  t.throws(() => guard.authenticate(request('/v1/nope/a', `Bearer ${good}`)), { code: 'VJG_ACL_DENIED' }, 'a cached token refused without a promise')
+  t.throws(() => guard.authenticate(request('/v1/users/a')), { code: 'VJG_TOKEN_MISSING' })
+  t.equal(guard.authenticate(request('/v1/users/a'), { ...guard.defaultRoute, optional: true }), null)
+  t.throws(() => guard.authenticate(request('/v1/../a', `Bearer ${good}`)), { code: 'VJG_PATH_INVALID' })
 
-  const withHook = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS, getToken: () => good })
-  await withHook.authenticate(request('/v1/users/a'))
-  t.equal(withHook.authenticateSync(request('/v1/users/a')), undefined, 'getToken: always the async path')
+  const asyncHook = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS, getToken: async () => good })
+  await asyncHook.authenticate(request('/v1/users/a'))
+  const waited = asyncHook.authenticate(request('/v1/users/a'))
+  t.ok(waited instanceof Promise, 'a getToken that answers with a promise: waited for')
+  t.equal((await waited)?.grantedBy, '/*/users/**')
+  const syncHook = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS, getToken: () => good })
+  await syncHook.authenticate(request('/v1/users/a'))
+  const direct = syncHook.authenticate(request('/v1/users/a'))
+  t.notOk(direct instanceof Promise, 'a getToken that answers at once: no promise')
+  t.equal((direct as AuthResult).grantedBy, '/*/users/**')
+
+  const store = createMemoryStore({ now: () => NOW_MS })
+  const revoking = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS, revocation: store })
+  await revoking.authenticate(request('/v1/users/a', `Bearer ${good}`))
+  t.notOk(revoking.authenticate(request('/v1/users/a', `Bearer ${good}`)) instanceof Promise, 'the memory store answers at once: no promise')
+  await store.revokeToken(claimsOf(good).jti as string, NOW + 900)
+  t.throws(() => revoking.authenticate(request('/v1/users/a', `Bearer ${good}`)), { code: 'VJG_TOKEN_REVOKED' }, 'and refuses at once')
 })
+
+function claimsOf (jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>
+}
 
 t.test('Fastify: cached tokens through the fast path answer as the first request did', async t => {
   const app = await buildApp({ errorFormat: 'problem' })

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import vonageJwtGuard, { createMemoryStore, type GuardOptions, type VonageClaims } from 'vonage-jwt-guard'
+import vonageJwtGuard, { createMemoryStore, DECISION_CHANNEL, type ErrorCode, type GuardDecision, type GuardOptions, type VonageClaims } from 'vonage-jwt-guard'
 import { createRedisStore, type RedisStore } from 'vonage-jwt-guard/redis'
 
 test('replay takes true or a store', () => {
@@ -24,4 +24,12 @@ test('createRedisStore takes a url or a client and returns a revocation store', 
   const store = createRedisStore({ url: 'redis://127.0.0.1:6379' })
   expect(store.revokeToken).type.toBeCallableWith('jti', 1_800_000_000)
   expect(store.revokeSubject).type.toBeCallableWith('alice', 1_800_000_000)
+})
+
+test('the decision channel and its payload are public types', () => {
+  expect(DECISION_CHANNEL).type.toBe<'vonage-jwt-guard:decision'>()
+  expect<GuardDecision['cache']>().type.toBe<'hit' | 'miss' | 'off' | 'not-reached'>()
+  expect<GuardDecision['failedOpen']>().type.toBe<readonly ('replay' | 'revocation' | 'isRevoked')[]>()
+  expect<GuardDecision['code']>().type.toBe<ErrorCode | null>()
+  expect<GuardDecision['path']>().type.toBe<string | null>()
 })

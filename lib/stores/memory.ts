@@ -3,7 +3,8 @@
  * `replay: true` uses one; share one object between `replay: { store }` and `revocation` to
  * keep a single store. Several instances need the Redis store instead.
  */
-import { DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
+import { invalidOption } from '../errors.js'
+import { checkEntry, DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
 
 export interface MemoryStoreOptions {
   /** Most entries of each kind (used jtis, revoked jtis, revoked subjects). @default 100000 */
@@ -89,16 +90,9 @@ class ExpiringMap {
 function positiveInteger (value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`vonage-jwt-guard: memory store option "${name}" must be a positive integer`)
+    invalidOption(name, 'of createMemoryStore must be a positive integer')
   }
   return value
-}
-
-function checkEntry (id: unknown, idName: string, time: unknown, timeName: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`vonage-jwt-guard: ${idName} must be a non-empty string`)
-  if (typeof time !== 'number' || !Number.isFinite(time) || time <= 0) {
-    throw new TypeError(`vonage-jwt-guard: ${timeName} must be a NumericDate (seconds since the epoch)`)
-  }
 }
 
 /**
@@ -116,7 +110,7 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): MemoryStor
   const max = positiveInteger(options.max, 'max', 100_000)
   const maxLifetime = positiveInteger(options.maxLifetime, 'maxLifetime', DEFAULT_STORE_MAX_LIFETIME)
   const now = options.now ?? Date.now
-  if (typeof now !== 'function') throw new TypeError('vonage-jwt-guard: memory store option "now" must be a function')
+  if (typeof now !== 'function') invalidOption('now', 'of createMemoryStore must be a function')
   const used = new ExpiringMap(max, 'replay')
   const revokedTokens = new ExpiringMap(max, 'revoked token')
   const revokedSubjects = new ExpiringMap(max, 'revoked subject')

@@ -12,7 +12,8 @@
  *   Redis server's clock need not agree.
  */
 import { Redis } from 'ioredis'
-import { DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, StoreTimeoutError, withTimeout, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
+import { invalidOption } from '../errors.js'
+import { checkEntry, DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, StoreTimeoutError, withTimeout, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
 
 export interface RedisStoreOptions {
   /** An ioredis client you own (you also close it). Give `client` or `url`. */
@@ -46,21 +47,14 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 function invalid (name: string, message: string): never {
-  throw new TypeError(`vonage-jwt-guard: createRedisStore option "${name}" ${message}`)
-}
-
-function checkEntry (id: unknown, idName: string, time: unknown, timeName: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`vonage-jwt-guard: ${idName} must be a non-empty string`)
-  if (typeof time !== 'number' || !Number.isFinite(time) || time <= 0) {
-    throw new TypeError(`vonage-jwt-guard: ${timeName} must be a NumericDate (seconds since the epoch)`)
-  }
+  invalidOption(name, `of createRedisStore ${message}`)
 }
 
 /** A Redis-backed store for replay protection and revocation, shared by every instance that uses the same Redis and prefix. */
 export function createRedisStore (options: RedisStoreOptions): RedisStore {
-  if (typeof options !== 'object' || options === null) invalid('options', 'must be { client } or { url }')
+  if (typeof (options as unknown) !== 'object' || (options as unknown) === null) invalid('options', 'must be { client } or { url }')
   const { prefix = 'vjg:', timeout = 1000, maxLifetime = DEFAULT_STORE_MAX_LIFETIME, now = Date.now } = options
-  if ((options.client === undefined) === (options.url === undefined)) invalid('client', 'or "url" is required (exactly one)')
+  if (options.client !== undefined && options.url !== undefined) invalid('client', 'cannot be combined with "url": give exactly one of them')
   if (options.client !== undefined && !(options.client instanceof Redis)) invalid('client', 'must be an ioredis Redis client')
   if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) invalid('url', 'must be a redis:// or rediss:// URL')
   if (typeof prefix !== 'string') invalid('prefix', 'must be a string')
@@ -69,13 +63,20 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
   if (typeof now !== 'function') invalid('now', 'must be a function')
 
   const owned = options.client === undefined
-  const client = options.client ?? new Redis(options.url!, {
-    // Never queue a command while disconnected: the caller waits for `ready` within its timeout instead.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: Math.max(timeout, 1000),
-    retryStrategy: (times: number) => Math.min(times * 100, 2000)
-  })
+  let client: Redis
+  if (options.client !== undefined) {
+    client = options.client
+  } else if (options.url !== undefined) {
+    client = new Redis(options.url, {
+      // Never queue a command while disconnected: the caller waits for `ready` within its timeout instead.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: Math.max(timeout, 1000),
+      retryStrategy: (times: number) => Math.min(times * 100, 2000)
+    })
+  } else {
+    invalid('client', '(or "url") is required: give exactly one of them')
+  }
   // Connection errors surface to requests as timeouts (503); an owned client must not crash the process with them.
   if (owned) client.on('error', () => {})
 
@@ -122,17 +123,19 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
     const replies = await pipeline.exec()
     if (replies === null) throw new Error('The Redis pipeline was discarded')
     for (const [error] of replies) if (error !== null) throw error
-    let index = 0
+    // The replies in the order sent: the MGET of the revocation keys when there were any, then the SET.
+    const [first, second] = replies
     let isRevoked = false
-    if (revokedKeys.length > 0) {
-      const values = replies[index++]![1] as Array<string | null>
-      const tokenValue = revoked!.jti !== undefined ? values.shift() : null
-      const subjectValue = revoked!.sub !== undefined ? values.shift() : null
-      const iat = revoked!.iat
+    if (revoked !== undefined && revokedKeys.length > 0) {
+      const values = first?.[1] as Array<string | null>
+      const tokenValue = revoked.jti !== undefined ? values.shift() : null
+      const subjectValue = revoked.sub !== undefined ? values.shift() : null
+      const iat = revoked.iat
       isRevoked = (tokenValue !== null && tokenValue !== undefined) ||
         (subjectValue !== null && subjectValue !== undefined && (iat === undefined || iat < Number(subjectValue)))
     }
-    const replayed = consume !== undefined && replies[index]![1] === null
+    const setReply = revokedKeys.length > 0 ? second : first
+    const replayed = consume !== undefined && setReply?.[1] === null
     return { replayed, revoked: isRevoked }
   }
 
@@ -159,7 +162,7 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
     },
     close: async () => {
       if (!owned) return
-      if (client.status === 'ready') await client.quit().catch(() => client.disconnect())
+      if (client.status === 'ready') await client.quit().catch(() => { client.disconnect() })
       else client.disconnect()
     }
   })

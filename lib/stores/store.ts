@@ -67,6 +67,17 @@ export const EXPIRY_MARGIN = 300
 /** The default `maxLifetime` of the stores: the `vonage` profile's default (24 h). */
 export const DEFAULT_STORE_MAX_LIFETIME = 86_400
 
+/**
+ * The arguments of `revokeToken(jti, expiresAt)` and `revokeSubject(sub, issuedBefore)`, as
+ * every store checks them: a non-empty id and a NumericDate. A TypeError naming the argument.
+ */
+export function checkEntry (id: unknown, idName: string, time: unknown, timeName: string): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`vonage-jwt-guard: ${idName} must be a non-empty string`)
+  if (typeof time !== 'number' || !Number.isFinite(time) || time <= 0) {
+    throw new TypeError(`vonage-jwt-guard: ${timeName} must be a NumericDate (seconds since the epoch)`)
+  }
+}
+
 /** A plain rejection, not a GuardError: the guard maps any store failure to 503 (or fails open). */
 export class StoreTimeoutError extends Error {
   override readonly name = 'StoreTimeoutError'
@@ -83,7 +94,7 @@ export function withTimeout<T> (value: PromiseLike<T> | T, ms: number, what: str
   if (typeof (value as PromiseLike<T> | undefined)?.then !== 'function') return Promise.resolve(value)
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(what, ms)), ms)
+    timer = setTimeout(() => { reject(new StoreTimeoutError(what, ms)) }, ms)
   })
-  return Promise.race([Promise.resolve(value), timeout]).finally(() => clearTimeout(timer))
+  return Promise.race([Promise.resolve(value), timeout]).finally(() => { clearTimeout(timer) })
 }

@@ -1,0 +1,121 @@
+/**
+ * Where the token of a request comes from (SPEC 2.1): `Authorization: Bearer` by default, the
+ * configured `tokenSources` (headers, a cookie, a query parameter), or the user's `getToken`.
+ * Two tokens in one request are 400 `VJG_TOKEN_AMBIGUOUS`; headers are counted from the raw
+ * list, since Node's parsed headers keep one of two `Authorization` fields.
+ */
+import type { IncomingMessage } from 'node:http'
+import { isThenable, type Awaitable } from './awaitable.js'
+import { GuardError } from './errors.js'
+import type { NormalizedOptions, ResolvedTokenSource } from './options.js'
+import type { GuardRequest } from './types.js'
+
+function countHeader (raw: IncomingMessage, name: string): { count: number, value: string | undefined } {
+  const list = raw.rawHeaders
+  let count = 0
+  let value: string | undefined
+  for (let i = 0; i < list.length; i += 2) {
+    const field = list[i]
+    if (field?.length === name.length && field.toLowerCase() === name) {
+      count++
+      value = list[i + 1]
+    }
+  }
+  return { count, value }
+}
+
+/** RFC 9110 `tchar`: what an auth-scheme is made of. */
+const TCHAR = new Uint8Array(128)
+for (const c of "!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-") TCHAR[c.charCodeAt(0)] = 1
+
+/**
+ * The credentials of `<scheme> <credentials>` (spaces around them allowed), given the index of
+ * the first space, or null when the value is not of that form. A hand-written split rather than
+ * a regex because it runs on every request and a regex scans the whole token: a credential with
+ * other whitespace inside (a tab) is left to the token parser, which refuses it as malformed.
+ */
+function credentials (value: string, space: number): string | null {
+  for (let i = 0; i < space; i++) {
+    const code = value.charCodeAt(i)
+    if (code >= 128 || TCHAR[code] !== 1) return null
+  }
+  let start = space + 1
+  while (value.charCodeAt(start) === 0x20) start++
+  const end = value.indexOf(' ', start)
+  if (end === -1) return value.slice(start)
+  for (let i = end + 1; i < value.length; i++) if (value.charCodeAt(i) !== 0x20) return null
+  return value.slice(start, end)
+}
+
+/** The tokens of one source (none when it is empty), or a thrown GuardError. */
+function fromSource (source: ResolvedTokenSource, input: GuardRequest): string[] {
+  if ('header' in source) {
+    const { count, value } = countHeader(input.raw, source.header)
+    if (count === 0 || value === undefined) return []
+    if (count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', `The request has ${count} "${source.header}" headers: send one`)
+    if (source.scheme === null) {
+      const token = value.trim()
+      return token.length === 0 ? [] : [token]
+    }
+    const space = value.indexOf(' ')
+    const token = space > 0 ? credentials(value, space) : null
+    if (token === null) {
+      // "Bearer " with no token reaches a real server as "Bearer": Node's parser trims the space.
+      if (value.trim().toLowerCase() === source.scheme.toLowerCase()) {
+        throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
+      }
+      if (value.toLowerCase().startsWith(source.scheme.toLowerCase()) && value.length > source.scheme.length &&
+        value[source.scheme.length] === ' ') {
+        throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header is not "${source.scheme} <token>"`)
+      }
+      return []
+    }
+    // Another scheme (Basic, say) is not our token: the request has no bearer token.
+    if (space !== source.scheme.length || value.slice(0, space).toLowerCase() !== source.scheme.toLowerCase()) return []
+    if (token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
+    return [token]
+  }
+  if ('cookie' in source) {
+    const { value } = countHeader(input.raw, 'cookie')
+    const all = input.raw.headers.cookie
+    if (value === undefined || all === undefined) return []
+    const found: string[] = []
+    for (const pair of all.split(/; */)) {
+      const eq = pair.indexOf('=')
+      if (eq > 0 && pair.slice(0, eq).trim() === source.cookie) found.push(pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))
+    }
+    return found.filter(t => t.length > 0)
+  }
+  const q = input.target.indexOf('?')
+  if (q === -1) return []
+  const found = new URLSearchParams(input.target.slice(q + 1)).getAll(source.query)
+  return found.filter(t => t.length > 0)
+}
+
+/** A getToken answer: a non-empty string is the token; undefined, null and '' mean none. */
+function gotToken (token: unknown): string | undefined {
+  if (token === undefined || token === null || token === '') return undefined
+  if (typeof token !== 'string') throw new GuardError('VJG_TOKEN_MALFORMED', 'getToken returned something other than a string')
+  return token
+}
+
+/**
+ * The request's one token, or undefined when it has none: from `getToken` (a promise only when
+ * it answers with one), else from the configured sources, of which together at most one may
+ * carry a token (400 `VJG_TOKEN_AMBIGUOUS`). Throws a GuardError for a malformed source.
+ */
+export function tokenOf<Request> (options: Pick<NormalizedOptions<Request>, 'getToken' | 'tokenSources'>, input: GuardRequest<Request>): Awaitable<string | undefined> {
+  if (options.getToken !== undefined) {
+    const token = options.getToken(input.request)
+    return isThenable(token) ? Promise.resolve(token).then(gotToken) : gotToken(token)
+  }
+  let token: string | undefined
+  let count = 0
+  for (const source of options.tokenSources) {
+    const found = fromSource(source, input)
+    count += found.length
+    token ??= found[0]
+  }
+  if (count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', 'The request carries more than one token: send exactly one')
+  return token
+}

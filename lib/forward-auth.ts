@@ -1,0 +1,249 @@
+/**
+ * forward-auth: the service a reverse proxy asks "may this request pass?" (nginx `auth_request`,
+ * Caddy `forward_auth`, Traefik `ForwardAuth`, Envoy `ext_authz` as an HTTP service), as a
+ * Fastify plugin. The check request carries the client's headers (so the token) and names the
+ * original request; the guard decides on that original method and target exactly as it decides
+ * on a request it serves itself. A grant is 200 with the verified identity in
+ * `X-Vonage-Application-Id` / `X-Vonage-Sub` for the proxy to copy upstream; a refusal is the
+ * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`.
+ *
+ * Fail closed: a check that does not name exactly one original request (no pair of headers, half
+ * a pair, a header given twice or spelled with `_`, two pairs that disagree) is never granted,
+ * and neither is an original request that carries an identity header of its own in any
+ * spelling, so a proxy configuration that forgets to remove the client's copy still holds.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { canonicalPath } from './canonical-path.js'
+import { GuardError, invalidOption, problemBody } from './errors.js'
+import { createGuard } from './guard.js'
+import type { GuardOptions } from './options.js'
+
+/** The headers that carry the verified identity upstream, by claim: set from the claims only. */
+export const IDENTITY_HEADERS = Object.freeze({
+  application_id: 'x-vonage-application-id',
+  sub: 'x-vonage-sub'
+} as const)
+
+/** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
+export const CODE_HEADER = 'x-vonage-guard-code'
+
+export interface ForwardAuthOptions extends GuardOptions<FastifyRequest> {
+  /**
+   * Envoy `ext_authz` with an HTTP service sends the original method and `path_prefix` + the
+   * original target as its own request line. Set this to that `path_prefix` (a path such as
+   * `/envoy`): check requests under it are read that way, and must not carry the header pairs.
+   * Everywhere else the original request is read from the header pairs. @default undefined (off)
+   */
+  envoyPathPrefix?: string
+  /**
+   * An unguarded health route in the plugin's context: `GET` and `HEAD` answer 204. 204, not
+   * 200, because Envoy grants only on 200: an Envoy sent here by mistake is never granted; and a
+   * request carrying the header pairs (a proxy pointed here) is refused. @default undefined (none)
+   */
+  healthPath?: string
+}
+
+/** The two ways a proxy names the original request: method header and target header. */
+const PAIRS = Object.freeze([
+  { method: 'x-forwarded-method', target: 'x-forwarded-uri', names: 'X-Forwarded-Method and X-Forwarded-Uri' },
+  { method: 'x-original-method', target: 'x-original-uri', names: 'X-Original-Method and X-Original-URI' }
+] as const)
+
+const SPELLED: Record<string, string> = {
+  'x-forwarded-method': 'X-Forwarded-Method',
+  'x-forwarded-uri': 'X-Forwarded-Uri',
+  'x-original-method': 'X-Original-Method',
+  'x-original-uri': 'X-Original-URI',
+  'x-vonage-application-id': 'X-Vonage-Application-Id',
+  'x-vonage-sub': 'X-Vonage-Sub'
+}
+const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS))
+
+/** RFC 9110 `method = token`. */
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** A header value we pass on: printable ASCII. Control characters would split or smuggle headers. */
+const HEADER_SAFE = /^[\x20-\x7e]*$/
+
+/** What the check is about: the original request's method and raw request target. */
+export interface OriginalRequest {
+  readonly method: string
+  readonly target: string
+}
+
+function invalid (message: string): GuardError {
+  return new GuardError('VJG_FORWARD_INVALID', message)
+}
+
+/**
+ * The watched headers of a request (the pairs and the identity headers), by their name with `_`
+ * read as `-` and case ignored, as PHP, WSGI and Rack read them. An identity header is refused
+ * at once; a pair header must be spelled with `-` (anything else is a client's or a
+ * misconfigured proxy's, and another component could read it as the real one).
+ */
+function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
+  const found = new Map<string, string[]>()
+  const list = raw.rawHeaders
+  for (let i = 0; i < list.length; i += 2) {
+    const lower = list[i]!.toLowerCase()
+    const folded = lower.replaceAll('_', '-')
+    const spelled = SPELLED[folded]
+    if (spelled === undefined) continue
+    if (IDENTITY.has(folded)) {
+      throw new GuardError('VJG_IDENTITY_HEADER', `The request carries "${list[i]!}": only the guard sets ${spelled}`)
+    }
+    if (lower !== folded) throw invalid(`"${list[i]!}" is spelled with "_": a proxy sends ${spelled}`)
+    const values = found.get(folded)
+    if (values === undefined) found.set(folded, [list[i + 1]!])
+    else values.push(list[i + 1]!)
+  }
+  for (const [name, values] of found) {
+    if (values.length > 1) throw invalid(`${SPELLED[name]!} is given ${values.length} times: send it once`)
+  }
+  return found
+}
+
+/**
+ * The original request a check is about. `envoy` is the one its request line names (Envoy mode),
+ * or null when the header pairs must name it.
+ * @throws {GuardError} `VJG_IDENTITY_HEADER` or `VJG_FORWARD_INVALID` (400)
+ */
+function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): OriginalRequest {
+  const found = watchedHeaders(raw)
+  if (envoy !== null) {
+    if (found.size > 0) {
+      throw invalid('An Envoy check names the original request in its request line: it must not also carry X-Forwarded-Method/-Uri or X-Original-Method/-URI')
+    }
+    return envoy
+  }
+  const named: OriginalRequest[] = []
+  for (const pair of PAIRS) {
+    const method = found.get(pair.method)?.[0]
+    const target = found.get(pair.target)?.[0]
+    if (method === undefined && target === undefined) continue
+    if (method === undefined || target === undefined) throw invalid(`The request carries only one of ${pair.names}: send both`)
+    named.push({ method, target })
+  }
+  if (named.length === 0) {
+    throw invalid('The request does not say which request to authorize: send X-Forwarded-Method and X-Forwarded-Uri, or X-Original-Method and X-Original-URI')
+  }
+  const [first, second] = named as [OriginalRequest, OriginalRequest | undefined]
+  if (second !== undefined && (second.method !== first.method || second.target !== first.target)) {
+    throw invalid('X-Forwarded-Method/-Uri and X-Original-Method/-URI name different requests')
+  }
+  if (!METHOD.test(first.method)) throw invalid('The original method is not an HTTP method')
+  return first
+}
+
+/**
+ * The identity headers for verified claims: `application_id` and `sub`, each when present.
+ * @throws {GuardError} 401 `VJG_CLAIM_INVALID` when a claim cannot travel in a header unchanged
+ *   (not a string, or not printable ASCII: control characters would split or smuggle headers).
+ */
+export function identityHeaders (claims: Readonly<Record<string, unknown>>): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const [claim, header] of Object.entries(IDENTITY_HEADERS)) {
+    const value = claims[claim]
+    if (value === undefined) continue
+    if (typeof value !== 'string' || !HEADER_SAFE.test(value)) {
+      throw new GuardError('VJG_CLAIM_INVALID', `The "${claim}" claim cannot be passed to the upstream: it must be printable ASCII, without control characters`)
+    }
+    headers[header] = value
+  }
+  return headers
+}
+
+/** A path option: canonical, at least one segment, no query. */
+function checkPath (value: unknown, option: string): string | undefined {
+  if (value === undefined) return undefined
+  let canonical: string | undefined
+  try {
+    canonical = typeof value === 'string' && !/[?#]/.test(value) ? canonicalPath(value) : undefined
+  } catch {
+    canonical = undefined
+  }
+  if (canonical === undefined || canonical !== value || canonical === '/') {
+    invalidOption(option, 'must be a canonical path of at least one segment, such as /envoy (no trailing slash, no query)')
+  }
+  return canonical
+}
+
+/** Fastify's own register options, which are not the guard's. */
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyInstance, input) => {
+  const { envoyPathPrefix: envoyInput, healthPath: healthInput, ...rest } = input
+  const guardOptions = Object.fromEntries(Object.entries(rest).filter(([key]) => !REGISTER_OPTIONS.has(key)))
+  const envoyPathPrefix = checkPath(envoyInput, 'envoyPathPrefix')
+  const healthPath = checkPath(healthInput, 'healthPath')
+  if (envoyPathPrefix !== undefined && healthPath !== undefined &&
+    (healthPath === envoyPathPrefix || healthPath.startsWith(`${envoyPathPrefix}/`))) {
+    invalidOption('healthPath', `must not be under envoyPathPrefix (${envoyPathPrefix}): Envoy checks arrive there`)
+  }
+  const guard = createGuard(guardOptions)
+  const { realm, errorFormat } = guard.options
+  // The check is about another request: its own body (Envoy may send one) is never read.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+  async function refuse (request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
+    const coded = (error instanceof GuardError ? error : new GuardError('VJG_UNAVAILABLE', 'The guard failed', { cause: error })).withRealm(realm)
+    if (coded.statusCode >= 500) request.log.error({ err: coded.cause ?? coded, code: coded.code }, `vonage-jwt-guard forward-auth: ${coded.message}`)
+    else request.log.info({ code: coded.code, statusCode: coded.statusCode }, `vonage-jwt-guard forward-auth: ${coded.message}`)
+    reply.code(coded.statusCode).headers(coded.headers).header(CODE_HEADER, coded.code).header('cache-control', 'no-store')
+    if (errorFormat === 'problem') return reply.type('application/problem+json').send(problemBody(coded, String(request.id)))
+    return reply.send({ statusCode: coded.statusCode, code: coded.code, error: coded.error, message: coded.message })
+  }
+
+  async function check (request: FastifyRequest, reply: FastifyReply, envoy: OriginalRequest | null): Promise<FastifyReply> {
+    try {
+      const original = originalRequest(request.raw, envoy)
+      const auth = await guard.authenticate({ target: original.target, method: original.method, raw: request.raw, request })
+      if (auth === null) throw new GuardError('VJG_TOKEN_MISSING')
+      const headers = identityHeaders(auth.claims)
+      if (envoy !== null) {
+        // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.
+        const unset = Object.values(IDENTITY_HEADERS).filter(name => headers[name] === undefined)
+        if (unset.length > 0) reply.header('x-envoy-auth-headers-to-remove', unset.join(', '))
+      }
+      return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    } catch (error) {
+      return refuse(request, reply, error)
+    }
+  }
+
+  // Each route opts out of a vonage-jwt-guard plugin registered around this one: the check
+  // request's own path is not what is authorized.
+  const config = { jwtGuard: false as const }
+  fastify.all('/', { config }, (request, reply) => check(request, reply, null))
+  fastify.all('/*', { config }, (request, reply) => check(request, reply, null))
+
+  if (envoyPathPrefix !== undefined) {
+    const start = `${fastify.prefix}${envoyPathPrefix}/`
+    fastify.all(`${envoyPathPrefix}/*`, { config }, (request, reply) => {
+      const url = request.raw.url ?? ''
+      if (!url.startsWith(start)) return refuse(request, reply, invalid(`An Envoy check must start with ${start}`))
+      return check(request, reply, { method: request.raw.method ?? '', target: url.slice(start.length - 1) })
+    })
+  }
+
+  if (healthPath !== undefined) {
+    fastify.get(healthPath, { config }, async (request, reply) => {
+      try {
+        if (watchedHeaders(request.raw).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
+      } catch (error) {
+        return refuse(request, reply, error)
+      }
+      return reply.code(204).header('cache-control', 'no-store').send()
+    })
+  }
+}
+
+/**
+ * The forward-auth plugin. Register it where the proxy sends its checks (Fastify's `prefix`
+ * works); it answers every method on `/` and `/*` of its context. Not wrapped to share its
+ * context: its routes, body parsing and hooks stay its own.
+ */
+export const forwardAuth = fp(plugin, { name: 'vonage-jwt-guard-forward-auth', fastify: '5.x', encapsulate: true })
+export default forwardAuth

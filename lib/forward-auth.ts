@@ -5,7 +5,8 @@
  * original request; the guard decides on that original method and target exactly as it decides
  * on a request it serves itself. A grant is 200 with the verified identity in
  * `X-Vonage-Application-Id` / `X-Vonage-Sub` for the proxy to copy upstream; a refusal is the
- * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`.
+ * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`. A claim the
+ * token lacks is an empty header (so no proxy passes a client's copy or a placeholder instead).
  *
  * Fail closed: a check that does not name exactly one original request (no pair of headers, half
  * a pair, a header given twice or spelled with `_`, two pairs that disagree) is never granted,
@@ -202,10 +203,15 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
       const auth = await guard.authenticate({ target: original.target, method: original.method, raw: request.raw, request })
       if (auth === null) throw new GuardError('VJG_TOKEN_MISSING')
       const headers = identityHeaders(auth.claims)
+      const absent = Object.values(IDENTITY_HEADERS).filter(name => headers[name] === undefined)
       if (envoy !== null) {
         // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.
-        const unset = Object.values(IDENTITY_HEADERS).filter(name => headers[name] === undefined)
-        if (unset.length > 0) reply.header('x-envoy-auth-headers-to-remove', unset.join(', '))
+        if (absent.length > 0) reply.header('x-envoy-auth-headers-to-remove', absent.join(', '))
+      } else {
+        // Present and empty, never absent: Caddy before 2.10 copies an absent header as the
+        // literal text of its placeholder ("{http.reverse_proxy.header.X-Vonage-Sub}"); nginx
+        // and later Caddy send no header for an empty value, Traefik an empty one.
+        for (const name of absent) headers[name] = ''
       }
       return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
     } catch (error) {

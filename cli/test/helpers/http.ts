@@ -6,6 +6,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import type { Test } from 'tap'
+import { dechunk } from '../../../test/helpers/http.js'
 
 export interface Seen {
   method: string
@@ -116,17 +117,5 @@ function parseResponse (text: string): Exchange {
       headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
     }
     return { status, headers, body: headers['transfer-encoding'] === 'chunked' ? dechunk(rest) : rest, interim }
-  }
-}
-
-function dechunk (text: string): string {
-  let out = ''
-  let rest = text
-  for (;;) {
-    const eol = rest.indexOf('\r\n')
-    const size = parseInt(rest.slice(0, eol), 16)
-    if (!(size > 0)) return out
-    out += rest.slice(eol + 2, eol + 2 + size)
-    rest = rest.slice(eol + 2 + size + 2)
   }
 }

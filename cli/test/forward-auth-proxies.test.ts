@@ -1,138 +1,14 @@
 /**
  * forward-auth behind the real nginx and the real Caddy, each started on loopback ports with the
  * very configuration docs/deployment.md shows (read from the page at test time, ports
- * substituted), in front of an upstream that records what reaches it. Skipped, with the reason,
- * only when the binary is missing (`.ci/run` installs both from Debian's packages).
+ * substituted; helpers/edge.ts), in front of an upstream that records what reaches it. Skipped,
+ * with the reason, only when the binary is missing (`.ci/run` installs both from Debian's packages).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { APP_ID, keys, otherKeys } from '../../test/helpers/keys.js'
 import { freePort, liveToken, portOf, REALM, start, stop, type Server } from './helpers/bin.js'
+import { docsConfig, installed, startCaddy, startNginx, substitute, type Proxy } from './helpers/edge.js'
 import { exchange, recordingUpstream, spellings, type Upstream } from './helpers/http.js'
-
-const DOCS = new URL('../../docs/deployment.md', import.meta.url)
-
-/** The code block right after `<!-- config: NAME -->` in docs/deployment.md. */
-function docsConfig (name: string): string {
-  const text = readFileSync(DOCS, 'utf8')
-  const match = new RegExp(`<!-- config: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\`\\n`).exec(text)
-  if (match === null) throw new Error(`docs/deployment.md has no "<!-- config: ${name} -->" block`)
-  return match[1]!
-}
-
-/** Replace each documented value, failing when the docs no longer contain it. */
-function substitute (config: string, replacements: Array<[string, string]>): string {
-  let out = config
-  for (const [from, to] of replacements) {
-    if (!out.includes(from)) throw new Error(`the documented configuration no longer contains "${from}"`)
-    out = out.split(from).join(to)
-  }
-  return out
-}
-
-function installed (binary: string, args: string[]): boolean {
-  try {
-    execFileSync(binary, args, { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** Resolves when `port` accepts a connection (10 s at most). */
-async function accepting (port: number, what: string, log: () => string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1')
-      socket.on('connect', () => { socket.destroy(); resolve(true) })
-      socket.on('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  throw new Error(`${what} did not listen on ${port}:\n${log()}`)
-}
-
-interface Proxy {
-  port: number
-  log: () => string
-}
-
-/** Start a child that must be stopped gracefully (nginx's workers outlive a SIGKILLed master). */
-function spawnDaemon (t: Test, command: string, args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess, log: () => string } {
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let log = ''
-  child.stdout!.on('data', (chunk: Buffer) => { log += chunk.toString() })
-  child.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString() })
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(timer)
-  })
-  return { child, log: () => log }
-}
-
-async function startNginx (t: Test, guardPort: number, upstreamPort: number): Promise<Proxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'vjg-nginx-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  const server = substitute(docsConfig('nginx'), [
-    ['listen 80;', `listen 127.0.0.1:${port};`],
-    ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
-    ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
-  ])
-  // What a distribution's nginx.conf gives the server block: its own files, here in a scratch folder.
-  const conf = [
-    `pid ${dir}/nginx.pid;`,
-    `error_log ${dir}/error.log warn;`,
-    ...(process.getuid?.() === 0 ? ['user root;'] : []),
-    'worker_processes 1;',
-    'events { worker_connections 256; }',
-    'http {',
-    `  access_log ${dir}/access.log;`,
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(kind => `  ${kind}_temp_path ${dir}/${kind};`),
-    server,
-    '}'
-  ].join('\n')
-  writeFileSync(join(dir, 'nginx.conf'), conf)
-  const { log } = spawnDaemon(t, 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log'), '-g', 'daemon off;'])
-  const logs = (): string => `${log()}\n${readIfThere(join(dir, 'error.log'))}`
-  await accepting(port, 'nginx', logs)
-  return { port, log: logs }
-}
-
-async function startCaddy (t: Test, guardPort: number, upstreamPort: number): Promise<Proxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'vjg-caddy-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  const site = substitute(docsConfig('caddy'), [
-    ['api.example.com {', `http://127.0.0.1:${port} {`],
-    ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
-    ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
-  ])
-  // No admin endpoint, no certificates, every file in the scratch folder.
-  const global = `{\n\tadmin off\n\tauto_https off\n\tstorage file_system ${dir}/data\n}\n\n`
-  writeFileSync(join(dir, 'Caddyfile'), global + site + '\n')
-  const { log } = spawnDaemon(t, 'caddy', ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'],
-    { HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') })
-  await accepting(port, 'caddy', log)
-  return { port, log }
-}
-
-function readIfThere (path: string): string {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch {
-    return ''
-  }
-}
 
 type ProxyName = 'nginx' | 'caddy'
 
@@ -179,7 +55,23 @@ async function cases (): Promise<Case[]> {
   ]
 }
 
-async function run (t: Test, proxyName: ProxyName, startProxy: (t: Test, guardPort: number, upstreamPort: number) => Promise<Proxy>): Promise<void> {
+type StartProxy = (t: Test, guardPort: number, upstreamPort: number) => Promise<Proxy>
+
+/** nginx with the documented server block: the guard and the upstream at their test ports. */
+const nginxWithDocs: StartProxy = (t, guardPort, upstreamPort) => startNginx(t, (port) => substitute(docsConfig('nginx'), [
+  ['listen 80;', `listen 127.0.0.1:${port};`],
+  ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
+  ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
+]))
+
+/** Caddy with the documented site: served on a test port over plain HTTP. */
+const caddyWithDocs: StartProxy = (t, guardPort, upstreamPort) => startCaddy(t, (port) => substitute(docsConfig('caddy'), [
+  ['api.example.com {', `http://127.0.0.1:${port} {`],
+  ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
+  ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
+]))
+
+async function run (t: Test, proxyName: ProxyName, startProxy: StartProxy): Promise<void> {
   const up = await recordingUpstream(t)
   const guard = await start(['forward-auth', '--port', '0', '--public-key', keys.publicPem, '--log-level', 'warn'])
   t.teardown(() => { guard.child.kill('SIGKILL') })
@@ -190,7 +82,7 @@ async function run (t: Test, proxyName: ProxyName, startProxy: (t: Test, guardPo
 }
 
 /** A guard that cannot reach its key set answers 503 VJG_UNAVAILABLE: the client gets 503 too, never a grant. */
-async function checkUnavailable (t: Test, proxyName: ProxyName, startProxy: (t: Test, guardPort: number, upstreamPort: number) => Promise<Proxy>, up: Upstream): Promise<void> {
+async function checkUnavailable (t: Test, proxyName: ProxyName, startProxy: StartProxy, up: Upstream): Promise<void> {
   const jwksUrl = `http://127.0.0.1:${await freePort()}/.well-known/jwks.json`
   const guard = await start(['forward-auth', '--port', '0', '--jwks-url', jwksUrl, '--log-level', 'fatal'])
   t.teardown(() => { guard.child.kill('SIGKILL') })
@@ -247,7 +139,7 @@ t.test('forward-auth behind nginx, with the server block of docs/deployment.md',
     t.skip('nginx is not installed (apt-get install nginx; .ci/run installs it)')
     return
   }
-  await run(t, 'nginx', startNginx)
+  await run(t, 'nginx', nginxWithDocs)
 })
 
 t.test('forward-auth behind Caddy, with the Caddyfile of docs/deployment.md', async t => {
@@ -255,5 +147,5 @@ t.test('forward-auth behind Caddy, with the Caddyfile of docs/deployment.md', as
     t.skip('caddy is not installed (apt-get install caddy; .ci/run installs it)')
     return
   }
-  await run(t, 'caddy', startCaddy)
+  await run(t, 'caddy', caddyWithDocs)
 })

@@ -10,6 +10,7 @@ import t, { type Test } from 'tap'
 import { rawRequest } from '../../test/helpers/http.js'
 import { APP_ID, claims, keys, otherKeys, sign } from '../../test/helpers/keys.js'
 import { REALM, inTurns, liveToken, portOf, run, start, stop } from './helpers/bin.js'
+import { docsConfig, installed, startNginx, substitute } from './helpers/edge.js'
 import { exchange, recordingUpstream as upstream, spellings } from './helpers/http.js'
 
 
@@ -317,4 +318,23 @@ t.test('X-Forwarded-For/-Host/-Proto: set by the proxy; with --trust-proxy and a
   for (const name of ['forwarded', 'x-real-ip', 'x-forwarded-port']) t.same(spellings(seen, name), [], `a peer outside --trust-proxy: no ${name}`)
   t.equal(await stop(trusted.proxy), 0)
   t.equal(await stop(untrusted.proxy), 0)
+})
+
+t.test('proxy behind nginx as docs/deployment.md shows it (--trust-proxy loopback): the client\'s address goes up in the chain', async t => {
+  if (!installed('nginx', ['-v'])) {
+    t.skip('nginx is not installed (apt-get install nginx; .ci/run installs it)')
+    return
+  }
+  const up = await upstream(t)
+  const { proxy } = await proxyTo(t, up.port, ['--trust-proxy', 'loopback'])
+  const nginx = await startNginx(t, (port) => `server {\n  listen 127.0.0.1:${port};\n${substitute(docsConfig('nginx-tls-terminator'), [['127.0.0.1:3000', `127.0.0.1:${portOf(proxy.base)}`]])}\n}`)
+  const jwt = await liveToken({ sub: 'alice' })
+  const res = await exchange(nginx.port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ['X-Forwarded-For', '198.51.100.9'], ['X_Forwarded_For', '6.6.6.6'], ['X-Vonage-Sub', 'mallory']] })
+  t.equal(res.status, 200, res.body)
+  const seen = up.seen.at(-1)!
+  t.same(spellings(seen, 'x-forwarded-for'), [['x-forwarded-for', '198.51.100.9, 127.0.0.1, 127.0.0.1']], 'the client\'s chain, nginx\'s peer (the client), then nginx')
+  t.same(spellings(seen, 'x-forwarded-proto'), [['x-forwarded-proto', 'http']], 'the scheme nginx was reached with')
+  t.same(spellings(seen, 'x-forwarded-host'), [['x-forwarded-host', '127.0.0.1']], 'the Host the client sent to nginx')
+  t.same(spellings(seen, 'x-vonage-sub'), [['x-vonage-sub', 'alice']], 'the verified sub, not the client\'s')
+  t.equal(await stop(proxy), 0)
 })

@@ -79,8 +79,13 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
   await app.register(vonageJwtGuard, config.guard)
   // After the guard's own onRequest hook: refuse, before anything is forwarded, an identity
   // that could not travel in a header unharmed.
-  app.addHook('onRequest', async (request) => {
-    if (request.auth !== null) identityHeaders(request.auth.claims)
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      if (request.auth !== null) identityHeaders(request.auth.claims)
+      done()
+    } catch (error) {
+      done(error as Error)
+    }
   })
   if (config.healthPath !== false) {
     // Answers without the upstream: the orchestrator checks the upstream on the upstream.

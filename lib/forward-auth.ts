@@ -68,7 +68,7 @@ const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_SAFE = /^[\x20-\x7e]*$/
 
 /** What the check is about: the original request's method and raw request target. */
-export interface OriginalRequest {
+interface OriginalRequest {
   readonly method: string
   readonly target: string
 }

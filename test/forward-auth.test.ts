@@ -222,7 +222,7 @@ t.test('registration refuses bad options with a TypeError naming the option', as
   ]
   for (const [name, options, message] of cases) {
     const app = Fastify({ logger: false })
-    await t.rejects(app.register(forwardAuth, { publicKey: keys.publicPem, ...options }).ready(), { name: 'TypeError', code: 'VJG_INVALID_OPTION', message }, name)
+    await t.rejects(async () => { await app.register(forwardAuth, { publicKey: keys.publicPem, ...options }).ready() }, { name: 'TypeError', code: 'VJG_INVALID_OPTION', message }, name)
     await app.close()
   }
 })

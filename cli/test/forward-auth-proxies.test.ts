@@ -134,18 +134,13 @@ async function checkGuardDown (t: Test, proxyName: ProxyName, proxy: Proxy, up: 
   t.equal(up.seen.length, before, 'forward-auth unreachable: nothing reaches the upstream')
 }
 
-t.test('forward-auth behind nginx, with the server block of docs/deployment.md', async t => {
-  if (!installed('nginx', ['-v'])) {
-    t.skip('nginx is not installed (apt-get install nginx; .ci/run installs it)')
-    return
-  }
+const NO_NGINX = installed('nginx', ['-v']) ? false : 'nginx is not installed (apt-get install nginx; .ci/run installs it)'
+const NO_CADDY = installed('caddy', ['version']) ? false : 'caddy is not installed (apt-get install caddy; .ci/run installs it)'
+
+t.test('forward-auth behind nginx, with the server block of docs/deployment.md', { skip: NO_NGINX }, async t => {
   await run(t, 'nginx', nginxWithDocs)
 })
 
-t.test('forward-auth behind Caddy, with the Caddyfile of docs/deployment.md', async t => {
-  if (!installed('caddy', ['version'])) {
-    t.skip('caddy is not installed (apt-get install caddy; .ci/run installs it)')
-    return
-  }
+t.test('forward-auth behind Caddy, with the Caddyfile of docs/deployment.md', { skip: NO_CADDY }, async t => {
   await run(t, 'caddy', caddyWithDocs)
 })

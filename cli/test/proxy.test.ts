@@ -320,11 +320,9 @@ t.test('X-Forwarded-For/-Host/-Proto: set by the proxy; with --trust-proxy and a
   t.equal(await stop(untrusted.proxy), 0)
 })
 
-t.test('proxy behind nginx as docs/deployment.md shows it (--trust-proxy loopback): the client\'s address goes up in the chain', async t => {
-  if (!installed('nginx', ['-v'])) {
-    t.skip('nginx is not installed (apt-get install nginx; .ci/run installs it)')
-    return
-  }
+const NO_NGINX = installed('nginx', ['-v']) ? false : 'nginx is not installed (apt-get install nginx; .ci/run installs it)'
+
+t.test('proxy behind nginx as docs/deployment.md shows it (--trust-proxy loopback): the client\'s address goes up in the chain', { skip: NO_NGINX }, async t => {
   const up = await upstream(t)
   const { proxy } = await proxyTo(t, up.port, ['--trust-proxy', 'loopback'])
   const nginx = await startNginx(t, (port) => `server {\n  listen 127.0.0.1:${port};\n${substitute(docsConfig('nginx-tls-terminator'), [['127.0.0.1:3000', `127.0.0.1:${portOf(proxy.base)}`]])}\n}`)

@@ -35,6 +35,8 @@ export const errors = Object.freeze({
   VJG_TOKEN_REVOKED: { statusCode: 401, message: 'The token has been revoked', challenge: 'invalid_token' },
   VJG_ACL_DENIED: { statusCode: 403, message: 'The token ACL does not grant this request', challenge: 'insufficient_scope' },
   VJG_PATH_INVALID: { statusCode: 400, message: 'The request path cannot be made canonical', challenge: 'invalid_request' },
+  VJG_FORWARD_INVALID: { statusCode: 400, message: 'The forward-auth request does not name exactly one original method and target', challenge: 'invalid_request' },
+  VJG_IDENTITY_HEADER: { statusCode: 400, message: 'The request carries an identity header that only the guard may set', challenge: 'invalid_request' },
   VJG_UNAVAILABLE: { statusCode: 503, message: 'A key set, store or hook the guard depends on cannot be reached', challenge: 'none' }
 } as const satisfies Record<string, ErrorSpec>)
 

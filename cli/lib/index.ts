@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `vonage-jwt-guard` command: keygen, create, verify, serve, proxy.
+ * The `vonage-jwt-guard` command: keygen, create, verify, serve, proxy, forward-auth.
  * Exit codes: 0 done (verify: every check passed), 1 the command failed, 2 usage error.
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerCreate } from './create.js'
+import { registerForwardAuth } from './forward-auth.js'
 import { registerKeygen } from './keygen.js'
 import { registerProxy } from './proxy.js'
 import { registerServe } from './serve.js'
@@ -31,6 +32,7 @@ Exit codes: 0 done (verify: every check passed), 1 the command failed (verify: a
   registerVerify(program)
   registerServe(program)
   registerProxy(program)
+  registerForwardAuth(program)
   return program
 }
 

@@ -1,40 +1,37 @@
 /**
  * `proxy`: the guard in front of a real upstream, through `@fastify/http-proxy`. Only requests
- * the guard passes are forwarded; the path and query go up byte for byte; headers that would let
- * a client re-route the request behind the guard are stripped; the verified identity goes up in
- * `X-Vonage-Application-Id` / `X-Vonage-Sub`, never a client's copy of them.
+ * the guard passes are forwarded; the path and query go up byte for byte; no header the proxy
+ * strips or sets reaches the upstream in any spelling (proxy-headers.ts); the verified identity
+ * goes up in `X-Vonage-Application-Id` / `X-Vonage-Sub`. An upstream that fails is 502, one that
+ * is too slow 504, in the guard's error shape. `buildProxy()` makes the app; the command runs it.
  */
-import type { IncomingHttpHeaders } from 'node:http'
-import { Option, type Command } from 'commander'
-import type { FastifyRequest } from 'fastify'
-import { GuardError, type GuardOptions } from 'vonage-jwt-guard'
-import { closeOnSignals, listen, loggerOptions, logLevelFlag, portFlag, readKeyText, repeatable, UsageError } from './shared.js'
+import type { Command } from 'commander'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { GuardOptions } from 'vonage-jwt-guard'
+import { addGuardFlags, addServerFlags, guardOptions, integerFlag, loggerOptions, runServer, UsageError, type GuardFlags, type ServerFlags } from './shared.js'
+import { downstreamHeaders, plainAddress, upstreamHeaders } from './proxy-headers.js'
+import { upstreamError, upstreamErrorBody } from './upstream-errors.js'
 
-/**
- * Stripped from every forwarded request: each asks some server or framework to use another URL,
- * path prefix or method than the one the guard authorized.
- */
-export const STRIPPED_HEADERS = Object.freeze(['x-original-url', 'x-rewrite-url', 'x-forwarded-prefix', 'x-http-method-override'])
+/** Seconds to wait for the upstream's response head, and between two pieces of its body (nginx's proxy_read_timeout). */
+export const DEFAULT_UPSTREAM_TIMEOUT = 60
 
-/** Set from the verified claims only; a client's copies are removed. */
-export const IDENTITY_HEADERS = Object.freeze({
-  application_id: 'x-vonage-application-id',
-  sub: 'x-vonage-sub'
-} as const)
-
-/** A header value we pass on: printable ASCII. Control characters would split or smuggle headers. */
-const HEADER_SAFE = /^[\x20-\x7e]*$/
-
-interface ProxyFlags {
+export interface ProxyConfig {
+  /** The upstream origin with an optional path, no trailing slash. */
   upstream: string
-  port: number
-  host: string
-  publicKey?: string
-  jwksUrl?: string
-  appId?: string[]
-  aclPath?: string
-  requireAcl: boolean
+  guard: GuardOptions
+  /** Seconds; see DEFAULT_UPSTREAM_TIMEOUT. */
+  upstreamTimeout: number
+  /** Addresses and ranges of the proxies in front of us whose forwarding headers are kept (proxy-addr syntax). */
+  trustProxy: string[]
+  /** The unguarded health route, or false. */
+  healthPath: string | false
   logLevel: string
+}
+
+interface ProxyFlags extends GuardFlags, ServerFlags {
+  upstream: string
+  upstreamTimeout: number
+  trustProxy?: string[]
 }
 
 function upstreamFlag (value: string): string {
@@ -51,87 +48,104 @@ function upstreamFlag (value: string): string {
   return url.href.replace(/\/$/, '')
 }
 
-/** The identity headers for a verified request; throws 401 when a claim cannot travel in a header. */
-function identityHeaders (request: FastifyRequest): Record<string, string> {
-  const headers: Record<string, string> = {}
-  const claims = request.auth?.claims
-  if (claims === undefined) return headers
-  for (const [claim, header] of Object.entries(IDENTITY_HEADERS)) {
-    const value = claims[claim]
-    if (value === undefined) continue
-    if (typeof value !== 'string' || !HEADER_SAFE.test(value)) {
-      throw new GuardError('VJG_CLAIM_INVALID', `The "${claim}" claim cannot be passed to the upstream: it must be printable ASCII, without control characters`)
-    }
-    headers[header] = value
+/** Each use adds addresses, comma-separated: IPs, CIDR ranges, or loopback / linklocal / uniquelocal. */
+function trustProxyFlag (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map(item => item.trim()).filter(item => item !== '')]
+}
+
+/** The trust function of `--trust-proxy` (proxy-addr, as Fastify's and Express' trustProxy); a bad entry is a UsageError. */
+async function trustFunction (list: string[]): Promise<(address: string) => boolean> {
+  if (list.length === 0) return () => false
+  const { default: proxyAddr } = await import('@fastify/proxy-addr')
+  try {
+    const trust = proxyAddr.compile(list)
+    return (address) => trust(address, 0)
+  } catch (error) {
+    throw new UsageError(`--trust-proxy: ${(error as Error).message} (give IP addresses, CIDR ranges, or loopback, linklocal, uniquelocal)`)
   }
-  return headers
 }
 
-/** The headers sent upstream: the client's, minus the stripped and identity ones, plus the verified identity. */
-export function upstreamHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = { ...headers }
-  for (const name of STRIPPED_HEADERS) delete out[name]
-  for (const name of Object.values(IDENTITY_HEADERS)) delete out[name]
-  return { ...out, ...identityHeaders(request) }
-}
-
-/**
- * The upstream's hop-by-hop headers (RFC 9110 7.6.1) describe its connection to us, not ours to
- * the client: passed on, `connection: keep-alive` would hold open a connection the client asked
- * to close.
- */
-export function downstreamHeaders<Headers extends Record<string, unknown>> (headers: Headers): Headers {
-  const out: Record<string, unknown> = { ...headers }
-  const listed = typeof out.connection === 'string' ? out.connection.split(',').map(name => name.trim().toLowerCase()) : []
-  for (const name of ['connection', 'keep-alive', 'proxy-connection', 'upgrade', ...listed]) delete out[name]
-  return out as Headers
+/** The guarded proxy, ready to listen. */
+export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
+  const [{ default: Fastify }, { default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }, trusted] = await Promise.all([
+    import('fastify'), import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth'), trustFunction(config.trustProxy)
+  ])
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel),
+    // request.ip in the log is the client's, read through the proxies we trust.
+    ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {})
+  })
+  const errorFormat = config.guard.errorFormat ?? 'fastify'
+  await app.register(vonageJwtGuard, config.guard)
+  // After the guard's own onRequest hook: refuse, before anything is forwarded, an identity
+  // that could not travel in a header unharmed.
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      if (request.auth !== null) identityHeaders(request.auth.claims)
+      done()
+    } catch (error) {
+      done(error as Error)
+    }
+  })
+  if (config.healthPath !== false) {
+    // Answers without the upstream: the orchestrator checks the upstream on the upstream.
+    app.get(config.healthPath, { config: { jwtGuard: false } }, async () => ({ status: 'ok' }))
+  }
+  const timeout = config.upstreamTimeout * 1000
+  await app.register(httpProxy, {
+    upstream: config.upstream,
+    undici: {
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      // @fastify/reply-from turns certificate checks off (its `tls` default) unless told: an https
+      // upstream is verified, against Node's CAs (NODE_EXTRA_CA_CERTS adds a private one).
+      connect: { timeout: Math.min(timeout, 10_000), rejectUnauthorized: true }
+    },
+    // The handler gets the path alone; @fastify/reply-from then appends the query exactly as the
+    // client sent it (request.raw.url), not re-serialized.
+    replyOptions: {
+      rewriteRequestHeaders: (request, headers) => {
+        const raw = request.raw
+        return upstreamHeaders(headers, {
+          received: raw.headers,
+          peer: plainAddress(raw.socket.remoteAddress),
+          trusted: trusted(raw.socket.remoteAddress ?? ''),
+          identity: (request as FastifyRequest).auth === null ? {} : identityHeaders((request as FastifyRequest).auth!.claims)
+        })
+      },
+      rewriteHeaders: (headers) => downstreamHeaders(headers),
+      onError: (reply, { error }) => {
+        const coded = upstreamError(error as Error & { statusCode?: number }, config.upstreamTimeout)
+        reply.log.error({ err: error.cause ?? error, upstream: config.upstream, code: coded.code }, `vonage-jwt-guard proxy: ${coded.message}`)
+        const body = upstreamErrorBody(coded, errorFormat, String(reply.request.id))
+        if (errorFormat === 'problem') reply.type('application/problem+json')
+        reply.code(coded.statusCode ?? 502).send(body)
+      }
+    }
+  })
+  return app
 }
 
 export function registerProxy (program: Command): void {
-  program
+  const command = program
     .command('proxy')
     .description('guard a real upstream: forward only the requests the guard passes, with the verified identity')
     .requiredOption('--upstream <url>', 'where granted requests go, e.g. http://127.0.0.1:8080 (a path is prepended)')
-    .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
-    .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid; https, or http on localhost)')
-    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
-    .option('--acl-path <prefix>', 'strip this prefix from the path before the ACL sees it (e.g. /api)')
-    .option('--require-acl', 'refuse tokens without an acl claim', false)
-    .option('--log-level <level>', 'Fastify log level (fatal, error, warn, info, debug, trace, silent)', logLevelFlag, 'info')
-    .action(async (flags: ProxyFlags) => {
-      const upstream = upstreamFlag(flags.upstream)
-      if ((flags.publicKey === undefined) === (flags.jwksUrl === undefined)) {
-        throw new UsageError('give exactly one of --public-key and --jwks-url')
-      }
-      const options: GuardOptions = { requireAcl: flags.requireAcl }
-      if (flags.publicKey !== undefined) options.publicKey = readKeyText(flags.publicKey, '--public-key')
-      if (flags.jwksUrl !== undefined) options.jwksUrl = flags.jwksUrl
-      if (flags.appId !== undefined) options.applicationId = flags.appId
-      if (flags.aclPath !== undefined) options.aclPath = flags.aclPath
-
-      const [{ default: Fastify }, { default: httpProxy }, { default: vonageJwtGuard }] =
-        await Promise.all([import('fastify'), import('@fastify/http-proxy'), import('vonage-jwt-guard')])
-      const app = Fastify({ logger: loggerOptions(flags.logLevel) })
-      await app.register(vonageJwtGuard, options)
-      // After the guard's own onRequest hook: refuse, before anything is forwarded, an identity
-      // that could not travel in a header unharmed.
-      app.addHook('onRequest', async (request) => {
-        identityHeaders(request)
-      })
-      await app.register(httpProxy, {
-        upstream,
-        // The handler gets the path alone; @fastify/reply-from then appends the query exactly as
-        // the client sent it (request.raw.url), not re-serialized.
-        replyOptions: {
-          rewriteRequestHeaders: (request, headers) => upstreamHeaders(request as FastifyRequest, headers),
-          rewriteHeaders: (headers) => downstreamHeaders(headers)
-        }
-      })
-
-      const base = await listen(app, flags.host, flags.port)
-      closeOnSignals(app)
-      process.stdout.write(`vonage-jwt-guard proxy: listening on ${base}, forwarding granted requests to ${upstream} (Ctrl-C to stop)\n`)
-    })
+    .option('--upstream-timeout <seconds>', 'how long the upstream may take to answer, and between two pieces of its body (then 504)', integerFlag(1, 3600), DEFAULT_UPSTREAM_TIMEOUT)
+    .option('--trust-proxy <addresses>', 'the proxies in front (IPs, CIDRs, loopback...; comma-separated or repeated) whose X-Forwarded-* and Forwarded are kept', trustProxyFlag)
+  addGuardFlags(command)
+  addServerFlags(command)
+  command.action(async (flags: ProxyFlags) => {
+    const config: ProxyConfig = {
+      upstream: upstreamFlag(flags.upstream),
+      guard: guardOptions(flags),
+      upstreamTimeout: flags.upstreamTimeout,
+      trustProxy: flags.trustProxy ?? [],
+      healthPath: flags.healthPath,
+      logLevel: flags.logLevel
+    }
+    const app = await buildProxy(config)
+    await runServer(app, flags, (base) =>
+      `vonage-jwt-guard proxy: listening on ${base}, forwarding granted requests to ${config.upstream} (Ctrl-C to stop)`)
+  })
 }

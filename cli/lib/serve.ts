@@ -91,8 +91,8 @@ export function registerServe (program: Command): void {
         claims: request.auth?.claims ?? null
       }))
 
-      const base = await listen(app, flags.host, flags.port)
       closeOnSignals(app)
+      const base = await listen(app, flags.host, flags.port)
       lines.push(`vonage-jwt-guard serve: a guarded mock API listening on ${base} (Ctrl-C to stop)`)
       if (sample === null) {
         lines.push('make a token with: vonage-jwt-guard create --app-id <id> --private-key private.key --acl \'{"paths":{"/*/users/**":{}}}\'')

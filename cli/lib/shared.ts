@@ -1,11 +1,13 @@
 /**
  * What the commands share: exit codes, flag parsers, reading keys given as a path or as PEM,
- * the Fastify logger setting, and starting / stopping a server the way a terminal user expects.
+ * the flags of the commands that guard traffic (`proxy`, `forward-auth`) and of the servers, the
+ * Fastify logger setting, and starting / stopping a server the way a terminal user expects.
  */
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 import type { FastifyInstance } from 'fastify'
+import { canonicalPath, type GuardOptions } from 'vonage-jwt-guard'
 
 /** Exit codes a script can rely on. */
 export const EXIT = Object.freeze({
@@ -102,15 +104,30 @@ export async function listen (app: FastifyInstance, host: string, port: number):
   return `http://${reachableHost(host)}:${address.port}`
 }
 
-/** SIGINT (Ctrl-C) and SIGTERM close the server, then the process ends; a second signal ends it at once. */
-export function closeOnSignals (app: FastifyInstance): void {
+/** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
+export const DEFAULT_GRACE_PERIOD = 10
+
+/**
+ * SIGINT (Ctrl-C) and SIGTERM close the server: no new connection is accepted, the requests in
+ * flight finish (each answered with `Connection: close`, so an idle keep-alive connection does
+ * not hold the exit), then the process exits 0. When they have not finished after
+ * `gracePeriod` seconds, or on a second signal, it exits 1 at once. Call before `listen()`.
+ */
+export function closeOnSignals (app: FastifyInstance, gracePeriod = DEFAULT_GRACE_PERIOD): void {
   let closing = false
+  // A callback hook: no promise per request on the hot path.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   const stop = (signal: NodeJS.Signals): void => {
     if (closing) process.exit(EXIT.FAILED)
     closing = true
-    process.stderr.write(`\n${signal}: closing the server\n`)
-    // Open keep-alive connections must not keep the process alive for long.
-    const force = setTimeout(() => process.exit(EXIT.OK), 5_000)
+    process.stderr.write(`\n${signal}: closing the server (requests in flight get ${gracePeriod} s to finish)\n`)
+    const force = setTimeout(() => {
+      process.stderr.write(`the grace period of ${gracePeriod} s is over: requests still in flight are cut\n`)
+      process.exit(EXIT.FAILED)
+    }, gracePeriod * 1000)
     force.unref()
     app.close().then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
   }
@@ -121,4 +138,84 @@ export function closeOnSignals (app: FastifyInstance): void {
 /** A single-quoted shell word: what a person can paste into sh, bash or zsh. */
 export function shellQuote (value: string): string {
   return /^[A-Za-z0-9_./:=@-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
+}
+
+/**
+ * The guard flags of the commands that guard traffic (`proxy`, `forward-auth`): which key, which
+ * applications, how the ACL reads the path, how a refusal is written. One place, so that a flag
+ * added here reaches both commands; `guardOptions()` turns the parsed flags into guard options.
+ */
+export interface GuardFlags {
+  publicKey?: string
+  jwksUrl?: string
+  appId?: string[]
+  aclPath?: string
+  requireAcl: boolean
+  errorFormat: 'fastify' | 'problem'
+}
+
+export function addGuardFlags (command: Command): Command {
+  return command
+    .option('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
+    .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid; https, or http on localhost)')
+    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
+    .option('--acl-path <prefix>', 'strip this prefix from the path before the ACL sees it (e.g. /api)')
+    .option('--require-acl', 'refuse tokens without an acl claim', false)
+    .addOption(new Option('--error-format <format>', 'the body of a refusal: Fastify\'s JSON, or RFC 7807 problem+json').choices(['fastify', 'problem']).default('fastify'))
+}
+
+/** The guard options of the parsed guard flags; throws a UsageError for a combination that cannot work. */
+export function guardOptions (flags: GuardFlags): GuardOptions {
+  if ((flags.publicKey === undefined) === (flags.jwksUrl === undefined)) {
+    throw new UsageError('give exactly one of --public-key and --jwks-url')
+  }
+  const options: GuardOptions = { requireAcl: flags.requireAcl, errorFormat: flags.errorFormat }
+  if (flags.publicKey !== undefined) options.publicKey = readKeyText(flags.publicKey, '--public-key')
+  if (flags.jwksUrl !== undefined) options.jwksUrl = flags.jwksUrl
+  if (flags.appId !== undefined) options.applicationId = flags.appId
+  if (flags.aclPath !== undefined) options.aclPath = flags.aclPath
+  return options
+}
+
+/** The flags of a long-running server: where it listens, its health route, how it stops, its log. */
+export interface ServerFlags {
+  port: number
+  host: string
+  /** The unguarded health route, or false for none. */
+  healthPath: string | false
+  /** Seconds the requests in flight get after SIGTERM. */
+  gracePeriod: number
+  logLevel: string
+}
+
+/** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
+export function healthPathFlag (value: string): string {
+  let canonical: string | undefined
+  try {
+    canonical = /[?#]/.test(value) ? undefined : canonicalPath(value)
+  } catch {
+    canonical = undefined
+  }
+  if (canonical !== value || value === '/') throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
+  return value
+}
+
+export function addServerFlags (command: Command): Command {
+  return command
+    .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
+    .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
+    .option('--health-path <path>', 'the unguarded health route (GET and HEAD)', healthPathFlag, '/healthz')
+    .option('--no-health-path', 'no health route: every path is guarded')
+    .option('--grace-period <seconds>', 'after SIGTERM, how long requests in flight may take before the process exits', integerFlag(0, 3600), DEFAULT_GRACE_PERIOD)
+    .option('--log-level <level>', 'Fastify log level (fatal, error, warn, info, debug, trace, silent)', logLevelFlag, 'info')
+}
+
+/**
+ * Run a built server until a signal: shutdown on SIGINT/SIGTERM, listen, print `banner(base)`
+ * (which ends with "(Ctrl-C to stop)"). What a worker process (--workers) runs, too.
+ */
+export async function runServer (app: FastifyInstance, flags: ServerFlags, banner: (base: string) => string): Promise<void> {
+  closeOnSignals(app, flags.gracePeriod)
+  const base = await listen(app, flags.host, flags.port)
+  process.stdout.write(`${banner(base)}\n`)
 }

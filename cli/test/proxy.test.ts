@@ -2,41 +2,17 @@
  * proxy: the guard in front of a real upstream; only granted requests go up, byte for byte, with
  * the verified identity.
  */
-import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { execFile } from 'node:child_process'
+import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { rawRequest } from '../../test/helpers/http.js'
 import { APP_ID, claims, keys, otherKeys, sign } from '../../test/helpers/keys.js'
 import { REALM, inTurns, liveToken, portOf, run, start, stop } from './helpers/bin.js'
+import { docsConfig, installed, startNginx, substitute } from './helpers/edge.js'
+import { exchange, recordingUpstream as upstream, spellings } from './helpers/http.js'
 
-
-interface Seen {
-  method: string
-  url: string
-  headers: IncomingHttpHeaders
-  body: string
-}
-
-/** A real upstream that records the raw request target and headers it receives. */
-async function upstream (t: Test): Promise<{ port: number, seen: Seen[] }> {
-  const seen: Seen[] = []
-  const server = createServer((req, res) => {
-    let body = ''
-    req.on('data', (chunk: Buffer) => { body += chunk.toString() })
-    req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body })
-      res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ upstream: true }))
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  return { port: (server.address() as AddressInfo).port, seen }
-}
 
 t.test('proxy forwards a granted request byte for byte with the verified identity, and never a refused one', async t => {
   const up = await upstream(t)
@@ -173,4 +149,190 @@ t.test('proxy refuses a bad command line with exit 2', async t => {
     t.equal(results[i]!.code, 2, `${name}: exit 2`)
     t.match(results[i]!.stderr, message, `${name}: says why`)
   }
+})
+
+/** Start a proxy in front of `up` with the test key; killed in teardown. */
+async function proxyTo (t: Test, upstreamPort: number, extra: string[] = []): Promise<{ port: number, proxy: Awaited<ReturnType<typeof start>> }> {
+  const proxy = await start(['proxy', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--port', '0', '--public-key', keys.publicPem, '--log-level', 'warn', ...extra])
+  t.teardown(() => { proxy.child.kill('SIGKILL') })
+  return { port: portOf(proxy.base), proxy }
+}
+
+t.test('no header the proxy strips or sets reaches the upstream in any spelling (_ read as -, case ignored)', async t => {
+  const up = await upstream(t)
+  const { port, proxy } = await proxyTo(t, up.port)
+  const jwt = await liveToken({ sub: 'alice' })
+  // The class of Puma's CVE-2024-45614: PHP, WSGI and Rack read X_Vonage_Sub as HTTP_X_VONAGE_SUB.
+  const sent: Array<[string, string]> = [
+    ['Authorization', `Bearer ${jwt}`],
+    ['X_Vonage_Sub', 'mallory'], ['x-vonage_sub', 'mallory'], ['X-VONAGE-SUB', 'mallory'],
+    ['X-Vonage_Application-Id', 'forged-app'], ['X_VONAGE_APPLICATION_ID', 'forged-app'],
+    ['X_Original_URL', '/admin'], ['X-Original-Url', '/admin'], ['X-Rewrite_URL', '/admin'], ['X_Forwarded_Prefix', '/admin'],
+    ['X-HTTP-Method-Override', 'DELETE'], ['X-HTTP-Method_Override', 'DELETE'], ['X-HTTP-Method', 'DELETE'], ['X_HTTP_Method', 'DELETE'],
+    ['X-Method-Override', 'DELETE'], ['X_Method_Override', 'DELETE'],
+    ['X-Forwarded-For', '6.6.6.6'], ['X_Forwarded_For', '6.6.6.6'], ['X-Forwarded-Host', 'evil.example'], ['X-Forwarded_Host', 'evil.example'],
+    ['X-Forwarded-Proto', 'https'], ['x_forwarded_proto', 'https'], ['X-Forwarded-Port', '443'], ['X-Forwarded-Server', 'evil'],
+    ['Forwarded', 'for=6.6.6.6;proto=https'], ['X-Real-IP', '6.6.6.6'], ['X_Real_IP', '6.6.6.6']
+  ]
+  const res = await exchange(port, { target: '/v1/users/abc', headers: sent })
+  t.equal(res.status, 200, res.body)
+  t.equal(up.seen.length, 1)
+  const seen = up.seen[0]!
+  t.equal(seen.method, 'GET')
+  t.same(spellings(seen, 'x-vonage-sub'), [['x-vonage-sub', 'alice']], 'X-Vonage-Sub once, the verified sub, no other spelling')
+  t.same(spellings(seen, 'x-vonage-application-id'), [['x-vonage-application-id', APP_ID]], 'X-Vonage-Application-Id once, the verified id')
+  for (const name of ['x-original-url', 'x-rewrite-url', 'x-forwarded-prefix', 'x-http-method-override', 'x-http-method', 'x-method-override',
+    'x-forwarded-port', 'x-forwarded-server', 'forwarded', 'x-real-ip']) {
+    t.same(spellings(seen, name), [], `${name}: in no spelling`)
+  }
+  t.same(spellings(seen, 'x-forwarded-for'), [['x-forwarded-for', '127.0.0.1']], 'X-Forwarded-For: the client\'s address, set by the proxy')
+  t.same(spellings(seen, 'x-forwarded-host'), [['x-forwarded-host', '127.0.0.1']], 'X-Forwarded-Host: the Host the client sent')
+  t.same(spellings(seen, 'x-forwarded-proto'), [['x-forwarded-proto', 'http']], 'X-Forwarded-Proto: the scheme the proxy was reached with')
+  t.equal(await stop(proxy), 0)
+})
+
+t.test('a method override never reaches the upstream: a token granted only POST cannot ask for DELETE', async t => {
+  const up = await upstream(t)
+  const { port, proxy } = await proxyTo(t, up.port)
+  const postOnly = await liveToken({ acl: { paths: { '/v1/files/**': { methods: ['POST'] } } } })
+  for (const name of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override', 'X_HTTP_Method_Override', 'x-http-method', 'X_METHOD_OVERRIDE']) {
+    const res = await exchange(port, { method: 'POST', target: '/v1/files/f1', headers: [['Authorization', `Bearer ${postOnly}`], [name, 'DELETE']], body: '{}' })
+    t.equal(res.status, 200, `${name}: ${res.body}`)
+    const seen = up.seen.at(-1)!
+    t.equal(seen.method, 'POST')
+    for (const override of ['x-http-method-override', 'x-http-method', 'x-method-override']) t.same(spellings(seen, override), [], `${name}: no ${override} upstream`)
+  }
+  const denied = await exchange(port, { method: 'DELETE', target: '/v1/files/f1', headers: [['Authorization', `Bearer ${postOnly}`]] })
+  t.equal(denied.status, 403, 'DELETE itself is outside the ACL')
+  t.equal(up.seen.length, 6)
+  t.equal(await stop(proxy), 0)
+})
+
+t.test('hop-by-hop request headers (RFC 9110 7.6.1) are removed, never a 500', async t => {
+  const up = await upstream(t)
+  const { port, proxy } = await proxyTo(t, up.port)
+  const jwt = await liveToken()
+  const cases: Array<[string, Array<[string, string]>, string[]]> = [
+    ['Keep-Alive', [['Keep-Alive', 'timeout=5']], ['keep-alive']],
+    ['Upgrade without Connection: upgrade', [['Upgrade', 'h2c']], ['upgrade']],
+    ['TE', [['TE', 'trailers, deflate']], ['te']],
+    ['Trailer', [['Trailer', 'X-Checksum']], ['trailer']],
+    ['Proxy-Connection', [['Proxy-Connection', 'keep-alive']], ['proxy-connection']],
+    ['a header Connection names', [['Connection', 'close, X-Hop'], ['X-Hop', '1']], ['x-hop', 'connection']],
+    ['an underscore spelling of Keep-Alive', [['Keep_Alive', 'timeout=5']], ['keep-alive']]
+  ]
+  for (const [name, headers, gone] of cases) {
+    const before = up.seen.length
+    const res = await exchange(port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ...headers] })
+    t.equal(res.status, 200, `${name}: ${res.body}`)
+    if (up.seen.length !== before + 1) {
+      t.fail(`${name}: not forwarded`)
+      continue
+    }
+    const seen = up.seen.at(-1)!
+    for (const header of gone) {
+      // The proxy's own connection to the upstream may say keep-alive; nothing of the client's does.
+      const values = spellings(seen, header).map(([, value]) => value)
+      t.notOk(values.some(value => headers.some(([, sentValue]) => sentValue === value)), `${name}: the client's ${header} is not forwarded`)
+    }
+  }
+  const posted = await exchange(port, { method: 'POST', target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ['Transfer-Encoding', 'chunked']], raw: '5\r\nhello\r\n0\r\n\r\n' })
+  t.equal(posted.status, 200, `a chunked body: ${posted.body}`)
+  t.equal(up.seen.at(-1)?.body, 'hello', 'the chunked body arrives whole')
+  t.equal(await stop(proxy), 0)
+})
+
+t.test('Expect: 100-continue works end to end, from a client that waits for 100 before the body', async t => {
+  const up = await upstream(t)
+  const { proxy } = await proxyTo(t, up.port)
+  const jwt = await liveToken()
+  const body = 'x'.repeat(256 * 1024)
+  const res = await new Promise<{ status: number, continued: boolean, body: string }>((resolve, reject) => {
+    let continued = false
+    const req = httpRequest(`${proxy.base}/v1/users/abc/upload`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${jwt}`, expect: '100-continue', 'content-length': String(body.length), 'content-type': 'application/octet-stream' },
+      timeout: 10_000
+    }, (response) => {
+      let text = ''
+      response.on('data', (chunk: Buffer) => { text += chunk.toString() })
+      response.on('end', () => resolve({ status: response.statusCode!, continued, body: text }))
+    })
+    // The body goes only once the proxy said 100 Continue: a proxy that never says it hangs here.
+    req.on('continue', () => {
+      continued = true
+      req.end(body)
+    })
+    req.on('timeout', () => req.destroy(new Error('no 100 Continue and no answer')))
+    req.on('error', reject)
+  })
+  t.equal(res.status, 200, res.body)
+  t.ok(res.continued, 'the client got 100 Continue')
+  t.equal(up.seen.length, 1)
+  t.equal(up.seen[0]!.body.length, body.length, 'the whole body reached the upstream')
+  t.same(spellings(up.seen[0]!, 'expect'), [], 'Expect is not forwarded: the proxy answered it')
+
+  // curl sends Expect: 100-continue on large uploads; here it is asked for explicitly.
+  const curl = await new Promise<{ code: number | null, stdout: string }>((resolve) => {
+    execFile('curl', ['-s', '-o', '-', '-w', '\n%{http_code}', '-X', 'PUT', '-H', `Authorization: Bearer ${jwt}`, '-H', 'Expect: 100-continue',
+      '--expect100-timeout', '30', '--data-binary', '@-', `${proxy.base}/v1/users/abc/upload`], { timeout: 20_000 }, (error, stdout) => {
+      resolve({ code: error === null ? 0 : (error.code as number | null), stdout })
+    }).stdin!.end(body)
+  })
+  t.equal(curl.code, 0, 'curl ran')
+  t.equal(curl.stdout.split('\n').at(-1), '200', 'curl: 200')
+  t.equal(up.seen.at(-1)!.body.length, body.length, 'curl: the whole body reached the upstream')
+  t.equal(await stop(proxy), 0)
+})
+
+t.test('X-Forwarded-For/-Host/-Proto: set by the proxy; with --trust-proxy and a trusted peer, the chain is appended to', async t => {
+  const up = await upstream(t)
+  const jwt = await liveToken()
+  const fromClient: Array<[string, string]> = [
+    ['Authorization', `Bearer ${jwt}`], ['X-Forwarded-For', '203.0.113.7, 198.51.100.2'], ['X-Forwarded-Host', 'api.example.com'],
+    ['X-Forwarded-Proto', 'https'], ['Forwarded', 'for=203.0.113.7;proto=https'], ['X-Real-IP', '203.0.113.7'],
+    ['X-Forwarded-Port', '443'], ['X_Forwarded_For', '6.6.6.6'], ['X_Real_IP', '6.6.6.6']
+  ]
+
+  const trusted = await proxyTo(t, up.port, ['--trust-proxy', '127.0.0.1'])
+  t.equal((await exchange(trusted.port, { target: '/v1/users/abc', headers: fromClient })).status, 200)
+  let seen = up.seen.at(-1)!
+  t.same(spellings(seen, 'x-forwarded-for'), [['x-forwarded-for', '203.0.113.7, 198.51.100.2, 127.0.0.1']], 'trusted peer: its chain, then the peer')
+  t.same(spellings(seen, 'x-forwarded-host'), [['x-forwarded-host', 'api.example.com']], 'trusted peer: its X-Forwarded-Host')
+  t.same(spellings(seen, 'x-forwarded-proto'), [['x-forwarded-proto', 'https']], 'trusted peer: its X-Forwarded-Proto')
+  t.same(spellings(seen, 'forwarded'), [['forwarded', 'for=203.0.113.7;proto=https']], 'trusted peer: its Forwarded, unchanged')
+  t.same(spellings(seen, 'x-real-ip'), [['x-real-ip', '203.0.113.7']], 'trusted peer: its X-Real-IP, not the underscore copy')
+  t.same(spellings(seen, 'x-forwarded-port'), [['x-forwarded-port', '443']], 'trusted peer: its X-Forwarded-Port')
+  const bare = await exchange(trusted.port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`]] })
+  t.equal(bare.status, 200)
+  seen = up.seen.at(-1)!
+  t.same([spellings(seen, 'x-forwarded-for'), spellings(seen, 'x-forwarded-host'), spellings(seen, 'x-forwarded-proto')],
+    [[['x-forwarded-for', '127.0.0.1']], [['x-forwarded-host', '127.0.0.1']], [['x-forwarded-proto', 'http']]], 'trusted peer that sent none: the proxy\'s own')
+
+  const untrusted = await proxyTo(t, up.port, ['--trust-proxy', '10.0.0.0/8,192.168.0.0/16'])
+  t.equal((await exchange(untrusted.port, { target: '/v1/users/abc', headers: fromClient })).status, 200)
+  seen = up.seen.at(-1)!
+  t.same(spellings(seen, 'x-forwarded-for'), [['x-forwarded-for', '127.0.0.1']], 'a peer outside --trust-proxy: replaced')
+  t.same(spellings(seen, 'x-forwarded-host'), [['x-forwarded-host', '127.0.0.1']])
+  t.same(spellings(seen, 'x-forwarded-proto'), [['x-forwarded-proto', 'http']])
+  for (const name of ['forwarded', 'x-real-ip', 'x-forwarded-port']) t.same(spellings(seen, name), [], `a peer outside --trust-proxy: no ${name}`)
+  t.equal(await stop(trusted.proxy), 0)
+  t.equal(await stop(untrusted.proxy), 0)
+})
+
+const NO_NGINX = installed('nginx', ['-v']) ? false : 'nginx is not installed (apt-get install nginx; .ci/run installs it)'
+
+t.test('proxy behind nginx as docs/deployment.md shows it (--trust-proxy loopback): the client\'s address goes up in the chain', { skip: NO_NGINX }, async t => {
+  const up = await upstream(t)
+  const { proxy } = await proxyTo(t, up.port, ['--trust-proxy', 'loopback'])
+  const nginx = await startNginx(t, (port) => `server {\n  listen 127.0.0.1:${port};\n${substitute(docsConfig('nginx-tls-terminator'), [['127.0.0.1:3000', `127.0.0.1:${portOf(proxy.base)}`]])}\n}`)
+  const jwt = await liveToken({ sub: 'alice' })
+  const res = await exchange(nginx.port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ['X-Forwarded-For', '198.51.100.9'], ['X_Forwarded_For', '6.6.6.6'], ['X-Vonage-Sub', 'mallory']] })
+  t.equal(res.status, 200, res.body)
+  const seen = up.seen.at(-1)!
+  t.same(spellings(seen, 'x-forwarded-for'), [['x-forwarded-for', '198.51.100.9, 127.0.0.1, 127.0.0.1']], 'the client\'s chain, nginx\'s peer (the client), then nginx')
+  t.same(spellings(seen, 'x-forwarded-proto'), [['x-forwarded-proto', 'http']], 'the scheme nginx was reached with')
+  t.same(spellings(seen, 'x-forwarded-host'), [['x-forwarded-host', '127.0.0.1']], 'the Host the client sent to nginx')
+  t.same(spellings(seen, 'x-vonage-sub'), [['x-vonage-sub', 'alice']], 'the verified sub, not the client\'s')
+  t.equal(await stop(proxy), 0)
 })

@@ -8,7 +8,7 @@
  * - an Express-only app: no Fastify, at most 8 packages added, the README's Express example
  *   compiles and answers the same, and CommonJS `require()` works on every Node given;
  * - the CLI package installed alone (with the library's tarball: the library is not on the
- *   registry yet) runs `keygen`, `create`, `verify` and `serve`.
+ *   registry yet) runs `keygen`, `create`, `verify`, `serve` and `forward-auth`.
  * It needs the registry and a minute or two, so it is not part of `npm test`.
  */
 import { execFile, spawn } from 'node:child_process'
@@ -215,7 +215,7 @@ async function appWithLibrary (t: Test, name: string, files: Record<string, stri
 
 t.test('the tarballs hold the built code, its types, the LICENSE and the docs, and nothing else', async t => {
   const libFiles = packed.lib.files.map(f => f.path)
-  for (const entry of ['index', 'express', 'mint', 'stores/redis']) {
+  for (const entry of ['index', 'express', 'mint', 'stores/redis', 'forward-auth']) {
     t.ok(libFiles.includes(`dist/${entry}.js`), `dist/${entry}.js`)
     t.ok(libFiles.includes(`dist/${entry}.d.ts`), `dist/${entry}.d.ts`)
   }
@@ -235,7 +235,7 @@ t.test('the tarballs hold the built code, its types, the LICENSE and the docs, a
   const cli = await packedManifest(packed.cli.tarball)
   t.same(cli.bin, { 'vonage-jwt-guard': './dist/index.js' })
   t.match(cli.dependencies['vonage-jwt-guard'], /^\^\d+\.\d+\.\d+$/, 'a real semver range on the library')
-  t.same(Object.keys(cli.dependencies).sort(), ['@fastify/http-proxy', 'commander', 'fastify', 'pino-pretty', 'vonage-jwt-guard'])
+  t.same(Object.keys(cli.dependencies).sort(), ['@fastify/error', '@fastify/http-proxy', '@fastify/proxy-addr', 'commander', 'fastify', 'pino-pretty', 'vonage-jwt-guard'])
 })
 
 t.test('beside fastify@5.2.0: one Fastify, the README example compiles strictly and answers 200 / 401 / 403', async t => {
@@ -284,7 +284,7 @@ const { generateKeys, mintToken } = require('vonage-jwt-guard/mint')
   }
 })
 
-t.test('the CLI package installed alone runs keygen, create, verify and serve', async t => {
+t.test('the CLI package installed alone runs keygen, create, verify, serve and forward-auth', async t => {
   const dir = scratchApp('cli-user')
   const install = await npm(['install', packed.cli.tarball, packed.lib.tarball], dir)
   t.equal(install.code, 0, 'the two tarballs install', { stderr: install.stderr })
@@ -309,30 +309,41 @@ t.test('the CLI package installed alone runs keygen, create, verify and serve', 
   t.equal(denied.code, 1, 'verify, outside the ACL: exit 1')
   t.match(denied.stdout, /VJG_ACL_DENIED/)
 
-  const serve = spawn(...asUser('npx', ['--no-install', 'vonage-jwt-guard', 'serve', '--port', '0', '--public-key', 'keys/public.key', '--log-level', 'warn']), { cwd: dir, env: userEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  // npx runs the bin in a child of its own: end the whole group.
-  t.teardown(() => {
-    try {
-      process.kill(-serve.pid!, 'SIGKILL')
-    } catch {
-      // Already gone.
-    }
-  })
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error(`serve did not listen within 30 s:\n${out}`)), 30_000)
-    serve.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
-    serve.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /listening on (http:\/\/[^\s,]+)/.exec(out)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve(match[1]!)
+  /** Start a server command of the installed bin; resolves with its port. */
+  const started = (args: string[]): Promise<number> => {
+    const child = spawn(...asUser('npx', ['--no-install', 'vonage-jwt-guard', ...args]), { cwd: dir, env: userEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    // npx runs the bin in a child of its own: end the whole group.
+    t.teardown(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // Already gone.
       }
     })
-  })
-  const port = Number(new URL(base).port)
+    return new Promise<number>((resolve, reject) => {
+      let out = ''
+      const timer = setTimeout(() => reject(new Error(`${args[0]!} did not listen within 30 s:\n${out}`)), 30_000)
+      child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString()
+        const match = /listening on (http:\/\/[^\s,]+)/.exec(out)
+        if (match !== null) {
+          clearTimeout(timer)
+          resolve(Number(new URL(match[1]!).port))
+        }
+      })
+    })
+  }
+  const port = await started(['serve', '--port', '0', '--public-key', 'keys/public.key', '--log-level', 'warn'])
   const answer = await rawRequest(port, '/v1/users/abc', { authorization: `Bearer ${token}` })
   t.equal(answer.status, 200, 'serve answers a granted request')
   t.equal((await rawRequest(port, '/v1/users/abc')).status, 401, 'serve refuses a request without a token')
+
+  // forward-auth loads the library's vonage-jwt-guard/forward-auth through the packed exports map.
+  const checks = await started(['forward-auth', '--port', '0', '--public-key', 'keys/public.key', '--log-level', 'warn'])
+  const check = { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/v1/users/abc' }
+  const grant = await rawRequest(checks, '/auth', { authorization: `Bearer ${token}`, ...check })
+  t.equal(grant.status, 200, 'forward-auth grants a check')
+  t.equal(grant.headers['x-vonage-sub'], 'alice', 'with the verified sub')
+  t.equal((await rawRequest(checks, '/auth', check)).status, 401, 'forward-auth refuses a check without a token')
 })

@@ -38,7 +38,8 @@ export function rawRequest (port: number, target: string, headers: Record<string
   })
 }
 
-function dechunk (text: string): string {
+/** The body of a chunked response, its chunks joined. */
+export function dechunk (text: string): string {
   let out = ''
   let rest = text
   for (;;) {

@@ -1,0 +1,102 @@
+/**
+ * What `proxy` sends upstream and back, header by header. A request header is compared by its
+ * name with `_` read as `-` and case ignored, the way PHP, WSGI and Rack read it
+ * (`X_Vonage_Sub` is their `HTTP_X_VONAGE_SUB`, the class of Puma's CVE-2024-45614): a header the
+ * proxy strips or sets never reaches the upstream in another spelling.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { IDENTITY_HEADERS } from 'vonage-jwt-guard/forward-auth'
+
+/** Each asks some server or framework to use another URL, path prefix or method than the one the guard authorized. */
+export const REWRITE_HEADERS = Object.freeze(['x-original-url', 'x-rewrite-url', 'x-forwarded-prefix'])
+export const METHOD_OVERRIDE_HEADERS = Object.freeze(['x-http-method-override', 'x-http-method', 'x-method-override'])
+
+/**
+ * RFC 9110 7.6.1: they describe one connection, not the message (plus Keep-Alive,
+ * Proxy-Connection and the names Connection lists). `Expect` too: the proxy answers
+ * `100-continue` itself (Node sends it before the body is read), the upstream connection is ours.
+ */
+export const HOP_BY_HOP_HEADERS = Object.freeze(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+const ANSWERED_HERE = Object.freeze(['expect'])
+
+/**
+ * What upstreams read as the client's address, host and scheme. The proxy sets the first three;
+ * all of them pass from a trusted peer (--trust-proxy) in their exact spelling, and are removed
+ * from anyone else.
+ */
+export const FORWARDING_HEADERS = Object.freeze(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-server'])
+
+const IDENTITY = Object.values(IDENTITY_HEADERS)
+const ALWAYS_STRIPPED = new Set<string>([...REWRITE_HEADERS, ...METHOD_OVERRIDE_HEADERS, ...IDENTITY, ...HOP_BY_HOP_HEADERS, ...ANSWERED_HERE])
+const FORWARDING = new Set<string>(FORWARDING_HEADERS)
+
+/** A header name as PHP, WSGI and Rack read it: lower case, `_` read as `-`. */
+export function foldName (name: string): string {
+  return name.toLowerCase().replaceAll('_', '-')
+}
+
+/** The names a Connection header lists, folded. */
+function connectionNames (value: string | string[] | undefined): Set<string> {
+  const list = Array.isArray(value) ? value.join(',') : value ?? ''
+  return new Set(list.split(',').map(name => foldName(name.trim())).filter(name => name !== ''))
+}
+
+/** The client side of one forwarded request. */
+export interface Hop {
+  /** The client's own request headers, as Node parsed them (its Host, its Connection). */
+  readonly received: IncomingHttpHeaders
+  /** The peer's address (IPv4-mapped IPv6 shown as IPv4). */
+  readonly peer: string
+  /** Whether the peer is a proxy we trust (--trust-proxy): its forwarding headers are kept and extended. */
+  readonly trusted: boolean
+  /** The verified identity headers (`identityHeaders()` of the claims). */
+  readonly identity: Readonly<Record<string, string>>
+}
+
+function single (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+/**
+ * The headers sent upstream: the client's, minus every spelling of the stripped ones and of the
+ * names its Connection lists, minus its forwarding headers unless the peer is trusted; plus
+ * X-Forwarded-For (the chain, then the peer), -Host and -Proto, and the verified identity.
+ */
+export function upstreamHeaders (headers: IncomingHttpHeaders, hop: Hop): IncomingHttpHeaders {
+  const listed = connectionNames(hop.received.connection)
+  const out: IncomingHttpHeaders = {}
+  for (const [name, value] of Object.entries(headers)) {
+    const folded = foldName(name)
+    if (ALWAYS_STRIPPED.has(folded) || listed.has(folded)) continue
+    // Only the exact spelling of a trusted peer's: `X_Forwarded_For` is nobody's forwarding header.
+    if (FORWARDING.has(folded) && !(hop.trusted && name === folded)) continue
+    out[name] = value
+  }
+  const chain = hop.trusted ? single(out['x-forwarded-for']) : undefined
+  out['x-forwarded-for'] = chain === undefined || chain.trim() === '' ? hop.peer : `${chain}, ${hop.peer}`
+  const host = single(hop.received.host)
+  if (out['x-forwarded-host'] === undefined && host !== undefined) out['x-forwarded-host'] = host
+  // The proxy listens on plain HTTP: a TLS terminator in front says https through --trust-proxy.
+  out['x-forwarded-proto'] ??= 'http'
+  return Object.assign(out, hop.identity)
+}
+
+/**
+ * The upstream's hop-by-hop response headers describe its connection to us, not ours to the
+ * client: passed on, `connection: keep-alive` would hold open a connection the client asked to
+ * close.
+ */
+export function downstreamHeaders<Headers extends Record<string, unknown>> (headers: Headers): Headers {
+  const out: Record<string, unknown> = { ...headers }
+  const listed = typeof out.connection === 'string' ? connectionNames(out.connection) : new Set<string>()
+  for (const name of Object.keys(out)) {
+    if (HOP_BY_HOP_HEADERS.includes(name) || listed.has(name)) delete out[name]
+  }
+  return out as Headers
+}
+
+/** An address as a person reads it: `::ffff:127.0.0.1` is 127.0.0.1. */
+export function plainAddress (address: string | undefined): string {
+  if (address === undefined) return 'unknown'
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+}

@@ -1,0 +1,132 @@
+/**
+ * The real nginx and Caddy for the tests, run unprivileged-friendly on free loopback ports with
+ * every file in a scratch folder (nginx: `-p` and its own temp paths; Caddy: `admin off`,
+ * `auto_https off`, its own HOME and XDG folders), with configurations read from
+ * docs/deployment.md so the docs cannot drift from what is tested. Stopped in teardown.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { freePort } from './bin.js'
+
+const DOCS = new URL('../../../docs/deployment.md', import.meta.url)
+
+/** The code block right after `<!-- config: NAME -->` in docs/deployment.md. */
+export function docsConfig (name: string): string {
+  const text = readFileSync(DOCS, 'utf8')
+  const match = new RegExp(`<!-- config: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\`\\n`).exec(text)
+  if (match === null) throw new Error(`docs/deployment.md has no "<!-- config: ${name} -->" block`)
+  return match[1]!
+}
+
+/** Replace each documented value, failing when the docs no longer contain it. */
+export function substitute (config: string, replacements: Array<[string, string]>): string {
+  let out = config
+  for (const [from, to] of replacements) {
+    if (!out.includes(from)) throw new Error(`the documented configuration no longer contains "${from}"`)
+    out = out.split(from).join(to)
+  }
+  return out
+}
+
+/** Whether `binary args` runs (the tests that need it skip, with the reason, when not). */
+export function installed (binary: string, args: string[]): boolean {
+  try {
+    execFileSync(binary, args, { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Resolves when `port` accepts a connection (10 s at most). */
+async function accepting (port: number, what: string, log: () => string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1')
+      socket.on('connect', () => { socket.destroy(); resolve(true) })
+      socket.on('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`${what} did not listen on ${port}:\n${log()}`)
+}
+
+export interface Proxy {
+  port: number
+  log: () => string
+}
+
+/** Start a child that must be stopped gracefully (nginx's workers outlive a SIGKILLed master). */
+function spawnDaemon (t: Test, command: string, args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess, log: () => string } {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let log = ''
+  child.stdout!.on('data', (chunk: Buffer) => { log += chunk.toString() })
+  child.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString() })
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(timer)
+  })
+  return { child, log: () => log }
+}
+
+function readIfThere (path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+function scratch (t: Test, name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `vjg-${name}-`))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/**
+ * nginx with `http` holding `server(port)`: what a distribution's nginx.conf gives a server block
+ * (its own pid, logs and temp paths), here in a scratch folder.
+ */
+export async function startNginx (t: Test, server: (port: number) => string): Promise<Proxy> {
+  const dir = scratch(t, 'nginx')
+  const port = await freePort()
+  const conf = [
+    `pid ${dir}/nginx.pid;`,
+    `error_log ${dir}/error.log warn;`,
+    // As root (CI), the workers would run as nobody, who cannot use the scratch folder.
+    ...(process.getuid?.() === 0 ? ['user root;'] : []),
+    'worker_processes 1;',
+    'events { worker_connections 256; }',
+    'http {',
+    `  access_log ${dir}/access.log;`,
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(kind => `  ${kind}_temp_path ${dir}/${kind};`),
+    server(port),
+    '}'
+  ].join('\n')
+  writeFileSync(join(dir, 'nginx.conf'), conf)
+  const { log } = spawnDaemon(t, 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log'), '-g', 'daemon off;'])
+  const logs = (): string => `${log()}\n${readIfThere(join(dir, 'error.log'))}`
+  await accepting(port, 'nginx', logs)
+  return { port, log: logs }
+}
+
+/** Caddy with `site(port)` after global options: no admin endpoint, no certificates, every file in a scratch folder. */
+export async function startCaddy (t: Test, site: (port: number) => string): Promise<Proxy> {
+  const dir = scratch(t, 'caddy')
+  const port = await freePort()
+  const global = `{\n\tadmin off\n\tauto_https off\n\tstorage file_system ${dir}/data\n}\n\n`
+  writeFileSync(join(dir, 'Caddyfile'), `${global}${site(port)}\n`)
+  const { log } = spawnDaemon(t, 'caddy', ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'],
+    { HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') })
+  await accepting(port, 'caddy', log)
+  return { port, log }
+}

@@ -1,0 +1,284 @@
+/**
+ * forward-auth: the service a reverse proxy asks "may this request pass?" (nginx `auth_request`,
+ * Caddy `forward_auth`, Traefik `ForwardAuth`, Envoy `ext_authz` as an HTTP service), as a
+ * Fastify plugin. The check request carries the client's headers (so the token) and names the
+ * original request; the guard decides on that original method and target exactly as it decides
+ * on a request it serves itself. A grant is 200 with the verified identity in
+ * `X-Vonage-Application-Id` / `X-Vonage-Sub` for the proxy to copy upstream; a refusal is the
+ * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`. A claim the
+ * token lacks is an empty header (so no proxy passes a client's copy or a placeholder instead).
+ *
+ * Fail closed: a check that does not name exactly one original request (no pair of headers, half
+ * a pair, a header given twice or spelled with `_`, two pairs that disagree) is never granted,
+ * and neither is an original request that carries an identity header of its own in any
+ * spelling, so a proxy configuration that forgets to remove the client's copy still holds.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { canonicalPath } from './canonical-path.js'
+import { GuardError, invalidOption, problemBody } from './errors.js'
+import { createGuard } from './guard.js'
+import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
+
+/** The headers that carry the verified identity upstream, by claim: set from the claims only. */
+export const IDENTITY_HEADERS = Object.freeze({
+  application_id: 'x-vonage-application-id',
+  sub: 'x-vonage-sub'
+} as const)
+
+/** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
+export const CODE_HEADER = 'x-vonage-guard-code'
+
+export interface ForwardAuthOptions extends GuardOptions<FastifyRequest> {
+  /**
+   * Envoy `ext_authz` with an HTTP service sends the original method and `path_prefix` + the
+   * original target as its own request line. Set this to that `path_prefix` (a path such as
+   * `/envoy`): check requests under it are read that way, and must not carry the header pairs.
+   * Everywhere else the original request is read from the header pairs. @default undefined (off)
+   */
+  envoyPathPrefix?: string
+  /**
+   * An unguarded health route in the plugin's context: `GET` and `HEAD` answer 204. 204, not
+   * 200, because Envoy grants only on 200: an Envoy sent here by mistake is never granted; and a
+   * request carrying the header pairs (a proxy pointed here) is refused. @default undefined (none)
+   */
+  healthPath?: string
+}
+
+/** The two ways a proxy names the original request: method header and target header. */
+const PAIRS = Object.freeze([
+  { method: 'x-forwarded-method', target: 'x-forwarded-uri', names: 'X-Forwarded-Method and X-Forwarded-Uri' },
+  { method: 'x-original-method', target: 'x-original-uri', names: 'X-Original-Method and X-Original-URI' }
+] as const)
+
+const SPELLED: Record<string, string> = {
+  'x-forwarded-method': 'X-Forwarded-Method',
+  'x-forwarded-uri': 'X-Forwarded-Uri',
+  'x-original-method': 'X-Original-Method',
+  'x-original-uri': 'X-Original-URI',
+  'x-vonage-application-id': 'X-Vonage-Application-Id',
+  'x-vonage-sub': 'X-Vonage-Sub'
+}
+const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS))
+
+/** RFC 9110 `method = token`. */
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** A header value we pass on: printable ASCII. Control characters would split or smuggle headers. */
+const HEADER_SAFE = /^[\x20-\x7e]*$/
+
+/** What the check is about: the original request's method and raw request target. */
+interface OriginalRequest {
+  readonly method: string
+  readonly target: string
+}
+
+function invalid (message: string): GuardError {
+  return new GuardError('VJG_FORWARD_INVALID', message)
+}
+
+/**
+ * The watched headers of a request (the pairs and the identity headers), by their name with `_`
+ * read as `-` and case ignored, as PHP, WSGI and Rack read them. An identity header is refused
+ * at once; a pair header must be spelled with `-` (anything else is a client's or a
+ * misconfigured proxy's, and another component could read it as the real one).
+ */
+function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
+  const found = new Map<string, string[]>()
+  const list = raw.rawHeaders
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = list[i] ?? ''
+    const value = list[i + 1] ?? ''
+    const lower = name.toLowerCase()
+    const folded = lower.replaceAll('_', '-')
+    const spelled = SPELLED[folded]
+    if (spelled === undefined) continue
+    if (IDENTITY.has(folded)) {
+      throw new GuardError('VJG_IDENTITY_HEADER', `The request carries "${name}": only the guard sets ${spelled}`)
+    }
+    if (lower !== folded) throw invalid(`"${name}" is spelled with "_": a proxy sends ${spelled}`)
+    const values = found.get(folded)
+    if (values === undefined) found.set(folded, [value])
+    else values.push(value)
+    if (values !== undefined) throw invalid(`${spelled} is given ${values.length} times: send it once`)
+  }
+  return found
+}
+
+/**
+ * The original request a check is about. `envoy` is the one its request line names (Envoy mode),
+ * or null when the header pairs must name it.
+ * @throws {GuardError} `VJG_IDENTITY_HEADER` or `VJG_FORWARD_INVALID` (400)
+ */
+function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): OriginalRequest {
+  const found = watchedHeaders(raw)
+  if (envoy !== null) {
+    if (found.size > 0) {
+      throw invalid('An Envoy check names the original request in its request line: it must not also carry X-Forwarded-Method/-Uri or X-Original-Method/-URI')
+    }
+    return envoy
+  }
+  const named: OriginalRequest[] = []
+  for (const pair of PAIRS) {
+    const method = found.get(pair.method)?.[0]
+    const target = found.get(pair.target)?.[0]
+    if (method === undefined && target === undefined) continue
+    if (method === undefined || target === undefined) throw invalid(`The request carries only one of ${pair.names}: send both`)
+    named.push({ method, target })
+  }
+  if (named.length === 0) {
+    throw invalid('The request does not say which request to authorize: send X-Forwarded-Method and X-Forwarded-Uri, or X-Original-Method and X-Original-URI')
+  }
+  const [first, second] = named as [OriginalRequest, OriginalRequest | undefined]
+  if (second !== undefined && (second.method !== first.method || second.target !== first.target)) {
+    throw invalid('X-Forwarded-Method/-Uri and X-Original-Method/-URI name different requests')
+  }
+  if (!METHOD.test(first.method)) throw invalid('The original method is not an HTTP method')
+  return first
+}
+
+/**
+ * The identity headers for verified claims: `application_id` and `sub`, each when present.
+ * @throws {GuardError} 401 `VJG_CLAIM_INVALID` when a claim cannot travel in a header unchanged
+ *   (not a string, or not printable ASCII: control characters would split or smuggle headers).
+ */
+export function identityHeaders (claims: Readonly<Record<string, unknown>>): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const [claim, header] of Object.entries(IDENTITY_HEADERS)) {
+    const value = claims[claim]
+    if (value === undefined) continue
+    if (typeof value !== 'string' || !HEADER_SAFE.test(value)) {
+      throw new GuardError('VJG_CLAIM_INVALID', `The "${claim}" claim cannot be passed to the upstream: it must be printable ASCII, without control characters`)
+    }
+    headers[header] = value
+  }
+  return headers
+}
+
+/** A path option: canonical, at least one segment, no query. */
+function checkPath (value: unknown, option: string): string | undefined {
+  if (value === undefined) return undefined
+  let canonical: string | undefined
+  try {
+    canonical = typeof value === 'string' && !/[?#]/.test(value) ? canonicalPath(value) : undefined
+  } catch {
+    canonical = undefined
+  }
+  if (canonical === undefined || canonical !== value || canonical === '/') {
+    invalidOption(option, 'must be a canonical path of at least one segment, such as /envoy (no trailing slash, no query)')
+  }
+  return canonical
+}
+
+/** Fastify's own register options, which are not the guard's. */
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+// An async plugin with nothing to await: a bad option thrown here rejects register() and ready().
+// eslint-disable-next-line @typescript-eslint/require-await
+const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyInstance, input) => {
+  const { envoyPathPrefix: envoyInput, healthPath: healthInput, ...rest } = input
+  const guardOptions = Object.fromEntries(Object.entries(rest).filter(([key]) => !REGISTER_OPTIONS.has(key)))
+  const envoyPathPrefix = checkPath(envoyInput, 'envoyPathPrefix')
+  const healthPath = checkPath(healthInput, 'healthPath')
+  if (envoyPathPrefix !== undefined && healthPath !== undefined &&
+    (healthPath === envoyPathPrefix || healthPath.startsWith(`${envoyPathPrefix}/`))) {
+    invalidOption('healthPath', `must not be under envoyPathPrefix (${envoyPathPrefix}): Envoy checks arrive there`)
+  }
+  const guard = createGuard<FastifyRequest>(guardOptions)
+  const { errorFormat } = guard.options
+  // The check is about another request: its own body (Envoy may send one) is never read.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', (_request, _payload, parsed) => { parsed(null) })
+
+  /** A refusal, already logged and published by the guard: its status, challenge and body, and its code. */
+  function refusal (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+    const coded = error as GuardError
+    reply.code(coded.statusCode).headers(coded.headers).header(CODE_HEADER, coded.code).header('cache-control', 'no-store')
+    if (errorFormat === 'problem') return reply.type('application/problem+json').send(problemBody(coded, request.id))
+    return reply.send({ statusCode: coded.statusCode, code: coded.code, error: coded.error, message: coded.message })
+  }
+
+  /** A grant: 200 with the identity headers (a claim that cannot travel in a header is refused). */
+  function grant (request: FastifyRequest, reply: FastifyReply, input: GuardRequest<FastifyRequest>, auth: AuthResult | null, envoy: boolean): FastifyReply {
+    let headers: Record<string, string>
+    try {
+      // The default route is never optional: a grant always carries a verified token.
+      if (auth === null) throw new GuardError('VJG_TOKEN_MISSING')
+      headers = identityHeaders(auth.claims)
+    } catch (error) {
+      return refusal(request, reply, guard.refuse(input, error))
+    }
+    const absent = Object.values(IDENTITY_HEADERS).filter(name => !(name in headers))
+    if (envoy) {
+      // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.
+      if (absent.length > 0) reply.header('x-envoy-auth-headers-to-remove', absent.join(', '))
+    } else {
+      // Present and empty, never absent: Caddy before 2.10 copies an absent header as the
+      // literal text of its placeholder ("{http.reverse_proxy.header.X-Vonage-Sub}"); nginx
+      // and later Caddy send no header for an empty value, Traefik an empty one.
+      for (const name of absent) headers[name] = ''
+    }
+    return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+  }
+
+  /** One check through the guard's pipeline, on the original request; a promise only when a stage waits. */
+  function check (request: FastifyRequest, reply: FastifyReply, envoy: OriginalRequest | null): FastifyReply | Promise<FastifyReply> {
+    const own: GuardRequest<FastifyRequest> = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
+    let input: GuardRequest<FastifyRequest>
+    let auth: ReturnType<typeof guard.authenticate>
+    try {
+      const original = originalRequest(request.raw, envoy)
+      input = { ...own, target: original.target, method: original.method }
+    } catch (error) {
+      // Not a question the guard can answer: reported as the pipeline reports its own refusals.
+      return refusal(request, reply, guard.refuse(own, error))
+    }
+    try {
+      auth = guard.authenticate(input)
+    } catch (error) {
+      return refusal(request, reply, error)
+    }
+    if (auth instanceof Promise) {
+      return auth.then(found => grant(request, reply, input, found, envoy !== null), (error: unknown) => refusal(request, reply, error))
+    }
+    return grant(request, reply, input, auth, envoy !== null)
+  }
+
+  // Each route opts out of a vonage-jwt-guard plugin registered around this one: the check
+  // request's own path is not what is authorized.
+  const config = { jwtGuard: false as const }
+  fastify.all('/', { config }, (request, reply) => check(request, reply, null))
+  fastify.all('/*', { config }, (request, reply) => check(request, reply, null))
+
+  if (envoyPathPrefix !== undefined) {
+    const start = `${fastify.prefix}${envoyPathPrefix}/`
+    fastify.all(`${envoyPathPrefix}/*`, { config }, (request, reply) => {
+      const url = request.raw.url ?? ''
+      if (!url.startsWith(start)) {
+        const own = { target: url, method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
+        return refusal(request, reply, guard.refuse(own, invalid(`An Envoy check must start with ${start}`)))
+      }
+      return check(request, reply, { method: request.raw.method ?? '', target: url.slice(start.length - 1) })
+    })
+  }
+
+  if (healthPath !== undefined) {
+    fastify.get(healthPath, { config }, (request, reply) => {
+      try {
+        if (watchedHeaders(request.raw).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
+      } catch (error) {
+        const own = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
+        return refusal(request, reply, guard.refuse(own, error))
+      }
+      return reply.code(204).header('cache-control', 'no-store').send()
+    })
+  }
+}
+
+/**
+ * The forward-auth plugin. Register it where the proxy sends its checks (Fastify's `prefix`
+ * works); it answers every method on `/` and `/*` of its context. Not wrapped to share its
+ * context: its routes, body parsing and hooks stay its own.
+ */
+export const forwardAuth = fp(plugin, { name: 'vonage-jwt-guard-forward-auth', fastify: '5.x', encapsulate: true })
+export default forwardAuth

@@ -27,7 +27,7 @@ interface ForwardAuthFlags extends GuardFlags, ServerFlags {
 /** The forward-auth service, ready to listen. */
 export async function buildForwardAuth (config: ForwardAuthConfig): Promise<FastifyInstance> {
   const { forwardAuth } = await import('vonage-jwt-guard/forward-auth')
-  const app = await newApp(config.fastify ?? fastifyOptions({ logLevel: 'info', logRequests: false }))
+  const app = await newApp(config.fastify ?? await fastifyOptions({ logLevel: 'info', logRequests: false }))
   await app.register(forwardAuth, {
     ...config.guard,
     ...(config.envoyPathPrefix === undefined ? {} : { envoyPathPrefix: config.envoyPathPrefix }),

@@ -7,9 +7,10 @@
  */
 import { subscribe } from 'node:diagnostics_channel'
 import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import { DECISION_CHANNEL, type GuardDecision } from 'vonage-jwt-guard'
-import { CommandFailed } from './shared.js'
+import { CommandFailed, reachableHost } from './shared.js'
 
 /** Where `proxy` publishes an upstream failure: `{ code, statusCode }` (upstream-errors.ts). */
 export const UPSTREAM_ERROR_CHANNEL = 'vonage-jwt-guard-cli:upstream-error'
@@ -124,4 +125,9 @@ export async function primaryMetrics (host: string, port: number): Promise<Serve
   const { AggregatorRegistry } = await import('prom-client')
   const aggregator = new AggregatorRegistry()
   return serveMetrics(host, port, () => aggregator.clusterMetrics(), aggregator.contentType)
+}
+
+/** Where a metrics listener answers, for the banner. */
+export function metricsUrl (host: string, server: Server): string {
+  return `http://${reachableHost(host)}:${(server.address() as AddressInfo).port}/metrics`
 }

@@ -78,7 +78,7 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
     import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth'), trustFunction(config.trustProxy)
   ])
   const app = await newApp({
-    ...(config.fastify ?? fastifyOptions({ logLevel: 'info', logRequests: false })),
+    ...(config.fastify ?? await fastifyOptions({ logLevel: 'info', logRequests: false })),
     // request.ip in the log is the client's, read through the proxies we trust.
     ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {})
   })

@@ -18,7 +18,7 @@ import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastif
 import { canonicalPath, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
 import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
 import { publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
-import { singleProcessMetrics, workerMetrics } from './metrics.js'
+import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
 import { runPrimary } from './workers.js'
 
@@ -88,12 +88,13 @@ function requestInLog (request: { method?: string, url?: string, ip?: string, so
 }
 
 /** The Fastify settings of the servers. */
-export function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): FastifyServerOptions {
+export async function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): Promise<FastifyServerOptions> {
+  const { LogController } = await import('fastify')
   return {
     logger: { ...loggerOptions(flags.logLevel), serializers: { req: requestInLog } },
     // Fastify's two lines per request made `proxy` 0.71x as fast (issue 16): refusals are logged
     // by the guard, and every request only when asked.
-    disableRequestLogging: !flags.logRequests
+    logController: new LogController({ disableRequestLogging: !flags.logRequests })
   }
 }
 
@@ -158,16 +159,21 @@ export async function runServer (settings: RunSettings): Promise<void> {
     await runPrimary(flags, settings.banner)
     return
   }
+  let banner = settings.banner
   if (flags.metricsPort !== undefined) {
-    if (cluster.isWorker) await workerMetrics()
-    else await singleProcessMetrics(flags.metricsHost, flags.metricsPort)
+    if (cluster.isWorker) {
+      await workerMetrics()
+    } else {
+      const at = metricsUrl(flags.metricsHost, await singleProcessMetrics(flags.metricsHost, flags.metricsPort))
+      banner = (base) => `metrics: ${at}\n${settings.banner(base)}`
+    }
   }
-  await serve(settings)
+  await serve({ ...settings, banner })
 }
 
 async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
   let closing = false
-  const base = fastifyOptions(flags)
+  const base = await fastifyOptions(flags)
 
   /** An app on these options, ready, with its request handler. */
   async function generation (options: GuardOptions): Promise<Generation> {

@@ -7,7 +7,7 @@
  * have (0 when all exited 0).
  */
 import cluster, { type Worker } from 'node:cluster'
-import { primaryMetrics } from './metrics.js'
+import { metricsUrl, primaryMetrics } from './metrics.js'
 import type { ServerFlags } from './server.js'
 import { EXIT, reachableHost } from './shared.js'
 
@@ -17,7 +17,7 @@ export const RESTART_WINDOW = 60_000
 
 /** Run the primary; returns once every worker listens (the process then lives on the workers). */
 export async function runPrimary (flags: ServerFlags, banner: (base: string) => string): Promise<void> {
-  if (flags.metricsPort !== undefined) await primaryMetrics(flags.metricsHost, flags.metricsPort)
+  const metrics = flags.metricsPort === undefined ? '' : `metrics: ${metricsUrl(flags.metricsHost, await primaryMetrics(flags.metricsHost, flags.metricsPort))}\n`
   const say = (line: string): void => { process.stderr.write(`vonage-jwt-guard: ${line}\n`) }
   let stopping = false
   let failed = false
@@ -89,7 +89,7 @@ export async function runPrimary (flags: ServerFlags, banner: (base: string) => 
     return
   }
   const pids = Object.values(cluster.workers ?? {}).map(w => w?.process.pid).join(', ')
-  process.stdout.write(`${flags.workers} workers (pids ${pids})\n${banner(`http://${reachableHost(flags.host)}:${port}`)}\n`)
+  process.stdout.write(`${metrics}${flags.workers} workers (pids ${pids})\n${banner(`http://${reachableHost(flags.host)}:${port}`)}\n`)
 }
 
 /** A second signal: every worker is killed at once, exit 1. */

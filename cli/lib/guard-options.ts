@@ -87,7 +87,7 @@ export function addGuardFlags (command: Command, { state }: { state: boolean }):
     command
       .option('--replay', 'accept each jti once (with --redis-url: across every instance)')
       .option('--revocation', 'refuse the tokens and subjects revoked in the Redis store (needs --redis-url)')
-      .addOption(new Option('--redis-url <url>', 'the Redis of the replay and revocation store (redis:// or rediss://)').env('VJG_REDIS_URL'))
+      .addOption(new Option('--redis-url <url>', 'the Redis of the replay and revocation store (redis:// or rediss://)').env('VONAGE_JWT_GUARD_REDIS_URL'))
   }
   return command
 }

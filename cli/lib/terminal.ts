@@ -4,6 +4,7 @@
  * and line or paragraph separator is shown as a `\uXXXX` escape, so a forged `kid` or claim
  * cannot draw lines of its own or reorder the ones `verify` prints.
  */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
 /** In JSON text, `JSON.stringify` has escaped C0 already (and its indentation holds raw newlines). */

@@ -78,8 +78,12 @@ export async function runPrimary (flags: ServerFlags, banner: (base: string) => 
     })
   })
 
-  process.on('SIGINT', () => { stopping ? killAll() : stopAll('SIGINT', false) })
-  process.on('SIGTERM', () => { stopping ? killAll() : stopAll('SIGTERM', false) })
+  const signalled = (signal: NodeJS.Signals): void => {
+    if (stopping) killAll()
+    stopAll(signal, false)
+  }
+  process.on('SIGINT', signalled)
+  process.on('SIGTERM', signalled)
   let port: number
   try {
     port = await ready

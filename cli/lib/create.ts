@@ -65,6 +65,7 @@ function privateKeyFrom (value: string): KeyObject {
   try {
     return createPrivateKey(text)
   } catch (error) {
+    // Node's reason names no key material (e.g. "error:1E08010C:DECODER routines::unsupported").
     throw new UsageError(`--private-key: not a private key in PEM (${(error as Error).message})`)
   }
 }
@@ -77,7 +78,7 @@ export function registerCreate (program: Command): void {
     .requiredOption('--private-key <path|pem>', 'the application private key: a path to private.key, or the PEM itself')
     .option('--sub <user>', 'the sub claim (the Client SDK user name)')
     .option('--acl <json>', 'the acl claim as JSON, checked as the verifier checks it', aclFlag)
-    .option('--exp <seconds>', 'the exp claim, unix seconds (wins over --ttl)', numericDateFlag)
+    .option('--exp <seconds>', 'the exp claim, unix seconds, in the future (wins over --ttl)', numericDateFlag)
     .option('--ttl <seconds>', 'lifetime: exp = iat + ttl', integerFlag(1, 315_360_000), 900)
     .option('--claim <key=value>', 'any other claim (repeat the flag for several); the value is parsed as JSON when it can be', claimFlag)
     .addHelpText('after', `
@@ -92,6 +93,14 @@ Example:
       if (flags.acl !== undefined && claims.acl !== undefined) throw new UsageError('give the acl with --acl or --claim acl=..., not both')
       const problem = claims.acl === undefined ? undefined : aclProblem(claims.acl)
       if (problem !== undefined) throw new UsageError(`--claim acl: ${problem}`)
+      const iat = typeof claims.iat === 'number' ? claims.iat : Math.floor(Date.now() / 1000)
+      if (flags.exp !== undefined && flags.exp <= iat) {
+        // vonage jwt create silently signs now + ttl instead, which hides the mistake; a token
+        // whose exp is not after its iat is one every verifier refuses (ours: VJG_CLAIM_INVALID).
+        // An expired token on purpose: give its iat too (--claim iat=...).
+        const at = new Date(flags.exp * 1000).toISOString().replace('.000Z', 'Z')
+        throw new UsageError(`--exp ${flags.exp} (${at}) is not after the token's iat (${iat}${typeof claims.iat === 'number' ? '' : ', now'}): it would expire before it is issued; give a later --exp or --ttl (or an earlier --claim iat=... for a token that has already expired)`)
+      }
       const key = privateKeyFrom(flags.privateKey)
       const token = await mintToken(claims, key, {
         applicationId: flags.appId,

@@ -5,9 +5,10 @@
  * to any path; `buildForwardAuth()` makes the app, the command runs it.
  */
 import type { Command } from 'commander'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
-import { addGuardFlags, addServerFlags, guardOptions, healthPathFlag, loggerOptions, runServer, type GuardFlags, type ServerFlags } from './shared.js'
+import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
+import { addServerFlags, fastifyOptions, healthPathFlag, newApp, runServer, type ServerFlags } from './server.js'
 
 export interface ForwardAuthConfig {
   guard: GuardOptions
@@ -15,7 +16,8 @@ export interface ForwardAuthConfig {
   envoyPathPrefix?: string
   /** The health route (204), or false. */
   healthPath: string | false
-  logLevel: string
+  /** Fastify's settings (the logger, the server runner's serverFactory); default: the CLI's, at info. */
+  fastify?: FastifyServerOptions
 }
 
 interface ForwardAuthFlags extends GuardFlags, ServerFlags {
@@ -24,8 +26,8 @@ interface ForwardAuthFlags extends GuardFlags, ServerFlags {
 
 /** The forward-auth service, ready to listen. */
 export async function buildForwardAuth (config: ForwardAuthConfig): Promise<FastifyInstance> {
-  const [{ default: Fastify }, { forwardAuth }] = await Promise.all([import('fastify'), import('vonage-jwt-guard/forward-auth')])
-  const app = Fastify({ logger: loggerOptions(config.logLevel) })
+  const { forwardAuth } = await import('vonage-jwt-guard/forward-auth')
+  const app = await newApp(config.fastify ?? await fastifyOptions({ logLevel: 'info', logRequests: false }))
   await app.register(forwardAuth, {
     ...config.guard,
     ...(config.envoyPathPrefix === undefined ? {} : { envoyPathPrefix: config.envoyPathPrefix }),
@@ -39,14 +41,21 @@ export function registerForwardAuth (program: Command): void {
     .command('forward-auth')
     .description('answer the auth requests of nginx auth_request, Caddy forward_auth, Traefik ForwardAuth and Envoy ext_authz')
     .option('--envoy-path-prefix <path>', 'the path_prefix of Envoy\'s ext_authz http_service: checks under it name the original request in their request line', healthPathFlag)
-  addGuardFlags(command)
+  addGuardFlags(command, { state: true })
   addServerFlags(command)
   command.action(async (flags: ForwardAuthFlags) => {
-    const config: ForwardAuthConfig = { guard: guardOptions(flags), healthPath: flags.healthPath, logLevel: flags.logLevel }
-    if (flags.envoyPathPrefix !== undefined) config.envoyPathPrefix = flags.envoyPathPrefix
-    const app = await buildForwardAuth(config)
-    const envoy = config.envoyPathPrefix === undefined ? '' : `, Envoy checks under ${config.envoyPathPrefix}/`
-    await runServer(app, flags, (base) =>
-      `vonage-jwt-guard forward-auth: listening on ${base}, checks on any path${envoy} (Ctrl-C to stop)`)
+    const guard = await resolveGuard(flags, { state: true })
+    const envoy = flags.envoyPathPrefix === undefined ? '' : `, Envoy checks under ${flags.envoyPathPrefix}/`
+    await runServer({
+      guard,
+      flags,
+      build: (options, fastify) => buildForwardAuth({
+        guard: options,
+        healthPath: flags.healthPath,
+        fastify,
+        ...(flags.envoyPathPrefix === undefined ? {} : { envoyPathPrefix: flags.envoyPathPrefix })
+      }),
+      banner: (base) => `vonage-jwt-guard forward-auth: listening on ${base}, checks on any path${envoy} (Ctrl-C to stop)`
+    })
   })
 }

@@ -10,7 +10,7 @@ import { registerForwardAuth } from './forward-auth.js'
 import { registerKeygen } from './keygen.js'
 import { registerProxy } from './proxy.js'
 import { registerServe } from './serve.js'
-import { CommandFailed, EXIT, isInvalidOption, UsageError } from './shared.js'
+import { CommandFailed, describeFsError, EXIT, isFsError, isInvalidOption, UsageError } from './shared.js'
 import { registerVerify } from './verify.js'
 
 function version (): string {
@@ -51,6 +51,10 @@ async function main (argv: string[]): Promise<void> {
       process.exitCode = EXIT.USAGE
     } else if (error instanceof CommandFailed) {
       process.stderr.write(`error: ${message}\n`)
+      process.exitCode = EXIT.FAILED
+    } else if (isFsError(error)) {
+      // A filesystem error a command did not name itself: one line all the same, no stack.
+      process.stderr.write(`error: ${describeFsError(error)}\n`)
       process.exitCode = EXIT.FAILED
     } else {
       process.stderr.write(`error: ${error instanceof Error && error.stack !== undefined ? error.stack : message}\n`)

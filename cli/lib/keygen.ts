@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { generateKeys } from 'vonage-jwt-guard/mint'
-import { CommandFailed } from './shared.js'
+import { CommandFailed, fsFailure } from './shared.js'
 
 export const PRIVATE_KEY_FILE = 'private.key'
 export const PUBLIC_KEY_FILE = 'public.key'
@@ -29,12 +29,23 @@ export async function writeKeyPair (dir: string, force: boolean): Promise<Writte
       throw new CommandFailed(`${existing.join(' and ')} already exist${existing.length === 1 ? 's' : ''}: use --force to overwrite`)
     }
   }
-  mkdirSync(dir, { recursive: true })
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (error) {
+    throw fsFailure(error, 'create the directory', dir)
+  }
   const { privateKey, publicKey } = await generateKeys()
-  writeFileSync(privatePath, privateKey, { mode: 0o600, flag: force ? 'w' : 'wx' })
-  // `mode` applies only when the file is created; an overwritten key is made private too.
-  chmodSync(privatePath, 0o600)
-  writeFileSync(publicPath, publicKey, { mode: 0o644, flag: force ? 'w' : 'wx' })
+  const write = (path: string, text: string, mode: number): void => {
+    try {
+      writeFileSync(path, text, { mode, flag: force ? 'w' : 'wx' })
+      // `mode` applies only when the file is created; an overwritten key gets it too.
+      chmodSync(path, mode)
+    } catch (error) {
+      throw fsFailure(error, 'write', path)
+    }
+  }
+  write(privatePath, privateKey, 0o600)
+  write(publicPath, publicKey, 0o644)
   return { privatePath, publicPath, privateKey, publicKey }
 }
 

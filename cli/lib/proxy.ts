@@ -5,12 +5,18 @@
  * goes up in `X-Vonage-Application-Id` / `X-Vonage-Sub`. An upstream that fails is 502, one that
  * is too slow 504, in the guard's error shape. `buildProxy()` makes the app; the command runs it.
  */
+import { channel } from 'node:diagnostics_channel'
 import type { Command } from 'commander'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
-import { addGuardFlags, addServerFlags, guardOptions, integerFlag, loggerOptions, runServer, UsageError, type GuardFlags, type ServerFlags } from './shared.js'
+import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
+import { UPSTREAM_ERROR_CHANNEL } from './metrics.js'
+import { addServerFlags, fastifyOptions, newApp, runServer, type ServerFlags } from './server.js'
+import { integerFlag, UsageError } from './shared.js'
 import { downstreamHeaders, plainAddress, upstreamHeaders } from './proxy-headers.js'
 import { upstreamError, upstreamErrorBody } from './upstream-errors.js'
+
+const upstreamErrors = channel(UPSTREAM_ERROR_CHANNEL)
 
 /** Seconds to wait for the upstream's response head, and between two pieces of its body (nginx's proxy_read_timeout). */
 export const DEFAULT_UPSTREAM_TIMEOUT = 60
@@ -25,7 +31,8 @@ export interface ProxyConfig {
   trustProxy: string[]
   /** The unguarded health route, or false. */
   healthPath: string | false
-  logLevel: string
+  /** Fastify's settings (the logger, the server runner's serverFactory); default: the CLI's, at info. */
+  fastify?: FastifyServerOptions
 }
 
 interface ProxyFlags extends GuardFlags, ServerFlags {
@@ -67,11 +74,11 @@ async function trustFunction (list: string[]): Promise<(address: string) => bool
 
 /** The guarded proxy, ready to listen. */
 export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
-  const [{ default: Fastify }, { default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }, trusted] = await Promise.all([
-    import('fastify'), import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth'), trustFunction(config.trustProxy)
+  const [{ default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }, trusted] = await Promise.all([
+    import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth'), trustFunction(config.trustProxy)
   ])
-  const app = Fastify({
-    logger: loggerOptions(config.logLevel),
+  const app = await newApp({
+    ...(config.fastify ?? await fastifyOptions({ logLevel: 'info', logRequests: false })),
     // request.ip in the log is the client's, read through the proxies we trust.
     ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {})
   })
@@ -117,6 +124,7 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
       onError: (reply, { error }) => {
         const coded = upstreamError(error as Error & { statusCode?: number }, config.upstreamTimeout)
         reply.log.error({ err: error.cause ?? error, upstream: config.upstream, code: coded.code }, `vonage-jwt-guard proxy: ${coded.message}`)
+        if (upstreamErrors.hasSubscribers) upstreamErrors.publish({ code: coded.code, statusCode: coded.statusCode ?? 502 })
         const body = upstreamErrorBody(coded, errorFormat, String(reply.request.id))
         if (errorFormat === 'problem') reply.type('application/problem+json')
         reply.code(coded.statusCode ?? 502).send(body)
@@ -133,19 +141,25 @@ export function registerProxy (program: Command): void {
     .requiredOption('--upstream <url>', 'where granted requests go, e.g. http://127.0.0.1:8080 (a path is prepended)')
     .option('--upstream-timeout <seconds>', 'how long the upstream may take to answer, and between two pieces of its body (then 504)', integerFlag(1, 3600), DEFAULT_UPSTREAM_TIMEOUT)
     .option('--trust-proxy <addresses>', 'the proxies in front (IPs, CIDRs, loopback...; comma-separated or repeated) whose X-Forwarded-* and Forwarded are kept', trustProxyFlag)
-  addGuardFlags(command)
+  addGuardFlags(command, { state: true })
   addServerFlags(command)
   command.action(async (flags: ProxyFlags) => {
-    const config: ProxyConfig = {
-      upstream: upstreamFlag(flags.upstream),
-      guard: guardOptions(flags),
-      upstreamTimeout: flags.upstreamTimeout,
-      trustProxy: flags.trustProxy ?? [],
-      healthPath: flags.healthPath,
-      logLevel: flags.logLevel
-    }
-    const app = await buildProxy(config)
-    await runServer(app, flags, (base) =>
-      `vonage-jwt-guard proxy: listening on ${base}, forwarding granted requests to ${config.upstream} (Ctrl-C to stop)`)
+    const upstream = upstreamFlag(flags.upstream)
+    // A bad --trust-proxy is found before anything starts.
+    await trustFunction(flags.trustProxy ?? [])
+    const guard = await resolveGuard(flags, { state: true })
+    await runServer({
+      guard,
+      flags,
+      build: (options, fastify) => buildProxy({
+        upstream,
+        guard: options,
+        upstreamTimeout: flags.upstreamTimeout,
+        trustProxy: flags.trustProxy ?? [],
+        healthPath: flags.healthPath,
+        fastify
+      }),
+      banner: (base) => `vonage-jwt-guard proxy: listening on ${base}, forwarding granted requests to ${upstream} (Ctrl-C to stop)`
+    })
   })
 }

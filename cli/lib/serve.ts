@@ -3,28 +3,26 @@
  * JSON echo of the decision. With no `--public-key` it makes (once) and reuses dev keys in
  * `.vonage-jwt-guard/`, mints a sample token with the Client SDK ACL and prints a curl line.
  */
+import cluster from 'node:cluster'
 import { createPublicKey, randomUUID } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { Option, type Command } from 'commander'
+import type { Command } from 'commander'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { canonicalPath, type GuardOptions } from 'vonage-jwt-guard'
 import { CLIENT_SDK_ACL, mintToken } from 'vonage-jwt-guard/mint'
+import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from './keygen.js'
-import { closeOnSignals, integerFlag, listen, loggerOptions, logLevelFlag, portFlag, readKeyText, repeatable, shellQuote } from './shared.js'
+import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
+import { fsFailure, integerFlag, readText, shellQuote } from './shared.js'
 
 export const DEV_KEYS_DIR = '.vonage-jwt-guard'
 /** The path of the printed curl line: granted by the Client SDK ACL's `/*\/users/**`. */
 export const SAMPLE_PATH = '/v1/users'
 
-interface ServeFlags {
-  port: number
-  host: string
-  publicKey?: string
-  appId?: string[]
+interface ServeFlags extends GuardFlags, ServerFlags {
   keysDir: string
   ttl: number
-  requireAcl: boolean
-  logLevel: string
 }
 
 interface DevKeys {
@@ -41,67 +39,76 @@ export async function devKeys (dir: string): Promise<DevKeys> {
   if (existsSync(privatePath)) {
     // The public half always comes from the private key, so a lost or stale public.key cannot
     // make the printed token fail.
-    const privateKey = readFileSync(privatePath, 'utf8')
+    const privateKey = readText(privatePath)
     const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }) as string
-    if (!existsSync(publicPath) || readFileSync(publicPath, 'utf8') !== publicKey) writeFileSync(publicPath, publicKey)
+    if (!existsSync(publicPath) || readText(publicPath) !== publicKey) {
+      try {
+        writeFileSync(publicPath, publicKey)
+      } catch (error) {
+        throw fsFailure(error, 'write', publicPath)
+      }
+    }
     return { privateKey, publicKey, dir: resolve(dir), created: false }
   }
   const written = await writeKeyPair(dir, true)
   return { privateKey: written.privateKey, publicKey: written.publicKey, dir: resolve(dir), created: true }
 }
 
+/** The mock API: every granted request answered with a JSON echo of the decision. */
+export async function buildServe (guard: GuardOptions, fastify: FastifyServerOptions, healthPath: string | false): Promise<FastifyInstance> {
+  const { default: vonageJwtGuard } = await import('vonage-jwt-guard')
+  const app = await newApp(fastify)
+  await app.register(vonageJwtGuard, guard)
+  if (healthPath !== false) app.get(healthPath, { config: { jwtGuard: false } }, async () => ({ status: 'ok' }))
+  app.all('/*', async (request) => ({
+    method: request.method,
+    // The guard already accepted this target, so it is canonical.
+    path: canonicalPath(request.raw.url ?? '/'),
+    grantedBy: request.auth?.grantedBy ?? null,
+    claims: request.auth?.claims ?? null
+  }))
+  return app
+}
+
 export function registerServe (program: Command): void {
-  program
+  const command = program
     .command('serve')
     .description('start a guarded mock API that echoes each granted request (with no key: dev keys and a ready curl line)')
-    .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
-    .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
-    .option('--public-key <path|pem>', 'verify with this public key instead of dev keys (no sample token is minted)')
-    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
-    .option('--keys-dir <dir>', 'where dev keys are made and reused', DEV_KEYS_DIR)
+    .option('--keys-dir <dir>', 'where dev keys are made and reused (when no key is given)', DEV_KEYS_DIR)
     .option('--ttl <seconds>', 'lifetime of the sample token', integerFlag(60, 86_400), 86_400)
-    .option('--require-acl', 'refuse tokens without an acl claim', false)
-    .option('--log-level <level>', 'Fastify log level (fatal, error, warn, info, debug, trace, silent)', logLevelFlag, 'info')
-    .action(async (flags: ServeFlags) => {
-      let publicKey: string
-      let sample: string | null = null
-      const lines: string[] = []
-      if (flags.publicKey === undefined) {
-        const keys = await devKeys(flags.keysDir)
-        publicKey = keys.publicKey
-        const applicationId = flags.appId?.[0] ?? randomUUID()
-        sample = await mintToken({}, keys.privateKey, { applicationId, sub: 'alice', acl: CLIENT_SDK_ACL, ttl: flags.ttl })
-        lines.push(`dev keys ${keys.created ? 'created' : 'reused'} in ${keys.dir} (not for production)`)
-      } else {
-        publicKey = readKeyText(flags.publicKey, '--public-key')
-      }
-
-      const options: GuardOptions = { publicKey, requireAcl: flags.requireAcl }
-      if (flags.appId !== undefined) options.applicationId = flags.appId
-      // The server stack is loaded only by the commands that run a server: keygen, create and
-      // verify start fast.
-      const [{ default: Fastify }, { default: vonageJwtGuard }] = await Promise.all([import('fastify'), import('vonage-jwt-guard')])
-      const app = Fastify({ logger: loggerOptions(flags.logLevel) })
-      await app.register(vonageJwtGuard, options)
-      app.all('/*', async (request) => ({
-        method: request.method,
-        // The guard already accepted this target, so it is canonical.
-        path: canonicalPath(request.raw.url ?? '/'),
-        grantedBy: request.auth?.grantedBy ?? null,
-        claims: request.auth?.claims ?? null
-      }))
-
-      closeOnSignals(app)
-      const base = await listen(app, flags.host, flags.port)
-      lines.push(`vonage-jwt-guard serve: a guarded mock API listening on ${base} (Ctrl-C to stop)`)
-      if (sample === null) {
-        lines.push('make a token with: vonage-jwt-guard create --app-id <id> --private-key private.key --acl \'{"paths":{"/*/users/**":{}}}\'')
-      } else {
-        lines.push(`a sample token (Client SDK ACL, sub alice, valid ${flags.ttl} s); try:`)
-        lines.push('')
-        lines.push(`curl -i -H ${shellQuote(`Authorization: Bearer ${sample}`)} ${base}${SAMPLE_PATH}`)
-        lines.push('')
-      }
-      process.stdout.write(`${lines.join('\n')}\n`)
+  addGuardFlags(command, { state: true })
+  addServerFlags(command)
+  command.action(async (flags: ServeFlags) => {
+    let dev: DevKeys | undefined
+    const guard = await resolveGuard(flags, {
+      state: true,
+      // The primary of --workers makes them before forking; each worker reuses them.
+      defaultKey: async () => (dev = await devKeys(flags.keysDir)).publicKey
     })
+    const lines: string[] = []
+    let sample: string | null = null
+    if (dev !== undefined && !cluster.isWorker) {
+      const ids = guard.options.applicationId
+      const applicationId = (Array.isArray(ids) ? ids[0] : ids) ?? randomUUID()
+      sample = await mintToken({}, dev.privateKey, { applicationId, sub: 'alice', acl: CLIENT_SDK_ACL, ttl: flags.ttl })
+      lines.push(`dev keys ${dev.created ? 'created' : 'reused'} in ${dev.dir} (not for production)`)
+    }
+    await runServer({
+      guard,
+      flags,
+      build: (options, fastify) => buildServe(options, fastify, flags.healthPath),
+      banner: (base) => {
+        lines.push(`vonage-jwt-guard serve: a guarded mock API listening on ${base} (Ctrl-C to stop)`)
+        if (sample === null) {
+          lines.push('make a token with: vonage-jwt-guard create --app-id <id> --private-key private.key --acl \'{"paths":{"/*/users/**":{}}}\'')
+        } else {
+          lines.push(`a sample token (Client SDK ACL, sub alice, valid ${flags.ttl} s); try:`)
+          lines.push('')
+          lines.push(`curl -i -H ${shellQuote(`Authorization: Bearer ${sample}`)} ${base}${SAMPLE_PATH}`)
+          lines.push('')
+        }
+        return lines.join('\n')
+      }
+    })
+  })
 }

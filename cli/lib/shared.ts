@@ -1,13 +1,10 @@
 /**
- * What the commands share: exit codes, flag parsers, reading keys given as a path or as PEM,
- * the flags of the commands that guard traffic (`proxy`, `forward-auth`) and of the servers, the
- * Fastify logger setting, and starting / stopping a server the way a terminal user expects.
+ * What the commands share: exit codes, errors, flag parsers, filesystem errors as one line,
+ * reading keys given as a path or as PEM without ever printing one. The guard's flags are in
+ * guard-options.ts, the servers' in server.ts.
  */
 import { readFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
-import { InvalidArgumentError, Option, type Command } from 'commander'
-import type { FastifyInstance } from 'fastify'
-import { canonicalPath, type GuardOptions } from 'vonage-jwt-guard'
+import { InvalidArgumentError } from 'commander'
 
 /** Exit codes a script can rely on. */
 export const EXIT = Object.freeze({
@@ -64,26 +61,72 @@ export function logLevelFlag (value: string): string {
 }
 
 /**
- * A key flag takes the PEM itself (as `vonage jwt create --private-key` does), a JWK as JSON, or
- * a path to a file holding either.
+ * A value a person typed that may be key material (a key flag given a base64 key body, a secret):
+ * shown whole when it is short and plain, else its first characters and its length, so that an
+ * error never prints a key.
  */
-export function readKeyText (value: string, flag: string): string {
-  if (value.includes('-----BEGIN ') || value.trimStart().startsWith('{')) return value
+export function shortQuote (value: string): string {
+  if (value.length <= 48 && /^[\x21-\x7e ]*$/.test(value)) return `"${value}"`
+  return `"${value.slice(0, 8).replace(/[^\x21-\x7e]/g, '?')}..." (${value.length} characters)`
+}
+
+/** What the errno codes a user meets mean, in words. */
+const FS_CAUSES: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EEXIST: 'it already exists',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'the name is too long',
+  EMFILE: 'too many open files'
+}
+
+/** A filesystem error of Node (it has a `syscall` and an errno `code`). */
+export function isFsError (error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).syscall === 'string'
+}
+
+/**
+ * A filesystem error as one line naming the path and the cause (exit 1, no stack):
+ * `cannot write "keys/private.key": a part of the path is a file, not a directory (ENOTDIR)`.
+ */
+export function fsFailure (error: unknown, action: string, path: string): CommandFailed {
+  if (!isFsError(error)) throw error
+  const code = error.code ?? 'EIO'
+  return new CommandFailed(`cannot ${action} "${path}": ${FS_CAUSES[code] ?? error.message.replace(/^[A-Z]+: /, '')} (${code})`)
+}
+
+/** A Node filesystem error that escaped the command's own handling, as `fsFailure` writes it. */
+export function describeFsError (error: NodeJS.ErrnoException): string {
+  const verb: Record<string, string> = { open: 'open', mkdir: 'create the directory', scandir: 'read the directory', read: 'read', write: 'write', stat: 'read', chmod: 'change the mode of', rename: 'rename', unlink: 'remove', watch: 'watch' }
+  return fsFailure(error, verb[error.syscall ?? ''] ?? error.syscall ?? 'use', error.path ?? '?').message
+}
+
+/** A file's text, or a CommandFailed naming the path and the cause. */
+export function readText (path: string): string {
   try {
-    return readFileSync(value, 'utf8')
+    return readFileSync(path, 'utf8')
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message
-    throw new UsageError(`${flag}: cannot read "${value}" (${why}); give a path to a PEM file or the PEM itself`)
+    throw fsFailure(error, 'read', path)
   }
 }
 
-/** Fastify's logger: pretty lines in a terminal, JSON lines (one per event) for a pipe or a file. */
-export function loggerOptions (level: string): { level: string, transport?: { target: string, options: Record<string, unknown> } } {
-  if (process.stdout.isTTY === true) {
-    return { level, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } }
+/**
+ * A key flag takes the PEM itself (as `vonage jwt create --private-key` does), a JWK as JSON, or
+ * a path to a file holding either. A value that is neither (a base64 key body without its PEM
+ * lines, say) is refused without printing it.
+ */
+export function readKeyText (value: string, flag: string): string {
+  if (value.includes('-----BEGIN ') || value.trimStart().startsWith('{')) return value
+  const compact = value.replace(/\s+/g, '')
+  if (value.length > 255 || (compact.length >= 64 && /^[A-Za-z0-9+/=_-]+$/.test(compact) && !value.includes('/'))) {
+    throw new UsageError(`${flag}: ${shortQuote(value)} is neither a PEM key nor a path to one; a base64 key body needs its -----BEGIN ... KEY----- lines: give the PEM file`)
   }
-  return { level }
+  return readText(value)
 }
 
 /** The host a person types into curl: a wildcard address is reached through the loopback. */
@@ -92,130 +135,8 @@ export function reachableHost (host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
-/** Listen, and return the base URL a client can use (the real port when `port` is 0). */
-export async function listen (app: FastifyInstance, host: string, port: number): Promise<string> {
-  try {
-    await app.listen({ host, port })
-  } catch (error) {
-    await app.close().catch(() => undefined)
-    throw new CommandFailed(`cannot listen on ${host}:${port} (${(error as Error).message})`)
-  }
-  const address = app.server.address() as AddressInfo
-  return `http://${reachableHost(host)}:${address.port}`
-}
-
-/** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
-export const DEFAULT_GRACE_PERIOD = 10
-
-/**
- * SIGINT (Ctrl-C) and SIGTERM close the server: no new connection is accepted, the requests in
- * flight finish (each answered with `Connection: close`, so an idle keep-alive connection does
- * not hold the exit), then the process exits 0. When they have not finished after
- * `gracePeriod` seconds, or on a second signal, it exits 1 at once. Call before `listen()`.
- */
-export function closeOnSignals (app: FastifyInstance, gracePeriod = DEFAULT_GRACE_PERIOD): void {
-  let closing = false
-  // A callback hook: no promise per request on the hot path.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
-    done(null, payload)
-  })
-  const stop = (signal: NodeJS.Signals): void => {
-    if (closing) process.exit(EXIT.FAILED)
-    closing = true
-    process.stderr.write(`\n${signal}: closing the server (requests in flight get ${gracePeriod} s to finish)\n`)
-    const force = setTimeout(() => {
-      process.stderr.write(`the grace period of ${gracePeriod} s is over: requests still in flight are cut\n`)
-      process.exit(EXIT.FAILED)
-    }, gracePeriod * 1000)
-    force.unref()
-    app.close().then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
-  }
-  process.on('SIGINT', stop)
-  process.on('SIGTERM', stop)
-}
-
 /** A single-quoted shell word: what a person can paste into sh, bash or zsh. */
 export function shellQuote (value: string): string {
   return /^[A-Za-z0-9_./:=@-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
 }
 
-/**
- * The guard flags of the commands that guard traffic (`proxy`, `forward-auth`): which key, which
- * applications, how the ACL reads the path, how a refusal is written. One place, so that a flag
- * added here reaches both commands; `guardOptions()` turns the parsed flags into guard options.
- */
-export interface GuardFlags {
-  publicKey?: string
-  jwksUrl?: string
-  appId?: string[]
-  aclPath?: string
-  requireAcl: boolean
-  errorFormat: 'fastify' | 'problem'
-}
-
-export function addGuardFlags (command: Command): Command {
-  return command
-    .option('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
-    .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid; https, or http on localhost)')
-    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
-    .option('--acl-path <prefix>', 'strip this prefix from the path before the ACL sees it (e.g. /api)')
-    .option('--require-acl', 'refuse tokens without an acl claim', false)
-    .addOption(new Option('--error-format <format>', 'the body of a refusal: Fastify\'s JSON, or RFC 7807 problem+json').choices(['fastify', 'problem']).default('fastify'))
-}
-
-/** The guard options of the parsed guard flags; throws a UsageError for a combination that cannot work. */
-export function guardOptions (flags: GuardFlags): GuardOptions {
-  if ((flags.publicKey === undefined) === (flags.jwksUrl === undefined)) {
-    throw new UsageError('give exactly one of --public-key and --jwks-url')
-  }
-  const options: GuardOptions = { requireAcl: flags.requireAcl, errorFormat: flags.errorFormat }
-  if (flags.publicKey !== undefined) options.publicKey = readKeyText(flags.publicKey, '--public-key')
-  if (flags.jwksUrl !== undefined) options.jwksUrl = flags.jwksUrl
-  if (flags.appId !== undefined) options.applicationId = flags.appId
-  if (flags.aclPath !== undefined) options.aclPath = flags.aclPath
-  return options
-}
-
-/** The flags of a long-running server: where it listens, its health route, how it stops, its log. */
-export interface ServerFlags {
-  port: number
-  host: string
-  /** The unguarded health route, or false for none. */
-  healthPath: string | false
-  /** Seconds the requests in flight get after SIGTERM. */
-  gracePeriod: number
-  logLevel: string
-}
-
-/** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
-export function healthPathFlag (value: string): string {
-  let canonical: string | undefined
-  try {
-    canonical = /[?#]/.test(value) ? undefined : canonicalPath(value)
-  } catch {
-    canonical = undefined
-  }
-  if (canonical !== value || value === '/') throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
-  return value
-}
-
-export function addServerFlags (command: Command): Command {
-  return command
-    .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
-    .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
-    .option('--health-path <path>', 'the unguarded health route (GET and HEAD)', healthPathFlag, '/healthz')
-    .option('--no-health-path', 'no health route: every path is guarded')
-    .option('--grace-period <seconds>', 'after SIGTERM, how long requests in flight may take before the process exits', integerFlag(0, 3600), DEFAULT_GRACE_PERIOD)
-    .option('--log-level <level>', 'Fastify log level (fatal, error, warn, info, debug, trace, silent)', logLevelFlag, 'info')
-}
-
-/**
- * Run a built server until a signal: shutdown on SIGINT/SIGTERM, listen, print `banner(base)`
- * (which ends with "(Ctrl-C to stop)"). What a worker process (--workers) runs, too.
- */
-export async function runServer (app: FastifyInstance, flags: ServerFlags, banner: (base: string) => string): Promise<void> {
-  closeOnSignals(app, flags.gracePeriod)
-  const base = await listen(app, flags.host, flags.port)
-  process.stdout.write(`${banner(base)}\n`)
-}

@@ -5,13 +5,15 @@
  */
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError, Option, type Command } from 'commander'
-import { canonicalPath, compileAcl, createVerifier, GuardError, type ErrorCode, type GuardOptions, type Verifier, type VerifiedToken } from 'vonage-jwt-guard'
-import { EXIT, readKeyText, repeatable, UsageError } from './shared.js'
+import { canonicalPath, compileAcl, createVerifier, GuardError, type ErrorCode, type Verifier, type VerifiedToken } from 'vonage-jwt-guard'
+import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
+import { EXIT, UsageError } from './shared.js'
+import { escapeJson, escapeTerminal as safe } from './terminal.js'
 
 export type CheckStatus = 'pass' | 'fail' | 'skip'
 
 export interface CheckResult {
-  /** `format`, `header`, `signature`, `claim <name>`, `application`, `lifetime`, `path`, `acl`. */
+  /** `format`, `header`, `signature`, `claim <name>`, `application`, `lifetime`, `path`, `acl`, `sub`. */
   check: string
   status: CheckStatus
   detail: string
@@ -33,6 +35,8 @@ export interface ExplainRequest {
   method: string
   /** The request target; null: the ACL is not checked. */
   path: string | null
+  /** The `sub` the token must carry (`vonage jwt validate --sub`); undefined: not checked. */
+  sub?: string
 }
 
 /** The order in which the verifier runs its stages; a failure in one means the later ones did not run. */
@@ -97,12 +101,20 @@ function rank (stage: Stage, check: string): number {
   return base + (sub[check] ?? (check.startsWith('claim ') || check === 'presence' ? 0 : 4))
 }
 
+/** A NumericDate as the verifier reads it: a number, or (with allowNumericStringDates) a string of decimal digits. */
+function dateOf (value: unknown, verifier: Verifier): number | undefined {
+  if (typeof value === 'number') return value
+  if (typeof value === 'string' && verifier.options.allowNumericStringDates && /^(?:0|[1-9][0-9]*)$/.test(value)) return Number(value)
+  return undefined
+}
+
 /** The effective expiry in words, for a token the verifier refused on its lifetime (display only). */
 function displayExpiry (claims: Record<string, unknown>, verifier: Verifier, now: number): string {
-  const { iat, exp } = claims
-  if (typeof iat !== 'number') return typeof exp === 'number' ? ` (exp ${relative(exp, now)})` : ''
+  const iat = dateOf(claims.iat, verifier)
+  const exp = dateOf(claims.exp, verifier)
+  if (iat === undefined) return exp === undefined ? '' : ` (exp ${relative(exp, now)})`
   const { defaultLifetime, maxLifetime } = verifier.options
-  const expiry = Math.min(typeof exp === 'number' ? exp : iat + defaultLifetime, iat + maxLifetime)
+  const expiry = Math.min(exp ?? iat + defaultLifetime, iat + maxLifetime)
   return ` (effective expiry ${relative(expiry, now)})`
 }
 
@@ -122,6 +134,7 @@ function failedCheck (error: GuardError, claims: Record<string, unknown> | null)
     case 'VJG_TOKEN_EXPIRED':
     case 'VJG_TOKEN_NOT_YET_VALID':
     case 'VJG_LIFETIME_EXCEEDED':
+    case 'VJG_LIFETIME_TOO_SHORT':
       return { stage: 'claims', check: 'lifetime' }
     case 'VJG_CLAIM_MISSING':
     case 'VJG_CLAIM_INVALID': {
@@ -142,14 +155,18 @@ function failedCheck (error: GuardError, claims: Record<string, unknown> | null)
 }
 
 function showValue (value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value)
+  const text = safe(JSON.stringify(value) ?? String(value))
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 
 const TIME_CLAIMS = new Set(['iat', 'exp', 'nbf'])
 
-function claimDetail (name: string, value: unknown, now: number): string {
-  if (TIME_CLAIMS.has(name) && typeof value === 'number') return `${value} (${instant(value)}, ${relative(value, now)})`
+function claimDetail (name: string, value: unknown, now: number, verifier: Verifier): string {
+  const date = TIME_CLAIMS.has(name) ? dateOf(value, verifier) : undefined
+  if (date !== undefined) {
+    const when = Number.isSafeInteger(date) && date < 8.64e12 ? `${instant(date)}, ${relative(date, now)}` : 'out of range'
+    return `${typeof value === 'string' ? `"${value}", read as ` : ''}${date} (${when})`
+  }
   if (name === 'acl' && typeof value === 'object' && value !== null) {
     const paths = (value as { paths?: unknown }).paths
     const count = typeof paths === 'object' && paths !== null ? Object.keys(paths).length : 0
@@ -189,14 +206,15 @@ function denialReasons (acl: unknown, method: string, path: string, hasFilter: b
   if (rules.length === 0) return ['the acl has no patterns']
   const upper = method.toUpperCase()
   return rules.map((rule) => {
-    if (!rule.test(path)) return `"${rule.pattern}" does not match ${path}`
+    const pattern = safe(rule.pattern)
+    if (!rule.test(path)) return `"${pattern}" does not match ${safe(path)}`
     if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) {
-      return `"${rule.pattern}" matches, but its methods [${[...rule.methods].join(', ')}] do not include ${upper}`
+      return `"${pattern}" matches, but its methods [${safe([...rule.methods].join(', '))}] do not include ${safe(upper)}`
     }
     if (rule.filters !== null) {
-      return hasFilter ? `"${rule.pattern}" matches, but aclFilter refused its filters` : `"${rule.pattern}" matches, but it has filters and no aclFilter decides them`
+      return hasFilter ? `"${pattern}" matches, but aclFilter refused its filters` : `"${pattern}" matches, but it has filters and no aclFilter decides them`
     }
-    return `"${rule.pattern}" does not grant`
+    return `"${pattern}" does not grant`
   })
 }
 
@@ -220,7 +238,8 @@ export async function explain (token: string, verifier: Verifier, request: Expla
     }
   } catch (error) {
     if (!(error instanceof GuardError)) throw error
-    failure = { ...failedCheck(error, claims), error }
+    const at = failedCheck(error, claims)
+    failure = { stage: at.stage, check: safe(at.check), error }
   }
 
   // A missing required claim stops the verifier at the presence step, before any claim's type.
@@ -231,7 +250,7 @@ export async function explain (token: string, verifier: Verifier, request: Expla
   /** A check's row: pass when the verifier went past it, the failure on its own row, skip when the verifier stopped before it. */
   const row = (stage: Stage, check: string, passDetail: string): void => {
     if (failure !== null && failure.check === check) {
-      let detail = failure.error.message
+      let detail = safe(failure.error.message)
       if (check === 'lifetime' && claims !== null) detail += displayExpiry(claims, verifier, now)
       checks.push({ check, status: 'fail', detail, code: failure.error.code })
     } else if (rank(stage, check) < failedAt) {
@@ -242,20 +261,21 @@ export async function explain (token: string, verifier: Verifier, request: Expla
   }
 
   row('format', 'format', `compact JWS, three base64url parts, ${token.length} characters`)
-  const alg = header === null ? '' : `alg ${String(header.alg)}${header.typ === undefined ? '' : `, typ ${String(header.typ)}`}${header.kid === undefined ? '' : `, kid ${String(header.kid)}`}`
+  const field = (name: string): string => header?.[name] === undefined ? '' : `, ${name} ${typeof header[name] === 'string' ? safe(header[name]) : showValue(header[name])}`
+  const alg = header === null ? '' : `${field('alg').slice(2)}${field('typ')}${field('kid')}`
   row('header', 'header', `${alg} (accepted: ${[...verifier.options.algorithms].join(', ')})`)
   row('signature', 'signature', 'verified with the configured public key')
   for (const name of claimNames(claims, verifier)) {
     const present = claims !== null && Object.hasOwn(claims, name)
-    row('claims', `claim ${name}`, present ? claimDetail(name, claims[name], now) : 'absent')
+    row('claims', `claim ${safe(name)}`, present ? claimDetail(name, claims[name], now, verifier) : 'absent')
   }
   if (verifier.options.applicationIds !== null) {
-    row('claims', 'application', `application_id is one of ${[...verifier.options.applicationIds].join(', ')}`)
+    row('claims', 'application', `application_id is one of ${safe([...verifier.options.applicationIds].join(', '))}`)
   }
   row('claims', 'lifetime', verified === null ? '' : lifetimeDetail(verified, verifier, now))
   // Another claim rule (a profile's) failed: show it on its own row.
   if (failure !== null && failure.stage === 'claims' && !checks.some(c => c.check === failure!.check)) {
-    checks.push({ check: failure.check, status: 'fail', detail: failure.error.message, code: failure.error.code })
+    checks.push({ check: failure.check, status: 'fail', detail: safe(failure.error.message), code: failure.error.code })
   }
 
   if (request.path === null) {
@@ -265,18 +285,34 @@ export async function explain (token: string, verifier: Verifier, request: Expla
       : 'not checked: give --path (and --method) to check a request'
     checks.push({ check: 'acl', status: 'skip', detail: failedStage < STAGES.indexOf('path') ? `not reached: the verifier stopped at the ${failure?.check ?? ''} check` : detail })
   } else {
-    const target = `${request.method.toUpperCase()} ${request.path}`
-    row('path', 'path', path === request.path ? `${request.path} is canonical` : `${request.path} is read as ${String(path)}`)
+    const target = safe(`${request.method.toUpperCase()} ${request.path}`)
+    row('path', 'path', path === request.path ? `${safe(request.path)} is canonical` : `${safe(request.path)} is read as ${safe(String(path))}`)
     if (failure?.check === 'acl' && claims !== null && path !== null) {
       const reasons = denialReasons(claims.acl, request.method, path, verifier.options.aclFilter !== undefined)
-      checks.push({ check: 'acl', status: 'fail', detail: [failure.error.message, ...reasons.map(r => `  - ${r}`)].join('\n'), code: failure.error.code })
+      checks.push({ check: 'acl', status: 'fail', detail: [safe(failure.error.message), ...reasons.map(r => `  - ${r}`)].join('\n'), code: failure.error.code })
     } else {
-      row('acl', 'acl', grantedBy === null ? `${target}: no acl claim, a root token is granted everywhere` : `${target} granted by "${grantedBy}"`)
+      row('acl', 'acl', grantedBy === null ? `${target}: no acl claim, a root token is granted everywhere` : `${target} granted by "${safe(grantedBy)}"`)
+    }
+  }
+
+  // --sub: a check of the command line's own, on a token the verifier accepted (its claims are
+  // trusted only then), as `vonage jwt validate --sub` does.
+  let subMatches = true
+  if (request.sub !== undefined) {
+    if (verified === null) {
+      checks.push({ check: 'sub', status: 'skip', detail: `not reached: the verifier stopped at the ${failure?.check ?? ''} check` })
+    } else {
+      const sub = verified.claims.sub
+      subMatches = sub === request.sub
+      const given = sub === undefined ? 'the token has no sub claim' : `the token's sub is ${showValue(sub)}`
+      checks.push(subMatches
+        ? { check: 'sub', status: 'pass', detail: `${showValue(sub)}, as expected` }
+        : { check: 'sub', status: 'fail', detail: `${given}, not ${showValue(request.sub)}` })
     }
   }
 
   return {
-    valid: failure === null,
+    valid: failure === null && subMatches,
     checks,
     header,
     claims,
@@ -293,11 +329,12 @@ export function formatExplanation (explanation: Explanation): string {
   const lines = explanation.checks.map((c) => {
     const [first, ...more] = c.detail.split('\n')
     const code = c.code === undefined ? '' : ` [${c.code}]`
-    return [`${MARK[c.status]}  ${c.check.padEnd(width)}  ${first ?? ''}${code}`, ...more.map(m => `${' '.repeat(width + 8)}${m}`)].join('\n')
+    // Each line escaped again: whatever a detail holds, no control character reaches the terminal.
+    return [`${MARK[c.status]}  ${safe(c.check).padEnd(width)}  ${safe(first ?? '')}${code}`, ...more.map(m => `${' '.repeat(width + 8)}${safe(m)}`)].join('\n')
   })
   const failed = explanation.checks.find(c => c.status === 'fail')
   lines.push('')
-  lines.push(failed === undefined ? 'valid: every check passed' : `invalid: the ${failed.check} check failed`)
+  lines.push(failed === undefined ? 'valid: every check passed' : `invalid: the ${safe(failed.check)} check failed`)
   return `${lines.join('\n')}\n`
 }
 
@@ -308,13 +345,11 @@ function nowFlag (value: string): number {
   return ms
 }
 
-interface VerifyFlags {
-  publicKey: string
-  appId?: string[]
+interface VerifyFlags extends GuardFlags {
   method?: string
   path?: string
   now?: number
-  requireAcl: boolean
+  sub?: string
   json: boolean
 }
 
@@ -325,37 +360,36 @@ function readToken (argument: string): string {
 }
 
 export function registerVerify (program: Command): void {
-  program
+  const command = program
     .command('verify')
     .description('verify a token with the guard\'s own verifier and print every check (exit 0 only if all pass)')
     .argument('<token>', 'the JWT, or - to read it from stdin')
-    .requiredOption('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself')
-    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
     .option('--method <method>', 'the request method for the ACL check (with --path)', 'GET')
     .option('--path <path>', 'check the ACL for this request path (as the request target, e.g. /v1/users/abc)')
+    .option('--sub <user>', 'the sub claim the token must carry')
     .option('--now <time>', 'verify as of this time: unix seconds or an ISO date (default: the clock)', nowFlag)
-    .option('--require-acl', 'refuse tokens without an acl claim', false)
     .addOption(new Option('--json', 'print the result as JSON for scripts').default(false))
+  addGuardFlags(command, { state: false })
+  command
     .addHelpText('after', `
+The replay and revocation options of a --config file are left out: verify checks a token, not a
+request, and consumes no jti.
+
 Exit codes: 0 every check passed, 1 a check failed, 2 usage error.`)
     .action(async (argument: string, flags: VerifyFlags, command: Command) => {
       const token = readToken(argument)
       if (token.length === 0) throw new UsageError('the token is empty')
       const methodGiven = command.getOptionValueSource('method') === 'cli'
       if (methodGiven && flags.path === undefined) throw new UsageError('--method needs --path')
-      const options: GuardOptions = {
-        publicKey: readKeyText(flags.publicKey, '--public-key'),
-        requireAcl: flags.requireAcl,
-        cache: false
-      }
-      if (flags.appId !== undefined) options.applicationId = flags.appId
+      const { options } = await resolveGuard(flags, { state: false })
+      options.cache = false
       if (flags.now !== undefined) {
         const at = flags.now
         options.now = () => at
       }
       const verifier = createVerifier(options)
-      const explanation = await explain(token, verifier, { method: flags.method ?? 'GET', path: flags.path ?? null })
-      process.stdout.write(flags.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation))
+      const explanation = await explain(token, verifier, { method: flags.method ?? 'GET', path: flags.path ?? null, ...(flags.sub === undefined ? {} : { sub: flags.sub }) })
+      process.stdout.write(flags.json ? `${escapeJson(JSON.stringify(explanation, null, 2))}\n` : formatExplanation(explanation))
       process.exitCode = explanation.valid ? EXIT.OK : EXIT.FAILED
     })
 }

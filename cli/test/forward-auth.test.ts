@@ -157,7 +157,7 @@ t.test('forward-auth: the health route, --error-format problem, and the banner',
 
 t.test('forward-auth refuses a bad command line with exit 2', async t => {
   const cases: Array<[string, string[], RegExp]> = [
-    ['no key', ['forward-auth'], /exactly one of --public-key and --jwks-url/],
+    ['no key', ['forward-auth'], /no keys: give --public-key, --public-keys-dir or --jwks-url/],
     ['--envoy-path-prefix without /', ['forward-auth', '--public-key', keys.publicPem, '--envoy-path-prefix', 'envoy'], /--envoy-path-prefix/],
     ['--envoy-path-prefix /', ['forward-auth', '--public-key', keys.publicPem, '--envoy-path-prefix', '/'], /--envoy-path-prefix/],
     ['the health route under the Envoy prefix', ['forward-auth', '--public-key', keys.publicPem, '--envoy-path-prefix', '/envoy', '--health-path', '/envoy/healthz'], /option "healthPath"/],

@@ -138,7 +138,7 @@ t.test('proxy --jwks-url verifies with the keys of a remote key set, chosen by k
 t.test('proxy refuses a bad command line with exit 2', async t => {
   const cases: Array<[string, string[], RegExp]> = [
     ['no --upstream', ['proxy', '--public-key', keys.publicPem], /--upstream/],
-    ['no key', ['proxy', '--upstream', 'http://127.0.0.1:1'], /exactly one of --public-key and --jwks-url/],
+    ['no key', ['proxy', '--upstream', 'http://127.0.0.1:1'], /no keys: give --public-key, --public-keys-dir or --jwks-url/],
     ['a JWKS over plain http off localhost', ['proxy', '--upstream', 'http://127.0.0.1:1', '--jwks-url', 'http://keys.example.com/jwks.json'], /option "jwksUrl" must be https/],
     ['an upstream that is not a URL', ['proxy', '--upstream', 'localhost:8080', '--public-key', keys.publicPem], /--upstream/],
     ['an upstream with a query', ['proxy', '--upstream', 'http://127.0.0.1:1/?a=1', '--public-key', keys.publicPem], /no query/],

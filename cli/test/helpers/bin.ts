@@ -55,6 +55,7 @@ export interface Server {
   child: ChildProcess
   base: string
   stdout: () => string
+  stderr: () => string
   exited: Promise<number | null>
 }
 
@@ -86,7 +87,7 @@ export function start (args: string[], options: { cwd?: string, env?: NodeJS.Pro
       const match = /listening on (http:\/\/[^\s,]+)[^\n]*\(Ctrl-C to stop\)[\s\S]*\n$/.exec(out)
       if (match !== null) {
         clearTimeout(timer)
-        resolve({ child, base: match[1]!, stdout: () => out, exited })
+        resolve({ child, base: match[1]!, stdout: () => out, stderr: () => err, exited })
       }
     })
     void exited.then((code) => {
@@ -116,4 +117,38 @@ export function portOf (base: string): number {
 export function liveToken (over: Record<string, unknown> = {}, key = keys.privateKey): Promise<string> {
   const now = Math.floor(Date.now() / 1000)
   return sign(claims({ iat: now - 10, exp: now + 600, ...over }), { key })
+}
+
+/** Poll `check` every 100 ms until it returns true (10 s at most). */
+export async function waitFor (what: string, check: () => Promise<boolean> | boolean, timeout = 10_000): Promise<void> {
+  const until = Date.now() + timeout
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`waited ${timeout} ms for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+/** GET a metrics endpoint: status, content type, body. */
+export async function scrape (url: string): Promise<{ status: number, type: string, body: string }> {
+  const response = await fetch(url)
+  return { status: response.status, type: response.headers.get('content-type') ?? '', body: await response.text() }
+}
+
+/** A sample's value in the Prometheus text format (0 when absent): `name{a="x",b="y"} 3`. */
+export function sample (text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line)
+    if (match === null || match[1] !== name) continue
+    const have = (match[2] ?? '').split(',').filter(Boolean)
+    if (wanted.length === have.length && wanted.every(l => have.includes(l))) return Number(match[3])
+  }
+  return 0
+}
+
+/** The metrics URL a server printed (`metrics: http://.../metrics`). */
+export function metricsOf (server: Server): string {
+  const url = /metrics: (http:\S+)/.exec(server.stdout())?.[1]
+  if (url === undefined) throw new Error(`no metrics line in:\n${server.stdout()}`)
+  return url
 }

@@ -1,0 +1,302 @@
+/**
+ * The guard's options on the command line: one definition of the flags that `verify`, `serve`,
+ * `proxy` and `forward-auth` share, and `resolveGuard()`, which merges them over a config file
+ * (flags win), reads key material, makes the Redis store, and checks the result with the
+ * library's own validation, so that a bad option is one line naming the flag or the file it came
+ * from (exit 2).
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander'
+import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
+import { loadConfig } from './config-file.js'
+import { publicKeysOf, readKeysDir, type KeySet } from './keys-dir.js'
+import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
+
+export interface GuardFlags {
+  config?: string
+  profile?: string
+  publicKey?: string[]
+  publicKeysDir?: string
+  jwksUrl?: string
+  secret?: string[]
+  secretFile?: string[]
+  secretEnv?: string[]
+  appId?: string[]
+  clockTolerance?: number
+  lifetimePolicy?: string
+  maxLifetime?: number
+  defaultLifetime?: number
+  minLifetime?: number
+  allowNumericStringDates?: boolean
+  requireAcl?: boolean
+  defaultAcl?: unknown
+  aclPath?: string
+  errorFormat?: string
+  replay?: boolean
+  revocation?: boolean
+  redisUrl?: string
+}
+
+/** A whole number of seconds; its range is the library's to check (and to name in the error). */
+function seconds (value: string): number {
+  if (!/^-?[0-9]+$/.test(value)) throw new InvalidArgumentError('Expected a whole number of seconds.')
+  return Number(value)
+}
+
+function json (value: string): unknown {
+  try {
+    return JSON.parse(value) as unknown
+  } catch {
+    throw new InvalidArgumentError('Expected JSON, e.g. \'{"paths":{"/*/users/**":{}}}\'.')
+  }
+}
+
+/** `ID=VALUE`, repeatable. */
+function pair (value: string, previous: string[] | undefined): string[] {
+  if (value.indexOf('=') <= 0) throw new InvalidArgumentError('Expected ID=VALUE.')
+  return repeatable(value, previous)
+}
+
+/**
+ * The guard flags. `state`: the replay and revocation flags too (the servers; `verify` checks a
+ * token, not a request, and consumes no jti).
+ */
+export function addGuardFlags (command: Command, { state }: { state: boolean }): Command {
+  command
+    .option('--config <file>', 'guard options from a file: .json, or a .js/.mjs module whose default export is the options (flags win)')
+    .addOption(new Option('--profile <name>', 'the token profile').choices(['vonage', 'vonage-video', 'opentok', 'vonage-webhook']))
+    .option('--public-key <path|pem>', 'the application public key: a path to public.key, or the PEM itself (repeat for several: any may verify)', repeatable)
+    .option('--public-keys-dir <dir>', 'keys by application: one <application_id>.pem or .key per application, read again when the directory changes')
+    .option('--jwks-url <url>', 'verify with the keys of a remote JWKS instead (chosen by kid; https, or http on localhost)')
+    .option('--secret <id=secret>', 'HS profiles: a shared secret by iss (opentok) or api_key (vonage-webhook); visible in ps: prefer --secret-file or --secret-env', pair)
+    .option('--secret-file <id=path>', 'HS profiles: a shared secret read from a file (one trailing newline dropped)', pair)
+    .option('--secret-env <id=NAME>', 'HS profiles: a shared secret read from the environment variable NAME', pair)
+    .option('--app-id <id>', 'accept only this application_id (repeat the flag for several)', repeatable)
+    .option('--clock-tolerance <seconds>', 'clock skew allowed on every time check (default 30, at most 300)', seconds)
+    .addOption(new Option('--lifetime-policy <policy>', 'a lifetime past --max-lifetime: cap it (as Vonage does) or reject the token').choices(['cap', 'reject']))
+    .option('--max-lifetime <seconds>', 'the longest lifetime (default 86400)', seconds)
+    .option('--default-lifetime <seconds>', 'the lifetime of a token without exp (default 900)', seconds)
+    .option('--min-lifetime <seconds>', 'refuse exp - iat below this (default 0, off)', seconds)
+    .option('--allow-numeric-string-dates', 'read "exp": "1532179987" as a number (the default under vonage and vonage-video)')
+    .option('--no-allow-numeric-string-dates', 'refuse NumericDates written as strings')
+    .option('--require-acl', 'refuse tokens without an acl claim')
+    .option('--no-require-acl', 'accept tokens without an acl claim (the default)')
+    .option('--default-acl <json>', 'the acl of a token without one, e.g. \'{"paths":{"/*/users/**":{}}}\'', json)
+    .option('--acl-path <prefix>', 'strip this prefix from the path before the ACL sees it (e.g. /api)')
+    .addOption(new Option('--error-format <format>', 'the body of a refusal: Fastify\'s JSON (default), or RFC 7807 problem+json').choices(['fastify', 'problem']))
+  if (state) {
+    command
+      .option('--replay', 'accept each jti once (with --redis-url: across every instance)')
+      .option('--revocation', 'refuse the tokens and subjects revoked in the Redis store (needs --redis-url)')
+      .addOption(new Option('--redis-url <url>', 'the Redis of the replay and revocation store (redis:// or rediss://)').env('VONAGE_JWT_GUARD_REDIS_URL'))
+  }
+  return command
+}
+
+/** The flag of each option a flag can give, to name it in an error. */
+const FLAG_OF: Record<string, string> = {
+  profile: '--profile',
+  publicKey: '--public-key',
+  publicKeys: '--public-keys-dir',
+  jwksUrl: '--jwks-url',
+  secrets: '--secret',
+  applicationId: '--app-id',
+  clockTolerance: '--clock-tolerance',
+  lifetimePolicy: '--lifetime-policy',
+  maxLifetime: '--max-lifetime',
+  defaultLifetime: '--default-lifetime',
+  minLifetime: '--min-lifetime',
+  allowNumericStringDates: '--allow-numeric-string-dates',
+  requireAcl: '--require-acl',
+  defaultAcl: '--default-acl',
+  aclPath: '--acl-path',
+  errorFormat: '--error-format',
+  replay: '--replay',
+  revocation: '--revocation'
+}
+
+/** The options a source of keys is made of: a key flag replaces all of the file's. */
+const KEY_OPTIONS = ['publicKey', 'publicKeys', 'jwksUrl', 'jwks', 'secrets']
+
+/** The options about request state, which `verify` leaves out of a shared config file. */
+const STATE_OPTIONS = ['replay', 'revocation', 'isRevoked', 'failOpen', 'stateTimeout']
+
+/** Subject revocations are kept this long in Redis: the longest lifetime of any profile (vonage-video's 30 days). */
+const REDIS_MAX_LIFETIME = 30 * 86_400
+
+export interface ResolvedGuard {
+  /** The guard's options, validated. */
+  readonly options: GuardOptions
+  /** `--public-keys-dir` (or the file's `publicKeysDir`): re-read by the server when it changes. */
+  readonly keysDir: string | null
+  /** Replay protection on the in-memory store: one process's memory. */
+  readonly memoryReplay: boolean
+  /** Where each option came from (a flag, the config file, a key file), to name it in an error. */
+  readonly sources: ReadonlyMap<string, string>
+  /** Ends what the options hold open (the Redis connection). */
+  close (): Promise<void>
+}
+
+/** The secrets of `--secret`, `--secret-file` and `--secret-env`, by id. */
+function secretsOf (flags: GuardFlags): Record<string, string> | undefined {
+  const secrets: Record<string, string> = {}
+  const split = (value: string): [string, string] => {
+    const eq = value.indexOf('=')
+    return [value.slice(0, eq), value.slice(eq + 1)]
+  }
+  for (const value of flags.secret ?? []) {
+    const [id, secret] = split(value)
+    secrets[id] = secret
+  }
+  for (const value of flags.secretFile ?? []) {
+    const [id, path] = split(value)
+    secrets[id] = readText(path).replace(/\r?\n$/, '')
+  }
+  for (const value of flags.secretEnv ?? []) {
+    const [id, name] = split(value)
+    const secret = process.env[name]
+    if (secret === undefined || secret === '') throw new UsageError(`--secret-env ${id}=${name}: the environment variable ${name} is not set`)
+    secrets[id] = secret
+  }
+  return Object.keys(secrets).length === 0 ? undefined : secrets
+}
+
+/** The options the flags give, each with its flag; only the flags given. */
+function flagOptions (flags: GuardFlags): Record<string, unknown> {
+  const options: Record<string, unknown> = {}
+  const set = (name: string, value: unknown): void => {
+    if (value !== undefined) options[name] = value
+  }
+  set('profile', flags.profile)
+  if (flags.publicKey !== undefined) {
+    const keys = flags.publicKey.map(key => readKeyText(key, '--public-key'))
+    options.publicKey = keys.length === 1 ? keys[0] : keys
+  }
+  set('jwksUrl', flags.jwksUrl)
+  set('secrets', secretsOf(flags))
+  set('applicationId', flags.appId)
+  set('clockTolerance', flags.clockTolerance)
+  set('lifetimePolicy', flags.lifetimePolicy)
+  set('maxLifetime', flags.maxLifetime)
+  set('defaultLifetime', flags.defaultLifetime)
+  set('minLifetime', flags.minLifetime)
+  set('allowNumericStringDates', flags.allowNumericStringDates)
+  set('requireAcl', flags.requireAcl)
+  set('defaultAcl', flags.defaultAcl)
+  set('aclPath', flags.aclPath)
+  set('errorFormat', flags.errorFormat)
+  return options
+}
+
+/**
+ * The library's TypeError for a bad option, as a UsageError naming where the option came from:
+ * `--clock-tolerance: vonage-jwt-guard: option "clockTolerance" must be ...`, or the config file,
+ * or the key file of `--public-keys-dir`.
+ */
+export function optionError (error: unknown, sources: ReadonlyMap<string, string>): unknown {
+  if (!isInvalidOption(error)) return error
+  const option = String((error as { option?: unknown }).option ?? '')
+  const source = sources.get(option) ?? sources.get(option.split(/[.[]/)[0] ?? '')
+  return new UsageError(source === undefined ? (error as Error).message : `${source}: ${(error as Error).message}`)
+}
+
+/** `publicKeys` from a key set, each id's source its file. */
+export function keySetSources (set: KeySet, dir: string, sources: Map<string, string>): void {
+  for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, `${dir}/${file}`)
+}
+
+export interface ResolveSettings {
+  /** The replay and revocation options are used (the servers), or left out (`verify`). */
+  state: boolean
+  /** The public key when no source of keys is given (serve's dev keys); otherwise the library asks for one. */
+  defaultKey?: () => Promise<string>
+}
+
+/**
+ * The guard options of a command: the config file, then the flags over it (a flag that gives
+ * keys replaces the file's keys), key files read, the Redis store made, and the whole checked
+ * by the library's validation (`createVerifier`).
+ */
+export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings): Promise<ResolvedGuard> {
+  const sources = new Map<string, string>()
+  const file = flags.config === undefined ? undefined : await loadConfig(flags.config)
+  const options: Record<string, unknown> = { ...file?.options }
+  for (const name of Object.keys(options)) sources.set(name, file!.path)
+  if (!settings.state) for (const name of STATE_OPTIONS) delete options[name]
+
+  const given = flagOptions(flags)
+  const keyFlags = ['--public-key', '--public-keys-dir', '--jwks-url', '--secret'].filter((_, i) =>
+    [flags.publicKey, flags.publicKeysDir, flags.jwksUrl, given.secrets][i] !== undefined)
+  if (keyFlags.length > 1) throw new UsageError(`give one source of keys, not ${keyFlags.join(' and ')}`)
+  let keysDir = file?.publicKeysDir ?? null
+  if (keyFlags.length === 1) {
+    for (const name of KEY_OPTIONS) delete options[name]
+    keysDir = flags.publicKeysDir ?? null
+  }
+  for (const [name, value] of Object.entries(given)) {
+    options[name] = value
+    sources.set(name, FLAG_OF[name] ?? name)
+  }
+
+  if (keysDir !== null) {
+    const clash = KEY_OPTIONS.find(name => options[name] !== undefined)
+    if (clash !== undefined) throw new UsageError(`${sources.get(clash) ?? clash}: ${clash} cannot be combined with publicKeysDir (${keysDir}): give one source of keys`)
+    const set = readKeysDir(keysDir)
+    options.publicKeys = publicKeysOf(set)
+    keySetSources(set, keysDir, sources)
+    sources.set('publicKeys', `--public-keys-dir ${keysDir}`)
+  } else if (settings.defaultKey !== undefined && !KEY_OPTIONS.some(name => options[name] !== undefined)) {
+    options.publicKey = await settings.defaultKey()
+  }
+
+  if (!KEY_OPTIONS.some(name => options[name] !== undefined)) {
+    throw new UsageError('no keys: give --public-key, --public-keys-dir or --jwks-url (--secret for the opentok and vonage-webhook profiles), or a --config file holding one')
+  }
+
+  const closers: Array<() => Promise<void>> = []
+  let memoryReplay = false
+  if (settings.state) {
+    if (flags.replay !== undefined) {
+      options.replay = flags.replay
+      sources.set('replay', '--replay')
+    }
+    if (flags.revocation !== undefined) {
+      options.revocation = flags.revocation
+      sources.set('revocation', '--revocation')
+    }
+    const redisUrl = flags.redisUrl ?? file?.redisUrl
+    const wantsRedis = options.replay === true || options.revocation === true
+    if (redisUrl !== undefined && !wantsRedis) throw new UsageError(`${flags.redisUrl === undefined ? file!.path : '--redis-url'}: the Redis store serves --replay and --revocation: give one of them, or no Redis URL`)
+    if (options.revocation === true && redisUrl === undefined) {
+      throw new UsageError(`${sources.get('revocation') ?? '--revocation'}: revocation needs a shared store (--redis-url, or redisUrl in the config file): an in-memory one could not be written to by anyone`)
+    }
+    if (redisUrl !== undefined) {
+      const { createRedisStore } = await import('vonage-jwt-guard/redis')
+      let store
+      try {
+        store = createRedisStore({ url: redisUrl, maxLifetime: REDIS_MAX_LIFETIME, ...(file?.redisPrefix === undefined ? {} : { prefix: file.redisPrefix }) })
+      } catch (error) {
+        throw new UsageError(`${flags.redisUrl === undefined ? file!.path : '--redis-url'}: ${(error as Error).message}`)
+      }
+      closers.push(() => store.close())
+      // One store for both: replay and revocation of a request are then one round trip.
+      if (options.replay === true) options.replay = { store }
+      if (options.revocation === true) options.revocation = store
+    }
+    memoryReplay = options.replay === true
+  }
+
+  const resolved: ResolvedGuard = {
+    options: options as GuardOptions,
+    keysDir,
+    memoryReplay,
+    sources,
+    close: async () => { await Promise.all(closers.map(close => close())) }
+  }
+  try {
+    createVerifier(resolved.options)
+  } catch (error) {
+    await resolved.close()
+    throw optionError(error, sources)
+  }
+  return resolved
+}

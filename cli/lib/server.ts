@@ -1,0 +1,328 @@
+/**
+ * Running a guarded server (`serve`, `proxy`, `forward-auth`): its flags, its Fastify settings
+ * (refusals logged once, granted requests only when asked, never a token, never a stack for a
+ * refusal), the listener, `--public-keys-dir` reloads, metrics, and a graceful stop on SIGTERM.
+ *
+ * The guard's options are frozen when it registers, so a new key set means a new Fastify app.
+ * We own the one `http.Server`; each app is built with a `serverFactory` that hands us its
+ * request handler, and the server calls the current app's. A reload builds and readies the next
+ * app first (a bad key set never replaces a good one), swaps it in for new requests, and closes
+ * the old one once the requests it is answering have finished.
+ */
+import cluster from 'node:cluster'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { availableParallelism } from 'node:os'
+import { InvalidArgumentError, Option, type Command } from 'commander'
+import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify'
+import { canonicalPath, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
+import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
+import { publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
+import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
+import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
+import { runPrimary } from './workers.js'
+
+/** The flags of a long-running server. */
+export interface ServerFlags {
+  port: number
+  host: string
+  /** The unguarded health route, or false for none. */
+  healthPath: string | false
+  /** Seconds the requests in flight get after SIGTERM. */
+  gracePeriod: number
+  logLevel: string
+  /** Log every request (Fastify's incoming / completed lines), not only refusals. */
+  logRequests: boolean
+  metricsPort?: number
+  metricsHost: string
+  /** Processes answering requests; 1: this one. */
+  workers: number
+}
+
+/** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
+export const DEFAULT_GRACE_PERIOD = 10
+
+/** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
+export function healthPathFlag (value: string): string {
+  let canonical: string | undefined
+  try {
+    canonical = /[?#]/.test(value) ? undefined : canonicalPath(value)
+  } catch {
+    canonical = undefined
+  }
+  if (canonical !== value || value === '/') throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
+  return value
+}
+
+/** `--workers N|auto`: auto is the machine's cores. */
+function workersFlag (value: string): number {
+  if (value === 'auto') return availableParallelism()
+  return integerFlag(1, 256)(value)
+}
+
+export function addServerFlags (command: Command): Command {
+  return command
+    .addOption(new Option('-p, --port <port>', 'port to listen on (0: any free port)').env('PORT').default(3000).argParser(portFlag))
+    .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
+    .option('--health-path <path>', 'the unguarded health route (GET and HEAD)', healthPathFlag, '/healthz')
+    .option('--no-health-path', 'no health route: every path is guarded')
+    .option('--grace-period <seconds>', 'after SIGTERM, how long requests in flight may take before the process exits', integerFlag(0, 3600), DEFAULT_GRACE_PERIOD)
+    .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent); refusals are logged at info', logLevelFlag, 'info')
+    .option('--log-requests', 'log every request (Fastify\'s incoming and completed lines), granted ones too', false)
+    .option('--metrics-port <port>', 'serve Prometheus metrics at GET /metrics on this port (its own listener)', portFlag)
+    .option('--metrics-host <host>', 'the address of the metrics listener', '127.0.0.1')
+    .option('--workers <n>', 'processes answering requests (node:cluster): a number, or auto for one per core', workersFlag, 1)
+}
+
+/** Fastify's logger: pretty lines in a terminal, JSON lines (one per event) for a pipe or a file. */
+export function loggerOptions (level: string): { level: string, transport?: { target: string, options: Record<string, unknown> } } {
+  if (process.stdout.isTTY === true) {
+    return { level, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } }
+  }
+  return { level }
+}
+
+/** A request in the log: no query (a token may travel in one, `tokenSources: [{ query }]`), no header. */
+function requestInLog (request: { method?: string, url?: string, ip?: string, socket?: { remoteAddress?: string } }): Record<string, unknown> {
+  return { method: request.method, path: (request.url ?? '').split('?')[0], remoteAddress: request.ip ?? request.socket?.remoteAddress }
+}
+
+/** The Fastify settings of the servers. */
+export async function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): Promise<FastifyServerOptions> {
+  const { LogController } = await import('fastify')
+  return {
+    logger: { ...loggerOptions(flags.logLevel), serializers: { req: requestInLog } },
+    // Fastify's two lines per request made `proxy` 0.71x as fast (issue 16): refusals are logged
+    // by the guard, and every request only when asked.
+    logController: new LogController({ disableRequestLogging: !flags.logRequests })
+  }
+}
+
+/**
+ * A Fastify app for a server command, with the error handler that keeps refusals to one log
+ * line: the guard has logged its own (at info, with the code); another 4xx (Fastify's bad URL,
+ * a body too large) is logged here once, at info, without a stack; a 5xx is a fault, logged at
+ * error with its stack. Set before any plugin, so that every context inherits it.
+ */
+export async function newApp (options: FastifyServerOptions): Promise<FastifyInstance> {
+  const { default: Fastify } = await import('fastify')
+  const app = Fastify(options)
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+    if (status >= 500 && !isGuardError(error)) {
+      request.log.error({ err: error }, error.message)
+      return reply.code(status).send({ statusCode: status, error: STATUS_CODES[status], message: 'Internal Server Error' })
+    }
+    if (!isGuardError(error)) request.log.info({ code: error.code, statusCode: status }, error.message)
+    const headers = (error as { headers?: Record<string, string> }).headers
+    if (headers !== undefined) reply.headers(headers)
+    return reply.code(status).send({ statusCode: status, code: error.code, error: STATUS_CODES[status], message: error.message })
+  })
+  return app
+}
+
+/** Builds the app of a server command on these guard options (with the given Fastify settings). */
+export type BuildApp = (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
+
+type Handler = (request: IncomingMessage, response: ServerResponse) => void
+
+interface Generation {
+  readonly app: FastifyInstance
+  readonly handler: Handler
+  inFlight: number
+  retired: boolean
+}
+
+export interface RunSettings {
+  build: BuildApp
+  guard: ResolvedGuard
+  flags: ServerFlags
+  /** The line printed once listening; ends with "(Ctrl-C to stop)". */
+  banner: (base: string) => string
+}
+
+/**
+ * Run a server command until a signal: with `--workers` > 1 the primary forks the workers
+ * (workers.ts), each of which runs this again; otherwise this process serves.
+ */
+export async function runServer (settings: RunSettings): Promise<void> {
+  const { guard, flags } = settings
+  if (flags.metricsPort !== undefined && flags.metricsPort !== 0 && flags.metricsPort === flags.port && flags.metricsHost === flags.host) {
+    throw new UsageError('--metrics-port: the metrics have their own listener, never the guarded port: give another port')
+  }
+  if (flags.workers > 1 && guard.memoryReplay) {
+    throw new UsageError(`--replay with --workers ${flags.workers} needs a shared store (--redis-url): each worker's memory would accept a token once, so ${flags.workers} times`)
+  }
+  if (flags.workers > 1 && cluster.isPrimary) {
+    // The primary answers no request: the workers build their own guard (and Redis connection).
+    await guard.close()
+    await runPrimary(flags, settings.banner)
+    return
+  }
+  let banner = settings.banner
+  if (flags.metricsPort !== undefined) {
+    if (cluster.isWorker) {
+      await workerMetrics()
+    } else {
+      const at = metricsUrl(flags.metricsHost, await singleProcessMetrics(flags.metricsHost, flags.metricsPort))
+      banner = (base) => `metrics: ${at}\n${settings.banner(base)}`
+    }
+  }
+  await serve({ ...settings, banner })
+}
+
+async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
+  let closing = false
+  const base = await fastifyOptions(flags)
+
+  /** An app on these options, ready, with its request handler. */
+  async function generation (options: GuardOptions): Promise<Generation> {
+    let handler: Handler | undefined
+    const app = await build(options, {
+      ...base,
+      // Fastify's own server is never listened on: ours calls the handler it is given here.
+      serverFactory: (h) => {
+        handler = h as Handler
+        return createServer()
+      }
+    })
+    // A callback hook: no promise per request on the hot path.
+    app.addHook('onSend', (_request, reply, payload, done) => {
+      if (closing) reply.header('connection', 'close')
+      done(null, payload)
+    })
+    await app.ready()
+    return { app, handler: handler!, inFlight: 0, retired: false }
+  }
+
+  let current: Generation
+  try {
+    current = await generation(guard.options)
+  } catch (error) {
+    await guard.close()
+    throw optionError(error, guard.sources)
+  }
+  const generations = new Set([current])
+  const retire = (old: Generation): void => {
+    generations.delete(old)
+    old.app.close().catch((error: unknown) => { current.app.log.error({ err: error }, 'vonage-jwt-guard: closing the previous guard failed') })
+  }
+
+  let server: Server
+  if (guard.keysDir === null) {
+    server = createServer(current.handler)
+  } else {
+    // Counting what each app is answering costs a listener per request: only when apps are swapped.
+    server = createServer((request, response) => {
+      const serving = current
+      serving.inFlight++
+      response.once('close', () => {
+        if (--serving.inFlight === 0 && serving.retired) retire(serving)
+      })
+      serving.handler(request, response)
+    })
+  }
+  // Fastify's defaults for its own server.
+  server.keepAliveTimeout = 72_000
+  server.requestTimeout = 0
+
+  let unwatch = (): void => {}
+  if (guard.keysDir !== null) {
+    const dir = guard.keysDir
+    let last = JSON.stringify(readKeysDir(dir).keys)
+    let queue = Promise.resolve()
+    const reload = async (): Promise<void> => {
+      if (closing) return
+      const log = current.app.log
+      let set: KeySet
+      try {
+        set = readKeysDir(dir)
+      } catch (error) {
+        log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: the last good set stays in use')
+        return
+      }
+      const text = JSON.stringify(set.keys)
+      if (text === last) return
+      let next: Generation
+      try {
+        next = await generation({ ...guard.options, publicKeys: publicKeysOf(set) })
+      } catch (error) {
+        const sources = new Map(guard.sources)
+        keySetSources(set, dir, sources)
+        const reason = (optionError(error, sources) as Error).message
+        log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: a key in the directory is refused: the last good set stays in use')
+        return
+      }
+      if (closing) {
+        void next.app.close()
+        return
+      }
+      last = text
+      const old = current
+      current = next
+      generations.add(next)
+      old.retired = true
+      if (old.inFlight === 0) retire(old)
+      const ids = Object.keys(set.keys)
+      next.app.log.info({ keysDir: dir, applications: ids }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
+    }
+    unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
+      current.app.log.error({ keysDir: dir, reason: error.message }, 'vonage-jwt-guard: watching the keys directory failed: keys are no longer reloaded')
+    })
+  }
+
+  /**
+   * SIGINT (Ctrl-C), SIGTERM, or the primary's word: no new connection is accepted, the requests
+   * in flight finish (each answered with `Connection: close`, so an idle keep-alive connection
+   * does not hold the exit), then the process exits 0. When they have not finished after the
+   * grace period, or on a second signal, it exits 1 at once.
+   */
+  const stop = (why: string): void => {
+    if (closing) process.exit(EXIT.FAILED)
+    closing = true
+    unwatch()
+    if (!cluster.isWorker) process.stderr.write(`\n${why}: closing the server (requests in flight get ${flags.gracePeriod} s to finish)\n`)
+    const force = setTimeout(() => {
+      process.stderr.write(`the grace period of ${flags.gracePeriod} s is over: requests still in flight are cut\n`)
+      process.exit(EXIT.FAILED)
+    }, flags.gracePeriod * 1000)
+    force.unref()
+    // A connection that turns idle after its last answer is closed too.
+    setInterval(() => { server.closeIdleConnections() }, 100).unref()
+    server.close(() => {
+      Promise.all([...generations].map(g => g.app.close()))
+        .then(() => guard.close())
+        .then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
+    })
+    server.closeIdleConnections()
+  }
+  if (cluster.isWorker) {
+    // Ctrl-C reaches every process of the terminal's group: the primary relays it once.
+    process.on('SIGINT', () => {})
+    process.on('SIGTERM', () => { stop('SIGTERM') })
+    process.on('message', (message: { vjg?: string } | null) => {
+      if (message?.vjg === 'stop') stop('stop')
+    })
+    // The primary is gone: nobody restarts or stops this worker any more.
+    process.on('disconnect', () => { if (!closing) stop('disconnect') })
+  } else {
+    process.on('SIGINT', () => { stop('SIGINT') })
+    process.on('SIGTERM', () => { stop('SIGTERM') })
+  }
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host: flags.host, port: flags.port }, resolve)
+    })
+  } catch (error) {
+    unwatch()
+    await Promise.all([...generations].map(g => g.app.close())).catch(() => undefined)
+    await guard.close()
+    throw new CommandFailed(`cannot listen on ${flags.host}:${flags.port} (${(error as Error).message})`)
+  }
+  if (!cluster.isWorker) {
+    const address = server.address() as AddressInfo
+    process.stdout.write(`${banner(`http://${reachableHost(flags.host)}:${address.port}`)}\n`)
+  }
+}

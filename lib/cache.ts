@@ -32,14 +32,21 @@ const SKETCH_BITS_MAX = 22
 const ROW_SEEDS = [0x9e3779b1, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f] as const
 
 /**
- * A count-min sketch of 4-bit counters (four rows): how often a key was seen, never under-counted,
- * over-counted only by collisions. Every `sample` increments all counters are halved, so the
- * sketch forgets: a token that was hot an hour ago does not keep its place.
+ * How often a key was seen: a doorkeeper in front of a count-min sketch of 4-bit counters (four
+ * rows), as in TinyLFU. The first sighting of a key only sets its bits in the doorkeeper (a Bloom
+ * filter); later ones count in the sketch. So a stream of tokens seen once leaves the sketch
+ * untouched, and its collisions cannot lift a one-time token over an entry in use (without the
+ * doorkeeper, a stream of distinct tokens made about one in ten of them displace a cached one,
+ * each an object moved to the old generation: the GC work the cache was meant to save). Never
+ * under-counted, over-counted only by collisions. Every `sample` sightings the counters halve
+ * and the doorkeeper empties, so the sketch forgets: a token hot an hour ago does not keep its place.
  */
 class FrequencySketch {
   readonly #counters: Uint8Array
   readonly #shift: number
   readonly #width: number
+  readonly #door: Uint32Array
+  readonly #doorShift: number
   readonly #sample: number
   #additions = 0
 
@@ -50,7 +57,29 @@ class FrequencySketch {
     this.#width = 1 << bits
     this.#shift = 32 - bits
     this.#counters = new Uint8Array(this.#width * ROW_SEEDS.length)
+    // Two bits of 32 per sighting of a sample (10 x max): under 1% false positives at its fullest.
+    let doorBits = bits + 5
+    if (doorBits > SKETCH_BITS_MAX + 3) doorBits = SKETCH_BITS_MAX + 3
+    this.#door = new Uint32Array(2 ** doorBits / 32)
+    this.#doorShift = 32 - doorBits
     this.#sample = 10 * max
+  }
+
+  /** Whether the doorkeeper holds `hash`; `add`: and put it there. Its two bits: the top bits of two products. */
+  #doorkeeper (hash: number, add: boolean): boolean {
+    const door = this.#door
+    const a = Math.imul(hash, 0x7feb352d) >>> this.#doorShift
+    const b = Math.imul(hash, 0x846ca68b) >>> this.#doorShift
+    const wordA = a >>> 5
+    const wordB = b >>> 5
+    const bitA = 1 << (a & 31)
+    const bitB = 1 << (b & 31)
+    const held = ((door[wordA] ?? 0) & bitA) !== 0 && ((door[wordB] ?? 0) & bitB) !== 0
+    if (add && !held) {
+      door[wordA] = (door[wordA] ?? 0) | bitA
+      door[wordB] = (door[wordB] ?? 0) | bitB
+    }
+    return held
   }
 
   /** The counter of `hash` in a row: Fibonacci hashing, the top bits of a product (its low bits would depend on the key's low bits only). */
@@ -59,32 +88,31 @@ class FrequencySketch {
   }
 
   increment (hash: number): void {
+    if (++this.#additions >= this.#sample) this.#age()
+    if (!this.#doorkeeper(hash, true)) return
     const counters = this.#counters
-    let added = false
     for (let row = 0; row < ROW_SEEDS.length; row++) {
       const i = this.#index(hash, row)
       const count = counters[i] ?? 15
-      if (count < 15) {
-        counters[i] = count + 1
-        added = true
-      }
+      if (count < 15) counters[i] = count + 1
     }
-    if (added && ++this.#additions >= this.#sample) this.#age()
   }
 
   frequency (hash: number): number {
+    if (!this.#doorkeeper(hash, false)) return 0
     let min = 15
     for (let row = 0; row < ROW_SEEDS.length; row++) {
       const count = this.#counters[this.#index(hash, row)] ?? 0
       if (count < min) min = count
     }
-    return min
+    return min + 1
   }
 
   #age (): void {
     const counters = this.#counters
     for (let i = 0; i < counters.length; i++) counters[i] = (counters[i] ?? 0) >>> 1
-    this.#additions = this.#additions >>> 1
+    this.#door.fill(0)
+    this.#additions = 0
   }
 }
 

@@ -34,9 +34,15 @@ export function otherPublicKeys (n) {
 
 /** The minimatch options the package compiles ACL patterns with (SPEC 3). */
 const MINIMATCH_OPTIONS = { dot: true, nobrace: true, noext: true, nonegate: true, nocomment: true, platform: 'linux' }
-/** As many compiled patterns as the package keeps (its bound), the oldest going first: without a bound, tokens with ACLs of their own would fill the heap. */
+/**
+ * As many compiled patterns as the package keeps (its bound), the oldest going first (a ring of
+ * the keys: reading the oldest key from the Map walks over the holes of its deletions): without a
+ * bound, tokens with ACLs of their own would fill the heap.
+ */
 const COMPILED_MAX = 10_000
 const compiled = new Map()
+const order = []
+let oldest = 0
 
 /**
  * The ACL check the jose and floor servers do: each pattern compiled once (precompiled minimatch,
@@ -52,7 +58,13 @@ export function aclGrants (acl, url) {
     let mm = compiled.get(pattern)
     if (mm === undefined) {
       mm = new Minimatch(pattern, MINIMATCH_OPTIONS)
-      if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value)
+      if (order.length < COMPILED_MAX) {
+        order.push(pattern)
+      } else {
+        compiled.delete(order[oldest])
+        order[oldest] = pattern
+        oldest = (oldest + 1) % COMPILED_MAX
+      }
       compiled.set(pattern, mm)
     }
     if (mm.match(path)) return true

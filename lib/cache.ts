@@ -233,14 +233,13 @@ export class TokenCache<V> {
 
   get (token: string): V | undefined {
     const last = this.#last
-    let slot: TokenSlot<V> | undefined
-    if (last !== null && last.token === token && last.segment !== GONE) {
-      slot = last
-    } else {
-      slot = this.#map.get(tailOf(token))
-      if (slot === undefined || slot.token !== token) return undefined
-      this.#last = slot
-    }
+    // The token asked for last, again: one string compare. The run of requests it belongs to was
+    // counted (and its slot moved up) on its first hit, so a client sending one token in a loop
+    // counts as one sighting per run, not one per request.
+    if (last !== null && last.token === token && last.segment !== GONE) return last.value
+    const slot = this.#map.get(tailOf(token))
+    if (slot === undefined || slot.token !== token) return undefined
+    this.#last = slot
     this.#sketch.increment(slot.hash)
     this.#touch(slot)
     return slot.value
@@ -255,7 +254,6 @@ export class TokenCache<V> {
     this.#map.set(key, slot)
     this.#sketch.increment(slot.hash)
     this.#window.push(slot)
-    this.#last = slot
     if (this.#window.size > this.#windowMax) this.#admit(this.#window.oldest as TokenSlot<V>, now)
   }
 

@@ -14,7 +14,7 @@
  * Environment knobs (bench/README.md): BENCH_DURATION (s, per run), BENCH_RUNS, BENCH_WARMUP (s),
  * BENCH_CONNECTIONS, BENCH_POOL (distinct tokens in the fixture), BENCH_UNIQUE_POOL (unique-ACL
  * tokens), BENCH_MEMORY_TOKENS, BENCH_SCENARIOS and BENCH_SERVERS (comma-separated ids),
- * BENCH_SKIP (micro,memory,http), BENCH_OUT (results file).
+ * BENCH_SKIP (micro,memory,http), BENCH_OUT (results file), BENCH_NODE_FLAGS (for the servers).
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -44,6 +44,8 @@ const config = {
   memoryTokens: Number(env.BENCH_MEMORY_TOKENS ?? 100_000),
   only: env.BENCH_SERVERS ? new Set(env.BENCH_SERVERS.split(',')) : null,
   scenarios: env.BENCH_SCENARIOS ? new Set(env.BENCH_SCENARIOS.split(',')) : null,
+  /** Node flags for every server process (say `--trace-gc` or `--cpu-prof`). */
+  serverFlags: (env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   skip: new Set((env.BENCH_SKIP ?? '').split(',').filter(Boolean)),
   out: env.BENCH_OUT ?? join(here, 'results.md'),
   baseline: BASELINE ?? null
@@ -97,6 +99,7 @@ function waitMessage (child, type) {
 
 async function startServer (spec, fixture) {
   const child = fork(join(here, 'server.js'), [spec.module, fixture.fixtureFile, JSON.stringify(spec.options ?? {})], {
+    execArgv: config.serverFlags,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const first = await waitMessage(child, 'ready')

@@ -301,34 +301,41 @@ export class TokenCache<V> {
   }
 
   /**
-   * The window's oldest entry leaves it: into the main space while there is room, else only if
-   * the sketch saw it more often than the main space's next victim (TinyLFU). A tie keeps the
-   * victim: that is what keeps a cycling pool's hits.
+   * The window's oldest entry leaves it. It enters the main space only if it was seen again (a
+   * hit, or a second sighting): a token seen once never does, so a stream of distinct tokens
+   * leaves the main space as it is, and misses move nothing to the old generation (admitting
+   * them, the main space turned over each time the sketch aged, about once per ten times `max`
+   * requests, and every admission was an object promoted and another one to collect). Into free
+   * room it goes at once; into a full main space only if the sketch saw it more often than the
+   * next victim (TinyLFU). A tie keeps the victim: that is what keeps a cycling pool's hits. An
+   * expired victim makes room for any live candidate.
    */
   #admit (candidate: TokenSlot<V>, now: number): void {
     this.#window.unlink(candidate)
-    if (this.#probation.size + this.#protected.size < this.#max - this.#windowMax) {
-      candidate.segment = PROBATION
-      this.#probation.push(candidate)
-      return
-    }
     const expired = this.#expired
     if (expired?.(candidate.value, now) === true) {
       this.#drop(candidate)
       return
     }
-    const victim = this.#probation.oldest ?? this.#protected.oldest
-    if (victim === null) {
-      this.#drop(candidate)
+    const frequency = this.#sketch.frequency(candidate.hash)
+    const seenAgain = frequency >= 2
+    if (this.#probation.size + this.#protected.size < this.#max - this.#windowMax) {
+      if (seenAgain) this.#enterMain(candidate)
+      else this.#drop(candidate)
       return
     }
-    if ((expired?.(victim.value, now) === true) || this.#sketch.frequency(candidate.hash) > this.#sketch.frequency(victim.hash)) {
+    const victim = this.#probation.oldest ?? this.#protected.oldest
+    if (victim !== null && (expired?.(victim.value, now) === true || (seenAgain && frequency > this.#sketch.frequency(victim.hash)))) {
       this.#remove(victim)
-      candidate.segment = PROBATION
-      this.#probation.push(candidate)
+      this.#enterMain(candidate)
     } else {
       this.#drop(candidate)
     }
+  }
+
+  #enterMain (slot: TokenSlot<V>): void {
+    slot.segment = PROBATION
+    this.#probation.push(slot)
   }
 
   #remove (slot: TokenSlot<V>): void {

@@ -42,7 +42,7 @@ t.test('a token hits from its second request', async t => {
 
 t.test('no cliff: a pool cycling just past the cache keeps most of its hits', async t => {
   const max = 2000
-  t.equal(cycle(new TokenCache<number>(max), 1900, 1, 3), 1, 'a pool that fits: every request after the first pass hits')
+  t.equal(cycle(new TokenCache<number>(max), 1900, 2, 3), 1, 'a pool that fits: every request after the second pass hits (a token enters the main space once seen again)')
   const past = cycle(new TokenCache<number>(max), 2100, 2, 3)
   t.ok(past >= 0.9, `5% past the bound: ${(past * 100).toFixed(1)}% hits (an LRU hits none)`)
   const double = cycle(new TokenCache<number>(max), 4000, 2, 3)
@@ -69,20 +69,24 @@ t.test('tokens seen once pass through the window without displacing the ones in 
     if (i % 2000 === 1999) kept += inUse()
   }
   t.equal(kept, 500 * 10, 'every request for a token in use hit')
-  t.equal(cache.size, 1000)
+  t.ok(cache.size <= 500 + WINDOW_MIN + 200, `the tokens seen once did not enter the main space, but for a few false positives of the doorkeeper (size ${cache.size})`)
 })
 
-t.test('a token seen again after the window is admitted once it is seen more often than the victim', async t => {
+t.test('a token seen once never enters the main space; seen again, it does once seen more often than the victim', async t => {
   const cache = new TokenCache<number>(1000)
-  // Fill the main space with tokens seen once.
   for (let i = 0; i < 1000; i++) cache.set(tokenKey(i), i)
+  t.equal(cache.size, WINDOW_MIN, '1,000 tokens seen once: only the window holds any')
+  // Fill the main space with tokens seen twice.
+  for (let i = 0; i < 1000; i++) cache.set(tokenKey(i), i)
+  for (let i = 0; i < WINDOW_MIN; i++) cache.set(tokenKey(40_000 + i), i)
+  t.equal(cache.size, 1000, 'seen twice: admitted into free room')
   const key = tokenKey(50_000)
-  cache.set(key, 1)
-  for (let i = 0; i < WINDOW_MIN; i++) cache.set(tokenKey(60_000 + i), i)
-  t.equal(cache.get(key), undefined, 'out of the window, not admitted: seen as often as the victim')
-  cache.set(key, 2)
-  for (let i = 0; i < WINDOW_MIN; i++) cache.set(tokenKey(70_000 + i), i)
-  t.equal(cache.get(key), 2, 'seen twice: admitted over a victim seen once')
+  for (let seen = 1; seen <= 3; seen++) {
+    cache.set(key, seen)
+    for (let i = 0; i < WINDOW_MIN; i++) cache.set(tokenKey(60_000 + seen * 1000 + i), i)
+    if (seen < 3) t.equal(cache.get(key), undefined, `seen ${seen === 1 ? 'once' : 'twice, as often as the victim'}: not admitted`)
+  }
+  t.equal(cache.get(key), 3, 'seen three times: admitted over a victim seen twice')
 })
 
 t.test('an expired entry makes room before a live one is turned away', async t => {

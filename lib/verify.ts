@@ -102,8 +102,9 @@ export const ON_THREAD_PER_TURN = 2
 interface PoolRule {
   /** True: on the thread pool; false: on the calling thread. Asked once per token. */
   readonly toPool: () => boolean
-  /** Count a verification as on the pool until the returned promise settles. */
-  readonly pooled: <T>(answer: Promise<T>) => Promise<T>
+  /** A verification went to the pool; `settled` when it answered. */
+  readonly started: () => void
+  readonly settled: () => void
 }
 
 /**
@@ -124,7 +125,6 @@ function createPoolRule (enabled: boolean): PoolRule {
     onThreadThisTurn = 0
     turnWatched = false
   }
-  const settled = (): void => { onPool-- }
   return {
     toPool: () => {
       if (!enabled) return false
@@ -137,11 +137,8 @@ function createPoolRule (enabled: boolean): PoolRule {
       }
       return false
     },
-    pooled: (answer) => {
-      onPool++
-      answer.then(settled, settled)
-      return answer
-    }
+    started: () => { onPool++ },
+    settled: () => { onPool-- }
   }
 }
 
@@ -411,20 +408,26 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   /** The key that verified the last token: tried first among several. */
   let lastKey: PreparedKey | undefined
 
-  /** The first of `candidates` from `index` on that verifies the signature; none: 401. */
-  function verifyingKey (candidates: readonly PreparedKey[], index: number, alg: string, signingInput: Buffer, signature: Buffer, onPool: boolean): Awaitable<PreparedKey> {
+  /**
+   * The first of `candidates` from `index` on that verifies the signature, then the claims
+   * (`accept`); no key verifies: 401. On the thread pool, one promise reaction per key tried
+   * carries the verification and the claims (each reaction costs the event loop a little).
+   */
+  function verifiedBy (token: string, parsed: ParsedToken, candidates: readonly PreparedKey[], index: number, alg: string, signingInput: Buffer, onPool: boolean, now: number): Awaitable<VerifiedToken> {
     for (let i = index; i < candidates.length; i++) {
       const key = candidates[i] as PreparedKey
-      const valid = verifySignature(alg, signingInput, signature, key, onPool)
+      const valid = verifySignature(alg, signingInput, parsed.signature, key, onPool)
       if (valid === true) {
         lastKey = key
-        return key
+        return accept(token, parsed, key, now)
       }
       if (valid !== false) {
-        return pool.pooled(valid).then((ok) => {
-          if (!ok) return verifyingKey(candidates, i + 1, alg, signingInput, signature, onPool)
+        pool.started()
+        return valid.then((ok) => {
+          pool.settled()
+          if (!ok) return verifiedBy(token, parsed, candidates, i + 1, alg, signingInput, onPool, now)
           lastKey = key
-          return key
+          return accept(token, parsed, key, now)
         })
       }
     }
@@ -457,9 +460,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     // HMAC never leaves the calling thread: only RSA asks where to run.
     const onPool = ALGORITHMS[alg]?.kind !== 'hmac' && pool.toPool()
     const input = signingBytes(parsed.signingInput, !onPool)
-    const key = verifyingKey(orderedKeys(candidates, parsed.header.kid, lastKey), 0, alg, input, parsed.signature, onPool)
-    if (key instanceof Promise) return key.then(found => accept(token, parsed, found, now))
-    return accept(token, parsed, key, now)
+    return verifiedBy(token, parsed, orderedKeys(candidates, parsed.header.kid, lastKey), 0, alg, input, onPool, now)
   }
 
   function verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken> {

@@ -92,11 +92,11 @@ export interface VerifierRuntime {
 }
 
 /**
- * How many RSA verifications may run on the calling thread in one turn of the event loop before
- * the next goes to the thread pool. Measured in bench/ (connections 1, 2, 10, 100): see
- * `createPoolRule`.
+ * How many RSA verifications under way make a server busy: on the thread pool, or already run
+ * on the calling thread in this turn of the event loop. Measured in bench/ (connections 1, 2,
+ * 10, 100): see `createPoolRule`.
  */
-export const ON_THREAD_PER_TURN = 2
+export const BUSY = 2
 
 /** Where the RSA work of one token runs. */
 interface PoolRule {
@@ -110,12 +110,13 @@ interface PoolRule {
 /**
  * RSA on the thread pool only when the server is busy. A hop to the pool costs a request about
  * 50 us of latency (two thread handovers) and saves the event loop the RSA work (about 22 us for
- * RSA-2048): worth it when requests queue behind each other, a loss when one is alone. "Busy" is
- * read from two signs that cost nothing to keep: a verification is still on the pool, or
- * ON_THREAD_PER_TURN have already run on the calling thread in this turn of the event loop (the
- * poll phase handed over several requests at once). Alone (one connection, or a few that do
- * not overlap), every token is verified on the calling thread; under load, every one goes to
- * the pool. (bench/: connections 1, 2, 10 and 100.)
+ * RSA-2048): worth it when requests queue behind each other, a loss when one is alone or two
+ * take turns. "Busy" is BUSY verifications already under way, counted from two signs that cost
+ * nothing to keep: those still on the pool, and those run on the calling thread in this turn of
+ * the event loop (the poll phase handed over several requests at once). One or two connections
+ * never get there, so every token is verified on the calling thread; under load the pool keeps
+ * two or more and every token goes there. (Going to the pool as soon as one verification was on
+ * it made the pool hold itself at two connections: 0.66x the floor, bench/ conn-2.)
  */
 function createPoolRule (enabled: boolean): PoolRule {
   let onPool = 0
@@ -128,7 +129,7 @@ function createPoolRule (enabled: boolean): PoolRule {
   return {
     toPool: () => {
       if (!enabled) return false
-      if (onPool > 0 || onThreadThisTurn >= ON_THREAD_PER_TURN) return true
+      if (onPool + onThreadThisTurn >= BUSY) return true
       onThreadThisTurn++
       if (!turnWatched) {
         turnWatched = true

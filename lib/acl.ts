@@ -83,7 +83,9 @@ class Compiled implements CompiledAcl {
   }
 }
 
-const grantsOf = Compiled.grantsOf
+function grantsOf (acl: CompiledAcl): Grant[] | undefined {
+  return Compiled.grantsOf(acl)
+}
 
 /**
  * Compiled patterns by the pattern as matched, bounded: the oldest goes first. The order is kept

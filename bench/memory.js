@@ -1,19 +1,28 @@
 /**
- * The memory check: `node --expose-gc memory.js <fixture.json> <count>`.
- * One verifier with the default cache (10,000 entries) verifies `count` distinct tokens; the heap
- * (after a full GC) must stop growing once the cache is full. The tokens stay in one Buffer
- * (outside the JS heap) and each string is made just before its verify(), so the heap holds only
- * what the verifier keeps. Prints one JSON line on stdout.
+ * The memory checks: `node --expose-gc memory.js <fixture.json> <count> [unique-acl [dist]]`.
+ *
+ * - Distinct tokens (default): one verifier with the default cache (10,000 entries) verifies
+ *   `count` distinct tokens; the heap (after a full GC) must stop growing once the cache is full.
+ * - `unique-acl`: one verifier verifies `count` tokens whose nine ACL patterns are their own, and
+ *   decides each one's request (so its patterns are compiled, as a server compiles them); the
+ *   heap afterwards, with the cache holding all of them, must stay under 60 MiB. `dist`: measure
+ *   another build (BENCH_BASELINE).
+ *
+ * The tokens stay in one Buffer (outside the JS heap) and each string is made just before its
+ * verify(), so the heap holds only what the verifier keeps. Prints one JSON line on stdout.
  */
 import { readFileSync } from 'node:fs'
 import { load } from './dist.js'
-
-const { createVerifier } = await load('index.js')
+import { uniquePath } from './fixture.js'
 
 const fixture = JSON.parse(readFileSync(process.argv[2], 'utf8'))
 const count = Number(process.argv[3] ?? 100_000)
+const uniqueAcl = process.argv[4] === 'unique-acl'
+const { createVerifier, canonicalPath } = await load('index.js', process.argv[5])
 const CACHE_MAX = 10_000
-const tokens = readFileSync(fixture.tokensFile)
+/** The unique-ACL bound (issue 16). */
+const UNIQUE_HEAP_MAX = 60 * 2 ** 20
+const tokens = readFileSync(uniqueAcl ? fixture.uniqueTokensFile : fixture.tokensFile)
 const starts = [0]
 for (let i = tokens.indexOf(10); i !== -1; i = tokens.indexOf(10, i + 1)) starts.push(i + 1)
 const total = Math.min(count, starts.length)
@@ -32,6 +41,30 @@ function heap () {
 const verifier = createVerifier({ publicKey: fixture.publicKey, cache: { max: CACHE_MAX } })
 await verifier.verify(fixture.token) // compiles the ACL patterns: process-wide, not per token
 const before = heap()
+if (uniqueAcl) {
+  const started = performance.now()
+  for (let i = 0; i < total; i++) {
+    const verified = await verifier.verify(tokenAt(i))
+    verifier.authorize(verified, 'GET', canonicalPath(uniquePath(i)))
+  }
+  const seconds = (performance.now() - started) / 1000
+  const after = heap()
+  // Still cached: a second pass is all hits (the same objects).
+  const again = await verifier.verify(tokenAt(total - 1))
+  console.log(JSON.stringify({
+    mode: 'unique-acl',
+    tokens: total,
+    cacheMax: CACHE_MAX,
+    heapBefore: before,
+    heapAfter: after,
+    perTokenBytes: (after - before) / total,
+    limit: UNIQUE_HEAP_MAX,
+    within: after < UNIQUE_HEAP_MAX,
+    stillCached: again === await verifier.verify(tokenAt(total - 1)),
+    verifiesPerSecond: total / seconds
+  }))
+  process.exit(0)
+}
 const samples = []
 let full = before
 const started = performance.now()

@@ -1,33 +1,9 @@
-/** results.md from one run's report: the HTTP tables, the targets, the micro and memory numbers. */
+/** results.md from one run's report: the targets, the HTTP tables, the micro and memory numbers. */
 
 const fmt = (n, digits = 0) => Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a'
 const ratio = (a, b) => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN
 const x = (n) => Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a'
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
-
-function httpTable (scenario, summary, SERVERS) {
-  const rows = summary[scenario.id] ?? {}
-  const ceiling = rows['fastify-bare']?.rps
-  const expressCeiling = rows['express-bare']?.rps
-  const fjwt = rows[scenario.id === 'reused' ? 'fastify-jwt-cache' : 'fastify-jwt-nocache']?.rps
-  const floor = rows.floor?.rps
-  const lines = [
-    `### ${scenario.title}`,
-    '',
-    `${scenario.detail}.`,
-    '',
-    `| server | ACL | req/s (median) | x ceiling | x @fastify/jwt ${scenario.id === 'reused' ? 'cache on' : 'cache off'} | x floor | p99 ms | server CPU us/req | runs (req/s) |`,
-    '|---|---|--:|--:|--:|--:|--:|--:|---|'
-  ]
-  for (const spec of SERVERS) {
-    const row = rows[spec.id]
-    if (row === undefined) continue
-    const isExpress = spec.express === true
-    const top = isExpress ? expressCeiling : ceiling
-    lines.push(`| ${spec.title} | ${spec.acl ? 'yes' : 'no'} | ${fmt(row.rps)} | ${x(ratio(row.rps, top))}${isExpress && spec.id !== 'express-bare' ? ' (of Express)' : ''} | ${x(ratio(row.rps, fjwt))} | ${x(ratio(row.rps, floor))} | ${fmt(row.p99, 1)} | ${fmt(row.cpuPerRequest, 1)} | ${row.runs.join(', ')}${row.bad > 0 ? ` (${row.bad} non-2xx!)` : ''} |`)
-  }
-  return lines.join('\n')
-}
 
 function median (values) {
   const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
@@ -35,7 +11,39 @@ function median (values) {
   return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-/** This build against the BENCH_BASELINE build: the ratio of medians, and the median of the per-round ratios (the rounds interleave both). */
+/** Per-round ratios of two rows (round i with round i: the rounds interleave the servers). */
+function perRound (a, b) {
+  if (a === undefined || b === undefined) return []
+  return a.runs.map((r, i) => ratio(r, b.runs[i])).filter(Number.isFinite)
+}
+
+const spread = (ratios) => ratios.length === 0 ? '' : `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`
+
+function httpTable (scenario, rows, SERVERS) {
+  const ceiling = rows['fastify-bare']?.rps
+  const expressCeiling = rows['express-bare']?.rps
+  const floor = rows.floor?.rps
+  const ours = rows['ours-cache']?.rps
+  const lines = [
+    `### ${scenario.title}`,
+    '',
+    `${scenario.detail[0].toUpperCase()}${scenario.detail.slice(1)}.`,
+    '',
+    '| server | ACL | req/s (median) | x ceiling | x ours | x floor | p50 / p99 ms | server CPU us/req | runs (req/s) |',
+    '|---|---|--:|--:|--:|--:|--:|--:|---|'
+  ]
+  for (const spec of SERVERS) {
+    const row = rows[spec.id]
+    if (row === undefined) continue
+    const isExpress = spec.express === true
+    const top = isExpress ? expressCeiling : ceiling
+    const notes = [row.bad > 0 ? `${row.bad} non-2xx!` : '', row.wrapped === true ? 'pool used up: tokens repeated' : ''].filter(Boolean).join('; ')
+    lines.push(`| ${spec.title} | ${spec.acl ? 'yes' : 'no'} | ${fmt(row.rps)} | ${x(ratio(row.rps, top))}${isExpress && spec.id !== 'express-bare' && top !== undefined ? ' (of Express)' : ''} | ${x(ratio(row.rps, ours))} | ${x(ratio(row.rps, floor))} | ${fmt(row.p50, 0)} / ${fmt(row.p99, 0)} | ${fmt(row.cpuPerRequest, 1)} | ${row.runs.join(', ')}${notes === '' ? '' : ` (${notes})`} |`)
+  }
+  return lines.join('\n')
+}
+
+/** This build against the BENCH_BASELINE build, per scenario: the ratio of medians and the per-round ratios. */
 function baselineTable (summary, SERVERS, SCENARIOS) {
   const lines = ['| scenario | server | this build req/s | baseline req/s | ratio of medians | median of per-round ratios | per round |', '|---|---|--:|--:|--:|--:|---|']
   for (const scenario of SCENARIOS) {
@@ -44,34 +52,62 @@ function baselineTable (summary, SERVERS, SCENARIOS) {
       const ours = rows[spec.baseline]
       const base = rows[spec.id]
       if (ours === undefined || base === undefined) continue
-      const perRound = ours.runs.map((r, i) => ratio(r, base.runs[i]))
-      lines.push(`| ${scenario.id} | ${spec.baseline} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${x(ratio(ours.rps, base.rps))} | ${x(median(perRound))} | ${perRound.map(r => r.toFixed(2)).join(', ')} |`)
+      const rounds = perRound(ours, base)
+      lines.push(`| ${scenario.id} | ${spec.baseline} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${x(ratio(ours.rps, base.rps))} | ${x(median(rounds))} | ${rounds.map(r => r.toFixed(2)).join(', ')} |`)
     }
   }
   return lines.join('\n')
 }
 
+/** The cache-size scenarios side by side: our cache on each pool, against our distinct-token figure. */
+function cacheTable (summary, SCENARIOS) {
+  const distinct = summary.distinct?.['ours-cache']
+  const lines = ['| pool | ours, cache on req/s | x ours on distinct tokens | baseline build req/s | x baseline |', '|---|--:|--:|--:|--:|']
+  for (const scenario of SCENARIOS.filter(s => s.tokens === 'cycle' || s.tokens === 'random')) {
+    const rows = summary[scenario.id]
+    if (rows === undefined) continue
+    const ours = rows['ours-cache']
+    const base = rows['base-cache']
+    lines.push(`| ${scenario.title} | ${fmt(ours?.rps)} | ${x(ratio(ours?.rps, distinct?.rps))} | ${fmt(base?.rps)} | ${x(ratio(ours?.rps, base?.rps))} |`)
+  }
+  return lines.join('\n')
+}
+
+/** One row per target: the measured ratio (of medians), the spread of the per-round ratios, met or not. */
 function targetLines (report, TARGETS) {
-  const lines = ['| target | measured | met |', '|---|--:|:-:|']
+  const lines = ['| target | measured | spread of the rounds | met |', '|---|--:|--:|:-:|']
   for (const target of TARGETS) {
     let measured = NaN
     let met = false
     let shown
+    let rounds = []
     if (target.micro !== undefined) {
       measured = report.micro?.[target.micro]
+      rounds = report.micro?.[`${target.micro}Rounds`] ?? []
       met = measured >= target.min
-    } else if (target.memory) {
+    } else if (target.memory === 'distinct') {
       const memory = report.memory
       if (memory !== undefined) {
         met = memory.bounded
         shown = `+${mib(memory.growthAfterFull)} after the cache filled (cache: ${mib(memory.heapAtCacheFull - memory.heapBefore)})`
       }
+    } else if (target.memory === 'uniqueAcl') {
+      const memory = report.memoryUnique
+      if (memory !== undefined) {
+        met = memory.within
+        const base = report.memoryUniqueBase
+        shown = `${mib(memory.heapAfter)}${base === undefined ? '' : ` (baseline build: ${mib(base.heapAfter)})`}`
+      }
     } else {
-      const rows = report.http?.summary?.[target.scenario] ?? {}
-      measured = ratio(rows[target.server]?.rps, rows[target.versus]?.rps)
+      const summary = report.http?.summary ?? {}
+      const a = summary[target.scenario]?.[target.server]
+      const b = summary[target.versusScenario ?? target.scenario]?.[target.versus]
+      measured = ratio(a?.rps, b?.rps)
+      rounds = perRound(a, b)
       met = measured >= target.min
     }
-    lines.push(`| ${target.text} | ${shown ?? x(measured)} | ${shown === undefined && !Number.isFinite(measured) ? 'not run' : met ? 'yes' : '**no**'} |`)
+    const status = shown === undefined && !Number.isFinite(measured) ? (target.baseline === true ? 'needs BENCH_BASELINE' : 'not run') : met ? 'yes' : '**no**'
+    lines.push(`| ${target.text} | ${shown ?? x(measured)} | ${spread(rounds)} | ${status} |`)
   }
   return lines.join('\n')
 }
@@ -82,27 +118,35 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
     '# Benchmark results',
     '',
     `Written by \`npm run bench\` on ${report.date} (${report.seconds} s). Node ${report.node}, ${report.cpus}.`,
-    `autocannon: ${c.connections} connections, ${c.runs} runs of ${c.duration} s per server and scenario after a ${c.warmup} s warm-up, runs interleaved across servers; medians.`,
-    `RS256 with a 2048-bit key; tokens carry the standard Client SDK ACL; every request is \`GET /v1/users/abc\` (granted by \`/*/users/**\`).`,
-    `Distinct-token pool: ${fmt(c.pool)} tokens (our cache holds 10,000, @fastify/jwt's 1,000).`,
+    `autocannon: ${c.connections} connections unless a scenario says otherwise, ${c.runs} runs of ${c.duration} s per server and scenario after a warm-up, runs interleaved across servers; medians.`,
+    'RS256 with a 2048-bit key; tokens carry the standard Client SDK ACL (unique-ACL scenario: nine patterns of their own); every request is `GET /v1/users/<id>`.',
+    `Pools: ${fmt(c.pool)} distinct tokens, ${fmt(c.uniquePool)} with ACLs of their own; our cache holds 10,000, @fastify/jwt's 1,000.`,
     '',
     'Machine load (`uptime`), shared with other work, so absolute numbers are noisy and the ratios within this run are what count:',
     '',
     `- before: \`${report.loadBefore}\``,
     `- after: \`${report.loadAfter}\``,
     '',
-    '## Targets (issue 5)',
+    '## Targets (issue 16)',
+    '',
+    '"measured" is the ratio of the two medians; "spread" the lowest and the highest ratio of one round (the rounds interleave the servers).',
     '',
     targetLines(report, TARGETS),
     ''
   ]
   if (report.http !== undefined) {
+    const summary = report.http.summary
     out.push('## HTTP', '')
-    out.push('"x ceiling" is the share of bare Fastify (Express rows: of bare Express). "ACL": whether the server enforces the token\'s `acl.paths`; @fastify/jwt and express-jwt check only the signature and `exp`. Server CPU is user + system time of the server process divided by the requests answered.', '')
-    for (const scenario of SCENARIOS) out.push(httpTable(scenario, report.http.summary, SERVERS), '')
+    out.push('"x ceiling" is the share of bare Fastify (Express rows: of bare Express); "x ours": of our plugin with its cache on. "ACL": whether the server enforces the token\'s `acl.paths`; @fastify/jwt and express-jwt check only the signature and `exp`. Server CPU is user + system time of the server process (all its threads) divided by the requests answered. Every scenario starts its servers afresh.', '')
+    if (SCENARIOS.some(s => (s.tokens === 'cycle' || s.tokens === 'random') && summary[s.id] !== undefined)) {
+      out.push('### Around the cache size', '', cacheTable(summary, SCENARIOS), '')
+    }
+    for (const scenario of SCENARIOS) {
+      if (summary[scenario.id] !== undefined) out.push(httpTable(scenario, summary[scenario.id], SERVERS), '')
+    }
     for (const skipped of report.http.skipped) out.push(`Skipped \`${skipped.id}\`: ${skipped.reason}`, '')
     if (SERVERS.some(spec => spec.baseline !== undefined)) {
-      out.push('### This build against the baseline', '', `Baseline: \`${c.baseline}\`.`, '', baselineTable(report.http.summary, SERVERS, SCENARIOS), '')
+      out.push('### This build against the baseline', '', `Baseline: \`${c.baseline}\`.`, '', baselineTable(summary, SERVERS, SCENARIOS), '')
     }
   }
   if (report.micro !== undefined) {
@@ -112,7 +156,7 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
       '| case | ops/s | us/op |', '|---|--:|--:|',
       ...[
         ['raw `crypto.verify` (buffers and KeyObject prepared)', o.rawCryptoVerify],
-        ['our `verify()`, cache off (parse, header, signature, claims, ACL compile)', o.verifyUncached],
+        ['our `verify()`, cache off (parse, header, signature, claims, ACL)', o.verifyUncached],
         ['our `verify()`, cache hit', o.verifyCached],
         ...(o.baseVerifyUncached === undefined
           ? []
@@ -121,8 +165,9 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
         ['ACL decision: `canonicalPath()` + `authorize()`, first rule grants', o.aclDecision],
         ['ACL decision: `canonicalPath()` + `authorize()`, tenth rule grants', o.aclDecisionLastRule],
         ['minimatch, 10 patterns precompiled', o.minimatchPrecompiled],
-        ['minimatch, 10 patterns compiled per request', o.minimatchPerRequest]
-      ].map(([name, ops]) => `| ${name} | ${fmt(ops)} | ${fmt(1e6 / ops, 2)} |`),
+        ['minimatch, 10 patterns compiled per request', o.minimatchPerRequest],
+        ['our matcher, 10 patterns compiled per request', o.oursPerRequest]
+      ].filter(([, ops]) => ops !== undefined).map(([name, ops]) => `| ${name} | ${fmt(ops)} | ${fmt(1e6 / ops, 2)} |`),
       '',
       `\`verify()\` uncached / raw \`crypto.verify\`: **${x(report.micro.verifyVsRaw)}** (per round: ${report.micro.verifyVsRawRounds.map(r => r.toFixed(2)).join(', ')}); jose / raw: ${x(report.micro.joseVsRaw)}.`,
       '')
@@ -139,7 +184,12 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
       `- along the way: ${m.samples.map(s => `${fmt(s.tokens / 1000)}k: ${mib(s.heapUsed)}`).join(', ')}`,
       `- ${fmt(m.verifiesPerSecond)} uncached verifies/s on the way`,
       '')
+    const u = report.memoryUnique
+    if (u !== undefined) {
+      const base = report.memoryUniqueBase
+      out.push(`${fmt(u.tokens)} tokens with nine ACL patterns of their own, each verified and its request decided, all of them cached: heap ${mib(u.heapAfter)} after a full GC (before: ${mib(u.heapBefore)}; about ${fmt(u.perTokenBytes)} bytes per token; limit ${mib(u.limit)}): **${u.within ? 'within' : 'NOT within'}**; ${fmt(u.verifiesPerSecond)} verifies and decisions/s.${base === undefined ? '' : ` Baseline build: ${mib(base.heapAfter)} (about ${fmt(base.perTokenBytes)} bytes per token).`}`, '')
+    }
   }
-  out.push('## Reproduce', '', '```sh', 'npm run bench            # from the project root: build, npm ci in bench/, run; writes bench/results.md', 'BENCH_DURATION=2 BENCH_RUNS=1 BENCH_SERVERS=fastify-bare,ours-cache node bench/run.js   # a quick look (after npm run build)', '```', '')
+  out.push('## Reproduce', '', '```sh', 'npm run bench            # from the project root: build, npm ci in bench/, run; writes bench/results.md', 'BENCH_SCENARIOS=reused,distinct BENCH_SKIP=micro,memory node bench/run.js   # a subset (after npm run build)', '```', '')
   return out.join('\n')
 }

@@ -84,11 +84,76 @@ export function verifySignature (alg: string, signingInput: Buffer, signature: B
 /** How a verifier runs, as its callers inside the package choose; not a user option. */
 export interface VerifierRuntime {
   /**
-   * Verify RSA signatures on the libuv thread pool rather than on the event loop. A server under
-   * concurrent requests then does the RSA work of one beside the HTTP work of the others (on a
-   * second core); a lone verify() is faster without the hop. The adapters turn it on.
+   * Verify RSA signatures on the libuv thread pool when the server is busy (see `createPoolRule`)
+   * rather than always on the event loop. The adapters turn it on; a lone verify() is faster
+   * without the hop.
    */
   readonly signaturesOnPool?: boolean
+}
+
+/**
+ * How many RSA verifications under way make a server busy: on the thread pool, or already run
+ * on the calling thread in this turn of the event loop. Measured in bench/ (connections 1, 2,
+ * 10, 100): see `createPoolRule`.
+ */
+export const BUSY = 2
+
+/** Where the RSA work of one token runs. */
+interface PoolRule {
+  /** True: on the thread pool; false: on the calling thread. Asked once per token. */
+  readonly toPool: () => boolean
+  /** A verification went to the pool; `settled` when it answered. */
+  readonly started: () => void
+  readonly settled: () => void
+}
+
+/**
+ * RSA on the thread pool only when the server is busy. A hop to the pool costs a request about
+ * 50 us of latency (two thread handovers) and saves the event loop the RSA work (about 22 us for
+ * RSA-2048): worth it when requests queue behind each other, a loss when one is alone or two
+ * take turns. "Busy" is BUSY verifications already under way, counted from two signs that cost
+ * nothing to keep: those still on the pool, and those run on the calling thread in this turn of
+ * the event loop (the poll phase handed over several requests at once). One or two connections
+ * never get there, so every token is verified on the calling thread; under load the pool keeps
+ * two or more and every token goes there. (Going to the pool as soon as one verification was on
+ * it made the pool hold itself at two connections: 0.66x the floor, bench/ conn-2.)
+ */
+function createPoolRule (enabled: boolean): PoolRule {
+  let onPool = 0
+  let onThreadThisTurn = 0
+  let turnWatched = false
+  const endTurn = (): void => {
+    onThreadThisTurn = 0
+    turnWatched = false
+  }
+  return {
+    toPool: () => {
+      if (!enabled) return false
+      if (onPool + onThreadThisTurn >= BUSY) return true
+      onThreadThisTurn++
+      if (!turnWatched) {
+        turnWatched = true
+        // Runs in the check phase, after every request this poll phase handed over.
+        setImmediate(endTurn)
+      }
+      return false
+    },
+    started: () => { onPool++ },
+    settled: () => { onPool-- }
+  }
+}
+
+/**
+ * The bytes of a signing input for a verification on the calling thread: written into one
+ * buffer kept for that (nothing else runs between the write and the synchronous verify), which
+ * saves an allocation and a copy per token. The thread pool gets a buffer of its own.
+ */
+let scratch = Buffer.allocUnsafeSlow(8192)
+
+function signingBytes (signingInput: string, onThread: boolean): Buffer {
+  if (!onThread) return Buffer.from(signingInput, 'latin1')
+  if (signingInput.length > scratch.length) scratch = Buffer.allocUnsafeSlow(signingInput.length)
+  return scratch.subarray(0, scratch.write(signingInput, 0, 'latin1'))
 }
 
 /** The options the claim and lifetime rules read. */
@@ -227,14 +292,6 @@ function checkClaims (claims: JsonObject, options: ClaimRules, now: number): Lif
   return time
 }
 
-function deepFreeze<T> (value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
-  }
-  return value
-}
-
 interface CacheEntry {
   readonly verified: VerifiedToken
   readonly validFrom: number
@@ -248,14 +305,46 @@ function live (entry: CacheEntry, now: number, clockTolerance: number): boolean 
 }
 
 /**
- * The compiled `acl` claim of a verified token (null: a root token), kept on the token under a
- * non-enumerable symbol rather than in a WeakMap: a WeakMap entry per token is work for every
- * garbage collection. Not a claim, invisible to Object.keys, JSON and spreads.
+ * The keys to try, best first: those whose `kid` the token names, then the key that verified
+ * last, then the others in their configured order. Only the order changes: a token verifies if
+ * any of the candidates verifies it, as before, but rotation with several keys costs one RSA
+ * operation, not one per key ahead of the signer.
  */
-const COMPILED_ACL = Symbol('vonage-jwt-guard.compiled-acl')
+export function orderedKeys (candidates: readonly PreparedKey[], kid: unknown, last: PreparedKey | undefined): readonly PreparedKey[] {
+  if (candidates.length < 2) return candidates
+  const named = typeof kid === 'string' && candidates.some(key => key.kid === kid)
+  if (!named && (last === undefined || candidates[0] === last || !candidates.includes(last))) return candidates
+  const first = named ? candidates.filter(key => key.kid === kid) : []
+  if (last !== undefined && !first.includes(last) && candidates.includes(last)) first.push(last)
+  for (const key of candidates) if (!first.includes(key)) first.push(key)
+  return first
+}
 
-function compiledAclOf (verified: VerifiedToken): CompiledAcl | null | undefined {
-  return (verified as { [COMPILED_ACL]?: CompiledAcl | null })[COMPILED_ACL]
+/**
+ * A verified token as verify() hands it out (frozen: header, claims, expiresAt), carrying the
+ * compiled `acl` claim (null: a root token) in a private field: not a claim, invisible to
+ * Object.keys, JSON and spreads. A private field rather than a non-enumerable symbol property
+ * (defining one cost about 0.17 us per token, measured) or a WeakMap (an entry per token is work
+ * for every garbage collection).
+ */
+class Verified implements VerifiedToken {
+  readonly header: Readonly<JsonObject>
+  readonly claims: Readonly<JsonObject>
+  readonly expiresAt: number
+  readonly #acl: CompiledAcl | null
+
+  constructor (header: Readonly<JsonObject>, claims: Readonly<JsonObject>, expiresAt: number, acl: CompiledAcl | null) {
+    this.header = header
+    this.claims = claims
+    this.expiresAt = expiresAt
+    this.#acl = acl
+    Object.freeze(this)
+  }
+
+  /** The compiled acl of a token this module verified; undefined for any other object. */
+  static aclOf (verified: VerifiedToken): CompiledAcl | null | undefined {
+    return #acl in verified ? verified.#acl : undefined
+  }
 }
 
 /** How one verifier finds the keys of a token, and whether a key that verified one still counts. */
@@ -307,22 +396,41 @@ export interface TokenVerifier<Request = unknown> {
 
 /** Verify tokens and decide their ACL with these options (validated by `normalizeOptions`). */
 export function createTokenVerifier<Request> (options: NormalizedOptions<Request>, runtime: VerifierRuntime = {}): TokenVerifier<Request> {
-  const onPool = runtime.signaturesOnPool === true
-  const cache = options.cacheMax > 0 ? new TokenCache<CacheEntry>(options.cacheMax) : null
-  const parse = createTokenParser(options.maxTokenLength)
+  const pool = createPoolRule(runtime.signaturesOnPool === true)
+  const { clockTolerance, defaultAcl } = options
+  const cache = options.cacheMax > 0
+    ? new TokenCache<CacheEntry>(options.cacheMax, { expired: (entry, now) => now - clockTolerance >= entry.verified.expiresAt })
+    : null
+  const parse = createTokenParser(options.maxTokenLength, cache !== null)
   const acls = createAclCompiler()
   /** The compiled `acl` claim of tokens verified elsewhere (null: a root token). */
   const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
   const keys = createKeyLookup(options.keys, options.now)
-  const { clockTolerance, defaultAcl } = options
+  /** The key that verified the last token: tried first among several. */
+  let lastKey: PreparedKey | undefined
 
-  /** The first of the keys left in `candidates` that verifies the signature, in order; none: 401. */
-  function verifyingKey (candidates: Iterator<PreparedKey>, alg: string, signingInput: Buffer, signature: Buffer): Awaitable<PreparedKey> {
-    for (let next = candidates.next(); next.done !== true; next = candidates.next()) {
-      const key = next.value
-      const valid = verifySignature(alg, signingInput, signature, key, onPool)
-      if (valid === true) return key
-      if (valid !== false) return valid.then(ok => ok ? key : verifyingKey(candidates, alg, signingInput, signature))
+  /**
+   * The first of `candidates` from `index` on that verifies the signature, then the claims
+   * (`accept`); no key verifies: 401. On the thread pool, one promise reaction per key tried
+   * carries the verification and the claims (each reaction costs the event loop a little).
+   */
+  function verifiedBy (token: string, parsed: ParsedToken, candidates: readonly PreparedKey[], index: number, alg: string, signingInput: Buffer, onPool: boolean, now: number): Awaitable<VerifiedToken> {
+    for (let i = index; i < candidates.length; i++) {
+      const key = candidates[i] as PreparedKey
+      const valid = verifySignature(alg, signingInput, parsed.signature, key, onPool)
+      if (valid === true) {
+        lastKey = key
+        return accept(token, parsed, key, now)
+      }
+      if (valid !== false) {
+        pool.started()
+        return valid.then((ok) => {
+          pool.settled()
+          if (!ok) return verifiedBy(token, parsed, candidates, i + 1, alg, signingInput, onPool, now)
+          lastKey = key
+          return accept(token, parsed, key, now)
+        })
+      }
     }
     throw new GuardError('VJG_SIGNATURE_INVALID')
   }
@@ -330,16 +438,12 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   /** The claims of a token whose signature verified: checked, handed out frozen, cached. */
   function accept (token: string, parsed: ParsedToken, key: PreparedKey, now: number): VerifiedToken {
     const time = checkClaims(parsed.payload, options, now)
+    // The parser handed the header and payload out deeply frozen; a copy with numeric dates is
+    // frozen here (its values are the payload's, frozen already).
     const claims = withNumericDates(parsed.payload)
     const acl = claims.acl === undefined ? null : acls.compileAclClaim(claims.acl)
-    const verified: VerifiedToken = {
-      header: deepFreeze(parsed.header),
-      claims: deepFreeze(claims),
-      expiresAt: time.expiresAt
-    }
-    Object.defineProperty(verified, COMPILED_ACL, { value: acl })
-    Object.freeze(verified)
-    cache?.set(token, { verified, validFrom: time.validFrom, key })
+    const verified = new Verified(parsed.header, Object.freeze(claims), time.expiresAt, acl)
+    cache?.set(token, { verified, validFrom: time.validFrom, key }, now)
     return verified
   }
 
@@ -354,9 +458,10 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
 
   /** The signature (on the thread pool: once it answered), then the claims, trusted from `accept` on. */
   function verifyWith (token: string, parsed: ParsedToken, alg: string, candidates: readonly PreparedKey[], now: number): Awaitable<VerifiedToken> {
-    const key = verifyingKey(candidates.values(), alg, Buffer.from(parsed.signingInput, 'latin1'), parsed.signature)
-    if (key instanceof Promise) return key.then(found => accept(token, parsed, found, now))
-    return accept(token, parsed, key, now)
+    // HMAC never leaves the calling thread: only RSA asks where to run.
+    const onPool = ALGORITHMS[alg]?.kind !== 'hmac' && pool.toPool()
+    const input = signingBytes(parsed.signingInput, !onPool)
+    return verifiedBy(token, parsed, orderedKeys(candidates, parsed.header.kid, lastKey), 0, alg, input, onPool, now)
   }
 
   function verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken> {
@@ -385,7 +490,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
 
   function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
     // null: the token has no acl claim (its own compiled acl is null, not undefined).
-    let acl = compiledAclOf(verified)
+    let acl = Verified.aclOf(verified)
     if (acl === undefined) acl = foreignAcls.get(verified)
     if (acl === undefined) {
       acl = verified.claims.acl === undefined ? null : acls.compileAcl(verified.claims.acl)

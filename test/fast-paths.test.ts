@@ -107,17 +107,19 @@ t.test('payloads: the counting check falls back to the exact scanner and agrees 
   }
 })
 
-t.test('authenticate: a cached token decided without a promise, as the first request was decided with one', async t => {
+const request = (target: string, header?: string): GuardRequest => ({
+  target,
+  method: 'GET',
+  raw: { rawHeaders: header === undefined ? [] : ['Authorization', header], headers: {} } as never,
+  request: {}
+})
+
+t.test('authenticate: a cached token decided without a promise, as the first request was decided', async t => {
   const guard = createGuard({ publicKey: keys.publicPem, now: () => NOW_MS })
   const good = await token()
-  const request = (target: string, header?: string): GuardRequest => ({
-    target,
-    method: 'GET',
-    raw: { rawHeaders: header === undefined ? [] : ['Authorization', header], headers: {} } as never,
-    request: {}
-  })
   const first = guard.authenticate(request('/v1/users/a', `Bearer ${good}`))
-  t.ok(first instanceof Promise, 'not cached yet: RSA on the thread pool, a promise')
+  // Issue 16: a verification alone runs RSA on the calling thread (the pool hop only under load).
+  t.notOk(first instanceof Promise, 'not cached yet, and alone: RSA on the calling thread, no promise')
   const slow = await first
   const fast = guard.authenticate(request('/v1/users/a', `Bearer ${good}`))
   t.notOk(fast instanceof Promise, 'cached: no promise')

@@ -2,7 +2,7 @@
  * Key registration: every accepted form verifies, every weak or wrong key is refused at
  * createVerifier() with a TypeError naming the option.
  */
-import { createHash, createPublicKey, createSecretKey, generateKeyPairSync, verify as cryptoVerify, X509Certificate } from 'node:crypto'
+import { createHash, createPublicKey, createSecretKey, generateKeyPairSync, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,6 +10,8 @@ import { join } from 'node:path'
 import { compactVerify, importJWK } from 'jose'
 import t from 'tap'
 import { createVerifier } from '../lib/index.js'
+import type { PreparedKey } from '../lib/keys.js'
+import { orderedKeys } from '../lib/verify.js'
 import { APP_ID, b64, keys, NOW_MS, otherKeys, token } from './helpers/keys.js'
 
 const now = () => NOW_MS
@@ -110,4 +112,37 @@ t.test('weak and wrong keys are refused at registration, naming the option', asy
   for (const [name, options, option, message] of cases) {
     t.throws(() => createVerifier(options as never), { name: 'TypeError', code: 'VJG_INVALID_OPTION', option, message }, name)
   }
+})
+
+t.test('several keys: the one the token names by kid first, then the one that verified last, then the rest in order', async t => {
+  const key = (kid?: string): PreparedKey => ({ key: keys.publicKey, size: 256, alg: undefined, kid })
+  const [a, b, c, d] = [key('a'), key('b'), key(), key('d')]
+  const list = [a, b, c, d]
+  const one = [a]
+  t.equal(orderedKeys(one, 'b', b), one, 'one key: as it is')
+  t.strictSame(orderedKeys(list, undefined, undefined), list, 'no kid, nothing verified yet: configured order')
+  t.equal(orderedKeys(list, undefined, a), list, 'the first verified last: the list itself, no copy')
+  t.strictSame(orderedKeys(list, undefined, d), [d, a, b, c], 'the one that verified last first')
+  t.strictSame(orderedKeys(list, 'b', d), [b, d, a, c], 'the kid first, then the last one')
+  t.strictSame(orderedKeys(list, 'b', b), [b, a, c, d])
+  t.strictSame(orderedKeys(list, 'zz', d), [d, a, b, c], 'an unknown kid changes nothing')
+  t.strictSame(orderedKeys(list, 42, undefined), list, 'a kid that is no string is not read')
+  t.strictSame(orderedKeys([a, b], undefined, key('x')), [a, b], 'a last key that is not a candidate is left out')
+})
+
+t.test('five keys, the signer last: every token verifies, kid only orders the keys, a token no key signed is 401', async t => {
+  const others = Array.from({ length: 4 }, () => generateKeyPairSync('rsa', { modulusLength: 2048 }))
+  const jwk = (publicKey: KeyObject, kid: string): Record<string, unknown> => ({ ...publicKey.export({ format: 'jwk' }), kid })
+  const verifier = createVerifier({
+    publicKey: [...others.map((pair, i) => jwk(pair.publicKey, `k${i}`)), jwk(keys.publicKey, 'signer')],
+    now,
+    cache: false
+  })
+  for (let i = 0; i < 3; i++) t.ok(await verifier.verify(await token()), `signed by the last key (${i + 1})`)
+  t.ok(await verifier.verify(await token({}, { header: { kid: 'signer' } })), 'kid names the signer')
+  t.ok(await verifier.verify(await token({}, { header: { kid: 'k1' } })), 'kid names another configured key: still any key that verifies (a hint, not a choice)')
+  t.ok(await verifier.verify(await token({}, { key: others[2]!.privateKey })), 'signed by the third key, after the last one verified')
+  t.ok(await verifier.verify(await token()), 'and the last one again')
+  await t.rejects(verifier.verify(await token({}, { key: otherKeys.privateKey })), { code: 'VJG_SIGNATURE_INVALID' }, 'no configured key signed it')
+  await t.rejects(verifier.verify(await token({}, { key: otherKeys.privateKey, header: { kid: 'signer' } })), { code: 'VJG_SIGNATURE_INVALID' }, 'a kid does not make a signature')
 })

@@ -16,7 +16,7 @@ import { canonicalPath } from './canonical-path.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
 import { checkAclPath, normalizeOptions, type NormalizedOptions } from './options.js'
-import { createStateStage, type FailedOpen } from './state.js'
+import { createStateStage, type StateFailure } from './state.js'
 import { tokenOf } from './token-source.js'
 import type { AclPathOption, AuthResult, GuardDecision, GuardOptions, GuardRequest, RequestLog, StateCheck, VerifiedToken } from './types.js'
 import { createTokenVerifier, type Verifier, type VerifyTrace } from './verify.js'
@@ -76,13 +76,14 @@ interface Trace extends VerifyTrace {
   readonly started: number
   path: string | null
   verified: VerifiedToken | AuthResult | null
+  failedChecks: readonly StateCheck[]
   failedOpen: readonly StateCheck[]
 }
 
 const NONE_FAILED: readonly StateCheck[] = Object.freeze([])
 
 function startTrace (): Trace {
-  return { started: performance.now(), path: null, verified: null, cache: 'not-reached', failedOpen: NONE_FAILED }
+  return { started: performance.now(), path: null, verified: null, cache: 'not-reached', failedChecks: NONE_FAILED, failedOpen: NONE_FAILED }
 }
 
 function returned (value: unknown): string {
@@ -181,17 +182,22 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     const failed = state === null ? null : state(verified, input.request)
     if (failed instanceof Promise) {
       return failed.then((settled) => {
-        skipped(input, trace, settled)
+        unmade(input, trace, settled)
         return authorized(input, route, path, verified)
       })
     }
-    skipped(input, trace, failed)
+    unmade(input, trace, failed)
     return authorized(input, route, path, verified)
   }
 
-  /** A check skipped under `failOpen`: logged at warn and named in the decision. */
-  function skipped (input: GuardRequest<Request>, trace: Trace | undefined, failed: FailedOpen | null): void {
+  /**
+   * Checks that could not be made are named in the decision, then refused with 503, or under
+   * `failOpen` skipped and logged at warn.
+   */
+  function unmade (input: GuardRequest<Request>, trace: Trace | undefined, failed: StateFailure | null): void {
     if (failed === null) return
+    if (trace !== undefined) trace.failedChecks = failed.checks
+    if (!options.state.failOpen) throw new GuardError('VJG_UNAVAILABLE', 'The replay or revocation check could not be made', { cause: failed.cause })
     if (trace !== undefined) trace.failedOpen = failed.checks
     logAt(input.log, 'warn', { failedOpen: failed.checks, err: failed.cause }, `the ${failed.checks.join(' and ')} check failed and was skipped (failOpen)`)
   }
@@ -250,6 +256,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
       grantedBy: auth?.grantedBy ?? null,
       duration: performance.now() - trace.started,
       cache: trace.cache,
+      failedChecks: trace.failedChecks,
       failedOpen: trace.failedOpen,
       error
     }

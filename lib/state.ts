@@ -2,8 +2,9 @@
  * The replay and revocation stage of the request pipeline (SPEC 7): after the token verified
  * (cache hits included) and before the ACL. Its options are validated here, once, for
  * `normalizeOptions()`. One store serving both replay and revocation is asked once per request.
- * A store or hook that fails or does not answer within `stateTimeout` is 503 `VJG_UNAVAILABLE`,
- * unless `failOpen`; a definite answer (revoked, replayed) from another check still wins.
+ * A store or hook that fails or does not answer within `stateTimeout` is reported to the pipeline,
+ * which refuses 503 `VJG_UNAVAILABLE` unless `failOpen`; a definite answer (revoked, replayed)
+ * from another check still wins.
  */
 import { after, isThenable, type Awaitable } from './awaitable.js'
 import { GuardError, invalidOption } from './errors.js'
@@ -25,18 +26,18 @@ export interface StateOptions<Request = unknown> {
   readonly timeout: number
 }
 
-/** Checks that failed and were skipped under `failOpen`, with the first failure. */
-export interface FailedOpen {
+/** Checks whose store or hook failed or did not answer in time, with the first failure. */
+export interface StateFailure {
   readonly checks: readonly StateCheck[]
   readonly cause: unknown
 }
 
 /**
- * Runs the stage for one request: null when every check passed, what failed open under
- * `failOpen`, or a thrown GuardError (401 replayed / revoked, 503). A promise only when a store
- * or the hook answers with one.
+ * Runs the stage for one request: null when every check passed, the checks that could not be
+ * made (the pipeline refuses or skips them as `failOpen` says), or a thrown GuardError (401
+ * replayed / revoked). A promise only when a store or the hook answers with one.
  */
-export type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<FailedOpen | null>
+export type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<StateFailure | null>
 
 function isStore (value: unknown, methods: readonly string[]): value is GuardStore {
   return typeof value === 'object' && value !== null && methods.every(m => typeof (value as Record<string, unknown>)[m] === 'function')
@@ -87,7 +88,7 @@ const NOT_REVOKED: StoreAnswer = Object.freeze({ replayed: false, revoked: false
 
 /** The stage for these options, or null when replay and revocation are both off. */
 export function createStateStage<Request> (state: StateOptions<Request>, clock: { now: () => number, clockTolerance: number }): StateStage<Request> | null {
-  const { replayStore, revocationStore, isRevoked, failOpen, timeout } = state
+  const { replayStore, revocationStore, isRevoked, timeout } = state
   if (replayStore === null && revocationStore === null && isRevoked === null) return null
   const shared = replayStore !== null && replayStore === revocationStore
   const sharedChecks: readonly StateCheck[] = Object.freeze(['replay', 'revocation'])
@@ -115,8 +116,8 @@ export function createStateStage<Request> (state: StateOptions<Request>, clock: 
     ? (value ? REVOKED : NOT_REVOKED)
     : { failure: new TypeError(`isRevoked returned ${typeof value}, not a boolean`) }
 
-  /** A definite answer (revoked, replayed) wins over a failure; a failure is 503 unless failOpen. */
-  function decide (outcomes: readonly Outcome[]): FailedOpen | null {
+  /** A definite answer (revoked, replayed) wins over a failure. */
+  function decide (outcomes: readonly Outcome[]): StateFailure | null {
     let failed: StateCheck[] | undefined
     let cause: unknown
     let replayed = false
@@ -134,7 +135,6 @@ export function createStateStage<Request> (state: StateOptions<Request>, clock: 
     }
     if (replayed) throw new GuardError('VJG_TOKEN_REPLAYED')
     if (failed === undefined) return null
-    if (!failOpen) throw new GuardError('VJG_UNAVAILABLE', 'The replay or revocation check could not be made', { cause })
     return { checks: Object.freeze(failed), cause }
   }
 

@@ -233,6 +233,12 @@ export interface GuardDecision {
   /** Milliseconds from the start of the pipeline (or of the body check) to the decision. */
   readonly duration: number
   readonly cache: CacheOutcome
+  /**
+   * The replay and revocation checks whose store or `isRevoked` hook failed or did not answer
+   * within `stateTimeout`: the reason for a 503 `VJG_UNAVAILABLE`, or under `failOpen` the checks
+   * skipped (then also in `failedOpen`). Empty when every check was made.
+   */
+  readonly failedChecks: readonly StateCheck[]
   /** The checks that failed and were skipped under `failOpen`; empty when none was. */
   readonly failedOpen: readonly StateCheck[]
   /** The refusal (coded, realm set; its `cause` may be a hook's or a store's error); null when granted. */

@@ -38,7 +38,7 @@ function fields (decision: GuardDecision | undefined): Record<string, unknown> {
   return rest
 }
 
-const GRANTED = { phase: 'request', granted: true, code: null, statusCode: null, method: 'GET', failedOpen: [] }
+const GRANTED = { phase: 'request', granted: true, code: null, statusCode: null, method: 'GET', failedChecks: [], failedOpen: [] }
 
 t.test('the channel name', async t => {
   t.equal(DECISION_CHANNEL, 'vonage-jwt-guard:decision')
@@ -85,7 +85,7 @@ t.test('cache off, a root token, an optional route without a token, the ACL not 
 t.test('each kind of refusal: its code and status, and how far the request got', async t => {
   const revoked = await token({ sub: 'mallory' })
   const failing: GuardStore = { check: () => { throw new Error('down') }, revokeToken: () => {}, revokeSubject: () => {} }
-  const cases: Array<{ name: string, url?: string, headers?: Record<string, string>, options?: Record<string, unknown>, code: string, statusCode: number, path: string | null, applicationId: string | null, sub?: string, cache: string }> = [
+  const cases: Array<{ name: string, url?: string, headers?: Record<string, string>, options?: Record<string, unknown>, code: string, statusCode: number, path: string | null, applicationId: string | null, sub?: string, cache: string, failedChecks?: string[] }> = [
     { name: 'a path refused before the token', url: '/v1//users', headers: bearer(await token()), code: 'VJG_PATH_INVALID', statusCode: 400, path: null, applicationId: null, cache: 'not-reached' },
     { name: 'no token', code: 'VJG_TOKEN_MISSING', statusCode: 401, path: '/v1/users/x', applicationId: null, cache: 'not-reached' },
     { name: 'two tokens', url: `/v1/users/x?jwt=${await token()}`, headers: bearer(await token()), options: { tokenSources: [{ header: 'authorization' }, { query: 'jwt' }] }, code: 'VJG_TOKEN_AMBIGUOUS', statusCode: 400, path: '/v1/users/x', applicationId: null, cache: 'not-reached' },
@@ -94,7 +94,7 @@ t.test('each kind of refusal: its code and status, and how far the request got',
     { name: 'expired', headers: bearer(await token({ iat: NOW - 1000, exp: NOW - 31 })), code: 'VJG_TOKEN_EXPIRED', statusCode: 401, path: '/v1/users/x', applicationId: null, cache: 'miss' },
     { name: 'revoked', headers: bearer(revoked), options: { isRevoked: () => true }, code: 'VJG_TOKEN_REVOKED', statusCode: 401, path: '/v1/users/x', applicationId: APP_ID, sub: 'mallory', cache: 'miss' },
     { name: 'replayed', headers: bearer(revoked), options: { replay: true }, code: 'VJG_TOKEN_REPLAYED', statusCode: 401, path: '/v1/users/x', applicationId: APP_ID, sub: 'mallory', cache: 'hit' },
-    { name: 'a store down, failOpen off', headers: bearer(await token()), options: { replay: { store: failing } }, code: 'VJG_UNAVAILABLE', statusCode: 503, path: '/v1/users/x', applicationId: APP_ID, cache: 'miss' },
+    { name: 'a store down, failOpen off', headers: bearer(await token()), options: { replay: { store: failing } }, code: 'VJG_UNAVAILABLE', statusCode: 503, path: '/v1/users/x', applicationId: APP_ID, cache: 'miss', failedChecks: ['replay'] },
     { name: 'outside the ACL', url: '/v1/calls/x', headers: bearer(await token()), code: 'VJG_ACL_DENIED', statusCode: 403, path: '/v1/calls/x', applicationId: APP_ID, cache: 'miss' },
     { name: 'a throwing getToken', options: { getToken: () => { throw new Error('down') } }, code: 'VJG_UNAVAILABLE', statusCode: 503, path: '/v1/users/x', applicationId: null, cache: 'not-reached' },
     { name: 'an aclPath answer that is no path', headers: bearer(await token()), options: { aclPath: () => 42 }, code: 'VJG_UNAVAILABLE', statusCode: 503, path: '/v1/users/x', applicationId: APP_ID, cache: 'miss' }
@@ -112,7 +112,7 @@ t.test('each kind of refusal: its code and status, and how far the request got',
     t.strictSame(fields(seen[0]), {
       phase: 'request', granted: false, code: c.code, statusCode: c.statusCode, method: 'GET', path: c.path,
       applicationId: c.applicationId, sub: c.sub ?? null,
-      grantedBy: null, cache: c.cache, failedOpen: []
+      grantedBy: null, cache: c.cache, failedChecks: c.failedChecks ?? [], failedOpen: []
     }, c.name)
     t.equal(seen[0]?.error?.code, c.code, `${c.name}: the refusal itself`)
     const text = JSON.stringify({ ...fields(seen[0]), message: seen[0]?.error?.message })
@@ -148,12 +148,38 @@ t.test('failOpen: the skipped checks are named in the decision and logged at war
       t.equal((await app.inject({ url: '/v1/users/x', headers: bearer(tok) })).statusCode, 200, `${c.name}: granted`)
     })
     await app.close()
-    t.strictSame(fields(seen[0]), { ...GRANTED, path: '/v1/users/x', applicationId: APP_ID, sub: null, grantedBy: '/*/users/**', cache: 'miss', failedOpen: c.failedOpen }, c.name)
+    t.strictSame(fields(seen[0]), { ...GRANTED, path: '/v1/users/x', applicationId: APP_ID, sub: null, grantedBy: '/*/users/**', cache: 'miss', failedChecks: c.failedOpen, failedOpen: c.failedOpen }, c.name)
     const warn = lines.filter(line => line.level === 40)
     t.equal(warn.length, 1, `${c.name}: one warn line`)
     t.strictSame(warn[0]?.failedOpen, c.failedOpen)
     t.match(warn[0]?.msg, /^vonage-jwt-guard: the .* check failed and was skipped \(failOpen\)$/)
     t.notOk(JSON.stringify(lines).includes(tok.split('.')[2]!), 'never the token in a log line')
+  }
+})
+
+t.test('without failOpen: the checks that could not be made are named in the 503 decision', async t => {
+  const down = (): never => { throw new Error('store down') }
+  const failing: GuardStore = { check: down, revokeToken: () => {}, revokeSubject: () => {} }
+  const cases: Array<{ name: string, options: Record<string, unknown>, failedChecks: string[] }> = [
+    { name: 'isRevoked throws', options: { isRevoked: down }, failedChecks: ['isRevoked'] },
+    { name: 'the replay store is down', options: { replay: { store: failing } }, failedChecks: ['replay'] },
+    { name: 'one store for replay and revocation is down', options: { replay: { store: failing }, revocation: failing }, failedChecks: ['replay', 'revocation'] },
+    { name: 'isRevoked answers with no boolean', options: { isRevoked: async () => 'yes' }, failedChecks: ['isRevoked'] }
+  ]
+  for (const c of cases) {
+    const { app, lines } = await loggedApp(c.options)
+    const tok = await token()
+    const seen = await published(async () => {
+      const res = await app.inject({ url: '/v1/users/x', headers: bearer(tok) })
+      t.equal(res.statusCode, 503, `${c.name}: 503`)
+      t.equal(res.json().code, 'VJG_UNAVAILABLE')
+    })
+    await app.close()
+    t.strictSame(fields(seen[0]), {
+      phase: 'request', granted: false, code: 'VJG_UNAVAILABLE', statusCode: 503, method: 'GET', path: '/v1/users/x',
+      applicationId: APP_ID, sub: null, grantedBy: null, cache: 'miss', failedChecks: c.failedChecks, failedOpen: []
+    }, c.name)
+    t.equal(lines.filter(line => line.level === 40).length, 0, `${c.name}: nothing skipped, no warn line`)
   }
 })
 
@@ -185,7 +211,7 @@ t.test('Express 5 publishes the same decisions', async t => {
   t.strictSame(seen.map(fields), [
     { ...GRANTED, path: '/v1/users/x', applicationId: APP_ID, sub: 'bob', grantedBy: '/*/users/**', cache: 'miss' },
     { ...GRANTED, path: '/v1/users/x', applicationId: APP_ID, sub: 'bob', grantedBy: '/*/users/**', cache: 'hit' },
-    { phase: 'request', granted: false, code: 'VJG_ACL_DENIED', statusCode: 403, method: 'GET', path: '/v1/calls/x', applicationId: APP_ID, sub: 'bob', grantedBy: null, cache: 'hit', failedOpen: [] }
+    { phase: 'request', granted: false, code: 'VJG_ACL_DENIED', statusCode: 403, method: 'GET', path: '/v1/calls/x', applicationId: APP_ID, sub: 'bob', grantedBy: null, cache: 'hit', failedChecks: [], failedOpen: [] }
   ])
 })
 

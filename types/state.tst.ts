@@ -30,6 +30,7 @@ test('the decision channel and its payload are public types', () => {
   expect(DECISION_CHANNEL).type.toBe<'vonage-jwt-guard:decision'>()
   expect<GuardDecision['cache']>().type.toBe<'hit' | 'miss' | 'off' | 'not-reached'>()
   expect<GuardDecision['failedOpen']>().type.toBe<readonly ('replay' | 'revocation' | 'isRevoked')[]>()
+  expect<GuardDecision['failedChecks']>().type.toBe<readonly ('replay' | 'revocation' | 'isRevoked')[]>()
   expect<GuardDecision['code']>().type.toBe<ErrorCode | null>()
   expect<GuardDecision['path']>().type.toBe<string | null>()
 })

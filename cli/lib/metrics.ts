@@ -15,9 +15,6 @@ import { CommandFailed, reachableHost } from './shared.js'
 /** Where `proxy` publishes an upstream failure: `{ code, statusCode }` (upstream-errors.ts). */
 export const UPSTREAM_ERROR_CHANNEL = 'vonage-jwt-guard-cli:upstream-error'
 
-/** What a failed replay or revocation check is refused with (state.ts of the library): 503 VJG_UNAVAILABLE. */
-const STATE_FAILURE = 'The replay or revocation check could not be made'
-
 /** From 50 us (a cached token) to 1 s (a slow store or key set), in seconds. */
 export const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
 
@@ -63,8 +60,7 @@ export async function collectMetrics (registry: Registry): Promise<void> {
     decisions.inc({ result, code: decision.code ?? '', status: decision.statusCode === null ? '' : String(decision.statusCode) })
     duration.observe({ result, cache: decision.cache }, decision.duration / 1000)
     if (decision.cache === 'hit' || decision.cache === 'miss') cache.inc({ outcome: decision.cache })
-    if (decision.failedOpen.length > 0) stateFailures.inc({ failed_open: 'true' })
-    else if (decision.code === 'VJG_UNAVAILABLE' && decision.error?.message === STATE_FAILURE) stateFailures.inc({ failed_open: 'false' })
+    if (decision.failedChecks.length > 0) stateFailures.inc({ failed_open: decision.failedOpen.length > 0 ? 'true' : 'false' })
   })
   subscribe(UPSTREAM_ERROR_CHANNEL, (message) => {
     const { code, statusCode } = message as { code: string, statusCode: number }

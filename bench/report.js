@@ -179,7 +179,7 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
     const m = report.memory
     out.push('## Memory', '',
       `${fmt(m.tokens)} distinct tokens through one verifier (cache bound ${fmt(m.cacheMax)} entries), heap after a full GC:`, '',
-      `- before: ${mib(m.heapBefore)}; cache full (${fmt(m.cacheMax)} tokens): ${mib(m.heapAtCacheFull)} (about ${fmt(m.perEntryBytes)} bytes per cached token); after ${fmt(m.tokens)}: ${mib(m.heapAtEnd)}`,
+      `- before: ${mib(m.heapBefore)}; after ${fmt(m.cacheMax)} tokens, as many as the cache holds: ${mib(m.heapAtCacheFull)} (tokens seen once pass through the cache's window and are not kept); after ${fmt(m.tokens)}: ${mib(m.heapAtEnd)}`,
       `- growth after the cache filled: ${mib(m.growthAfterFull)} (allowed: ${mib(m.allowance)}): **${m.bounded ? 'bounded' : 'NOT bounded'}**`,
       `- along the way: ${m.samples.map(s => `${fmt(s.tokens / 1000)}k: ${mib(s.heapUsed)}`).join(', ')}`,
       `- ${fmt(m.verifiesPerSecond)} uncached verifies/s on the way`,

@@ -51,6 +51,19 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
     t.equal((await send(a, await token())).status, 200, 'another jti is another token')
   })
 
+  await t.test('a lone surrogate in application_id, jti or sub: decided like any other value, never a 503', async (t) => {
+    const shared = store(t)
+    const app = await instance(t, { replay: { store: shared }, revocation: shared })
+    const cases: Array<Record<string, string>> = [{ application_id: 'app-\ud800' }, { jti: 'jti-\udc00' }, { sub: 'bob-\ud800x' }]
+    for (const claims of cases) {
+      const jwt = await token(claims)
+      t.equal((await send(app, jwt)).status, 200, `${JSON.stringify(claims)}: accepted`)
+      rejected(t, await send(app, jwt), 401, 'VJG_TOKEN_REPLAYED', INVALID_TOKEN)
+    }
+    await shared.revokeSubject('bob-\ud800x', NOW)
+    rejected(t, await send(app, await token({ sub: 'bob-\ud800x', iat: NOW - 10 })), 401, 'VJG_TOKEN_REVOKED', INVALID_TOKEN)
+  })
+
   await t.test('a revocation made through one instance is seen by the other', async (t) => {
     const storeA = store(t)
     const storeB = store(t)

@@ -15,6 +15,21 @@ import { Redis } from 'ioredis'
 import { invalidOption } from '../errors.js'
 import { checkEntry, DEFAULT_STORE_MAX_LIFETIME, EXPIRY_MARGIN, StoreTimeoutError, withTimeout, type GuardStore, type StoreAnswer, type StoreQuery } from './store.js'
 
+/** One UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/**
+ * A replay scope (the token's application_id) as a key segment, percent-encoded so that a ':' in
+ * it cannot run into the jti. A JSON string may hold a lone surrogate (`"\ud800"`), which has no
+ * UTF-8 form: encodeURIComponent throws on it (a token that verified would get a 503), and Redis
+ * would store U+FFFD anyway (as it does for such a jti or sub). So it is written as U+FFFD here;
+ * two scopes that differ only there share their replay records, which can refuse a token as
+ * replayed, never let one through twice.
+ */
+function scopeSegment (scope: string): string {
+  return encodeURIComponent(scope.replace(LONE_SURROGATE, '\ufffd'))
+}
+
 export interface RedisStoreOptions {
   /** An ioredis client you own (you also close it). Give `client` or `url`. */
   client?: Redis
@@ -94,7 +109,7 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
   }
 
   const keys = {
-    used: (scope: string, jti: string) => `${prefix}used:${encodeURIComponent(scope)}:${jti}`,
+    used: (scope: string, jti: string) => `${prefix}used:${scopeSegment(scope)}:${jti}`,
     token: (jti: string) => `${prefix}revoked:jti:${jti}`,
     subject: (sub: string) => `${prefix}revoked:sub:${sub}`
   }

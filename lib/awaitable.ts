@@ -12,11 +12,3 @@ export type Awaitable<T> = T | Promise<T>
 export function isThenable<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as PromiseLike<T> | null | undefined)?.then === 'function'
 }
-
-/**
- * `next(value)` now when `value` is a value; once it settles when it is a promise. A throw of
- * `next` is a throw here, or a rejection of the promise returned.
- */
-export function after<T, U> (value: Awaitable<T> | PromiseLike<T>, next: (value: T) => Awaitable<U>): Awaitable<U> {
-  return isThenable(value) ? Promise.resolve(value).then(next) : next(value)
-}

@@ -207,8 +207,9 @@ export interface TokenCacheOptions<V> {
  *   Map that has seen many deletions walks over their holes.
  */
 export class TokenCache<V> {
-  readonly #max: number
   readonly #windowMax: number
+  /** The main space: probation and protected together. */
+  readonly #mainMax: number
   readonly #protectedMax: number
   readonly #map = new Map<string, TokenSlot<V>>()
   readonly #window = new LruList<V>()
@@ -216,13 +217,16 @@ export class TokenCache<V> {
   readonly #protected = new LruList<V>()
   readonly #sketch: FrequencySketch
   readonly #expired: ((value: V, now: number) => boolean) | undefined
-  /** The slot returned or stored last: one token reused is answered without a slice or a hash. */
+  /**
+   * The slot a `get` returned last: one token reused is answered without a slice or a hash. Not
+   * set by `set`: a token's second sighting must reach the frequency sketch. Cleared on `#drop`.
+   */
   #last: TokenSlot<V> | null = null
 
   constructor (max: number, options: TokenCacheOptions<V> = {}) {
-    this.#max = max
     this.#windowMax = Math.min(max, Math.max(WINDOW_MIN, Math.ceil(max / 100)))
-    this.#protectedMax = Math.floor((max - this.#windowMax) * PROTECTED_SHARE)
+    this.#mainMax = max - this.#windowMax
+    this.#protectedMax = Math.floor(this.#mainMax * PROTECTED_SHARE)
     this.#sketch = new FrequencySketch(max)
     this.#expired = options.expired
   }
@@ -236,7 +240,7 @@ export class TokenCache<V> {
     // The token asked for last, again: one string compare. The run of requests it belongs to was
     // counted (and its slot moved up) on its first hit, so a client sending one token in a loop
     // counts as one sighting per run, not one per request.
-    if (last !== null && last.token === token && last.segment !== GONE) return last.value
+    if (last !== null && last.token === token) return last.value
     const slot = this.#map.get(tailOf(token))
     if (slot === undefined || slot.token !== token) return undefined
     this.#last = slot
@@ -319,7 +323,7 @@ export class TokenCache<V> {
     }
     const frequency = this.#sketch.frequency(candidate.hash)
     const seenAgain = frequency >= 2
-    if (this.#probation.size + this.#protected.size < this.#max - this.#windowMax) {
+    if (this.#probation.size + this.#protected.size < this.#mainMax) {
       if (seenAgain) this.#enterMain(candidate)
       else this.#drop(candidate)
       return

@@ -167,6 +167,11 @@ export interface ProblemBody {
   code: ErrorCode
 }
 
+/** The default error body: Fastify's own shape, with the guard's code. */
+export function errorBody (error: GuardError): { statusCode: number, code: ErrorCode, error: string, message: string } {
+  return { statusCode: error.statusCode, code: error.code, error: error.error, message: error.message }
+}
+
 /** The Vonage-shaped RFC 7807 body for `errorFormat: 'problem'`. */
 export function problemBody (error: GuardError, instance: string): ProblemBody {
   return {

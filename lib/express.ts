@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { GuardError, invalidOption, problemBody } from './errors.js'
+import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { createGuard, type RouteGuard } from './guard.js'
 import type { AuthResult, GuardOptions, GuardRequest, RequestLog } from './types.js'
 import { declaresBody, payloadHash, signsQuery, tapBody } from './webhook.js'
@@ -86,8 +86,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
           answer(coded, req, res, toParser
             ? () => {}
             : () => {
-                res.status(coded.statusCode).set(coded.headers)
-                  .json({ statusCode: coded.statusCode, code: coded.code, error: coded.error, message: coded.message })
+                res.status(coded.statusCode).set(coded.headers).json(errorBody(coded))
               })
           return toParser
         })

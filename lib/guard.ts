@@ -77,13 +77,12 @@ interface Trace extends VerifyTrace {
   path: string | null
   verified: VerifiedToken | AuthResult | null
   failedChecks: readonly StateCheck[]
-  failedOpen: readonly StateCheck[]
 }
 
 const NONE_FAILED: readonly StateCheck[] = Object.freeze([])
 
 function startTrace (): Trace {
-  return { started: performance.now(), path: null, verified: null, cache: 'not-reached', failedChecks: NONE_FAILED, failedOpen: NONE_FAILED }
+  return { started: performance.now(), path: null, verified: null, cache: 'not-reached', failedChecks: NONE_FAILED }
 }
 
 function returned (value: unknown): string {
@@ -198,7 +197,6 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     if (failed === null) return
     if (trace !== undefined) trace.failedChecks = failed.checks
     if (!options.state.failOpen) throw new GuardError('VJG_UNAVAILABLE', 'The replay or revocation check could not be made', { cause: failed.cause })
-    if (trace !== undefined) trace.failedOpen = failed.checks
     logAt(input.log, 'warn', { failedOpen: failed.checks, err: failed.cause }, `the ${failed.checks.join(' and ')} check failed and was skipped (failOpen)`)
   }
 
@@ -257,7 +255,8 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
       duration: performance.now() - trace.started,
       cache: trace.cache,
       failedChecks: trace.failedChecks,
-      failedOpen: trace.failedOpen,
+      // A check that could not be made let the request through only under failOpen.
+      failedOpen: options.state.failOpen ? trace.failedChecks : NONE_FAILED,
       error
     }
     decisions.publish(decision)

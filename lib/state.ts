@@ -6,7 +6,7 @@
  * which refuses 503 `VJG_UNAVAILABLE` unless `failOpen`; a definite answer (revoked, replayed)
  * from another check still wins.
  */
-import { after, isThenable, type Awaitable } from './awaitable.js'
+import { isThenable, type Awaitable } from './awaitable.js'
 import { GuardError, invalidOption } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
 import { consumeQuery } from './replay.js'
@@ -153,7 +153,7 @@ export function createStateStage<Request> (state: StateOptions<Request>, clock: 
       if (revocationStore !== null) ask(revocationStore, revocationChecks, { revoked, now })
     }
     if (isRevoked !== null) answers.push(settle(hookChecks, 'isRevoked', () => isRevoked(token.claims, request), hookAnswer))
-    if (answers.some(isThenable)) return after(Promise.all(answers.map(answer => Promise.resolve(answer))), decide)
+    if (answers.some(isThenable)) return Promise.all(answers.map(answer => Promise.resolve(answer))).then(decide)
     return decide(answers as Outcome[])
   }
 }

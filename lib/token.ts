@@ -194,11 +194,12 @@ export interface CompactParts {
 }
 
 /**
- * Where the second dot of a compact JWS is (the first: `token.indexOf('.')`): RFC 7515 compact
- * serialization has three non-empty parts, so no JWE (five parts) and no JSON serialization. Each
- * part is then decoded by `decodeBase64url`, which refuses anything but canonical base64url.
+ * Split a compact JWS and decode its signature. RFC 7515 compact serialization has three
+ * non-empty parts, so no JWE (five parts) and no JSON serialization; each part is decoded by
+ * `decodeBase64url`, which refuses anything but canonical base64url. Throws VJG_TOKEN_MALFORMED
+ * on anything but the strict form.
  */
-function secondDot (token: string, maxLength: number): number {
+export function splitCompact (token: string, maxLength: number): CompactParts {
   if (token.length > maxLength) {
     throw new GuardError('VJG_TOKEN_MALFORMED', `The token is longer than ${maxLength} characters`)
   }
@@ -207,13 +208,6 @@ function secondDot (token: string, maxLength: number): number {
   if (second <= first + 1 || second === token.length - 1 || token.includes('.', second + 1)) {
     throw new GuardError('VJG_TOKEN_MALFORMED', 'The token is not three base64url parts separated by dots (JWE, JSON serialization and padding are refused)')
   }
-  return second
-}
-
-/** Split a compact JWS and decode its signature. Throws VJG_TOKEN_MALFORMED on anything but the strict form. */
-export function splitCompact (token: string, maxLength: number): CompactParts {
-  const second = secondDot(token, maxLength)
-  const first = token.indexOf('.')
   return {
     header: token.slice(0, first),
     payload: token.slice(first + 1, second),
@@ -260,14 +254,12 @@ export function createTokenParser (maxLength: number, sharedPayloads = true): To
   }
 
   return (token) => {
-    const second = secondDot(token, maxLength)
-    const first = token.indexOf('.')
-    const signature = decodeBase64url(token.slice(second + 1), 'signature')
+    const parts = splitCompact(token, maxLength)
     return {
-      header: decodeHeader(token.slice(0, first)),
-      payload: decodeJsonObject(token.slice(first + 1, second), 'payload', sharedPayloads),
-      signingInput: token.slice(0, second),
-      signature
+      header: decodeHeader(parts.header),
+      payload: decodeJsonObject(parts.payload, 'payload', sharedPayloads),
+      signingInput: parts.signingInput,
+      signature: parts.signature
     }
   }
 }

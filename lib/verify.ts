@@ -301,7 +301,12 @@ interface CacheEntry {
 
 /** A cached token is live from `validFrom` until its effective expiry, with the clock tolerance. */
 function live (entry: CacheEntry, now: number, clockTolerance: number): boolean {
-  return now >= entry.validFrom && now - clockTolerance < entry.verified.expiresAt
+  return now >= entry.validFrom && !expired(entry, now, clockTolerance)
+}
+
+/** Past its effective expiry, with the clock tolerance: what the cache evicts first. */
+function expired (entry: CacheEntry, now: number, clockTolerance: number): boolean {
+  return now - clockTolerance >= entry.verified.expiresAt
 }
 
 /**
@@ -399,7 +404,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   const pool = createPoolRule(runtime.signaturesOnPool === true)
   const { clockTolerance, defaultAcl } = options
   const cache = options.cacheMax > 0
-    ? new TokenCache<CacheEntry>(options.cacheMax, { expired: (entry, now) => now - clockTolerance >= entry.verified.expiresAt })
+    ? new TokenCache<CacheEntry>(options.cacheMax, { expired: (entry, now) => expired(entry, now, clockTolerance) })
     : null
   const parse = createTokenParser(options.maxTokenLength, cache !== null)
   const acls = createAclCompiler()
@@ -438,11 +443,13 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   /** The claims of a token whose signature verified: checked, handed out frozen, cached. */
   function accept (token: string, parsed: ParsedToken, key: PreparedKey, now: number): VerifiedToken {
     const time = checkClaims(parsed.payload, options, now)
-    // The parser handed the header and payload out deeply frozen; a copy with numeric dates is
-    // frozen here (its values are the payload's, frozen already).
-    const claims = withNumericDates(parsed.payload)
+    // The parser handed the payload out frozen (deeply when the cache shares it); only a copy with
+    // numeric dates is new here, and is frozen like it (its values are the payload's).
+    const payload = parsed.payload
+    const claims = withNumericDates(payload)
+    if (claims !== payload) Object.freeze(claims)
     const acl = claims.acl === undefined ? null : acls.compileAclClaim(claims.acl)
-    const verified = new Verified(parsed.header, Object.freeze(claims), time.expiresAt, acl)
+    const verified = new Verified(parsed.header, claims, time.expiresAt, acl)
     cache?.set(token, { verified, validFrom: time.validFrom, key }, now)
     return verified
   }

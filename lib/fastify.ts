@@ -35,11 +35,19 @@ declare module 'fastify' {
   }
 }
 
+/** Fastify's own register options (`register(plugin, { prefix, logLevel })`), which are not the guard's. */
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+/** The guard's options among a plugin's register options. */
+export function withoutRegisterOptions<T extends object> (input: T): T {
+  return Object.fromEntries(Object.entries(input).filter(([key]) => !REGISTER_OPTIONS.has(key))) as T
+}
+
 // async, with nothing to wait for: a bad option then rejects register() and ready() (avvio awaits the promise).
 // eslint-disable-next-line @typescript-eslint/require-await
 const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyInstance, input) => {
-  // fastify-plugin hands us the options with no extra keys; validation happens here, at register().
-  const guard = createGuard<FastifyRequest>(input)
+  // Validation happens here, at register(); Fastify's own register options are not ours.
+  const guard = createGuard<FastifyRequest>(withoutRegisterOptions(input))
   const options = guard.options
   /** Resolved route settings by their config object; a bad one keeps its TypeError, thrown again. */
   const routes = new WeakMap<object, RouteGuard<FastifyRequest> | false | InvalidOptionError>()

@@ -17,7 +17,8 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { canonicalPath } from './canonical-path.js'
-import { GuardError, invalidOption, problemBody } from './errors.js'
+import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
+import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
@@ -52,14 +53,15 @@ const PAIRS = Object.freeze([
   { method: 'x-original-method', target: 'x-original-uri', names: 'X-Original-Method and X-Original-URI' }
 ] as const)
 
-const SPELLED: Record<string, string> = {
-  'x-forwarded-method': 'X-Forwarded-Method',
-  'x-forwarded-uri': 'X-Forwarded-Uri',
-  'x-original-method': 'X-Original-Method',
-  'x-original-uri': 'X-Original-URI',
-  'x-vonage-application-id': 'X-Vonage-Application-Id',
-  'x-vonage-sub': 'X-Vonage-Sub'
-}
+/** The watched headers by folded name (a Map: a client's header named `constructor` is none of them). */
+const SPELLED = new Map<string, string>([
+  ['x-forwarded-method', 'X-Forwarded-Method'],
+  ['x-forwarded-uri', 'X-Forwarded-Uri'],
+  ['x-original-method', 'X-Original-Method'],
+  ['x-original-uri', 'X-Original-URI'],
+  ['x-vonage-application-id', 'X-Vonage-Application-Id'],
+  ['x-vonage-sub', 'X-Vonage-Sub']
+])
 const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS))
 
 /** RFC 9110 `method = token`. */
@@ -91,7 +93,7 @@ function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
     const value = list[i + 1] ?? ''
     const lower = name.toLowerCase()
     const folded = lower.replaceAll('_', '-')
-    const spelled = SPELLED[folded]
+    const spelled = SPELLED.get(folded)
     if (spelled === undefined) continue
     if (IDENTITY.has(folded)) {
       throw new GuardError('VJG_IDENTITY_HEADER', `The request carries "${name}": only the guard sets ${spelled}`)
@@ -170,14 +172,11 @@ function checkPath (value: unknown, option: string): string | undefined {
   return canonical
 }
 
-/** Fastify's own register options, which are not the guard's. */
-const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
-
 // An async plugin with nothing to await: a bad option thrown here rejects register() and ready().
 // eslint-disable-next-line @typescript-eslint/require-await
 const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyInstance, input) => {
   const { envoyPathPrefix: envoyInput, healthPath: healthInput, ...rest } = input
-  const guardOptions = Object.fromEntries(Object.entries(rest).filter(([key]) => !REGISTER_OPTIONS.has(key)))
+  const guardOptions = withoutRegisterOptions(rest)
   const envoyPathPrefix = checkPath(envoyInput, 'envoyPathPrefix')
   const healthPath = checkPath(healthInput, 'healthPath')
   if (envoyPathPrefix !== undefined && healthPath !== undefined &&
@@ -195,7 +194,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     const coded = error as GuardError
     reply.code(coded.statusCode).headers(coded.headers).header(CODE_HEADER, coded.code).header('cache-control', 'no-store')
     if (errorFormat === 'problem') return reply.type('application/problem+json').send(problemBody(coded, request.id))
-    return reply.send({ statusCode: coded.statusCode, code: coded.code, error: coded.error, message: coded.message })
+    return reply.send(errorBody(coded))
   }
 
   /** A grant: 200 with the identity headers (a claim that cannot travel in a header is refused). */

@@ -182,6 +182,18 @@ t.test('an aclPath function that answers no path: 503 to the client, the mistake
   await app.close()
 })
 
+t.test("Fastify's own register options (prefix, logLevel) are not taken for the guard's", async t => {
+  const app = Fastify({ logger: false })
+  await app.register(async (scope) => {
+    await scope.register(vonageJwtGuard, { publicKey: keys.publicPem, now: () => NOW_MS, prefix: '/api', logLevel: 'warn' } as never)
+    scope.get('/users/:id', async () => 'ok') // /api/users/abc: granted by /*/users/**
+  }, { prefix: '/api' })
+  await app.ready()
+  t.teardown(() => app.close())
+  t.equal((await app.inject({ url: '/api/users/abc', headers: bearer(await token()) })).statusCode, 200)
+  t.equal((await app.inject({ url: '/api/users/abc' })).statusCode, 401)
+})
+
 t.test('bad options make register() reject with a TypeError naming the option', async t => {
   const cases: Array<[string, Record<string, unknown>]> = [
     ['publicKey', {}],

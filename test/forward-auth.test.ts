@@ -210,6 +210,18 @@ t.test('it embeds: under a prefix, beside a vonageJwtGuard that guards the rest 
   t.equal(own.status, 401, 'the app\'s own routes stay guarded')
 })
 
+t.test('a header whose name is a property of Object.prototype is no watched header', async t => {
+  const { app, port } = await listening({ envoyPathPrefix: '/envoy' })
+  t.teardown(() => app.close())
+  const jwt = await token()
+  for (const name of ['constructor', 'Constructor', '__proto__', 'toString']) {
+    const envoy = await rawRequest(port, '/envoy/v1/users/abc', { authorization: `Bearer ${jwt}`, [name]: 'x' })
+    t.equal(envoy.status, 200, `${name}: an Envoy check is decided as without it`)
+    const twice = await rawRequest(port, '/auth', { authorization: `Bearer ${jwt}`, ...traefik('GET', '/v1/users/abc'), [name]: 'x' })
+    t.equal(twice.status, 200, `${name}: a Traefik check too`)
+  }
+})
+
 t.test('registration refuses bad options with a TypeError naming the option', async t => {
   const cases: Array<[string, Partial<ForwardAuthOptions>, RegExp]> = [
     ['envoyPathPrefix without /', { envoyPathPrefix: 'envoy' }, /option "envoyPathPrefix"/],

@@ -20,13 +20,11 @@ import { canonicalPath } from './canonical-path.js'
 import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
+import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
-/** The headers that carry the verified identity upstream, by claim: set from the claims only. */
-export const IDENTITY_HEADERS = Object.freeze({
-  application_id: 'x-vonage-application-id',
-  sub: 'x-vonage-sub'
-} as const)
+
+export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 
 /** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
 export const CODE_HEADER = 'x-vonage-guard-code'
@@ -66,8 +64,6 @@ const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS))
 
 /** RFC 9110 `method = token`. */
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** A header value we pass on: printable ASCII. Control characters would split or smuggle headers. */
-const HEADER_SAFE = /^[\x20-\x7e]*$/
 
 /** What the check is about: the original request's method and raw request target. */
 interface OriginalRequest {
@@ -139,24 +135,6 @@ function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): 
   return first
 }
 
-/**
- * The identity headers for verified claims: `application_id` and `sub`, each when present.
- * @throws {GuardError} 401 `VJG_CLAIM_INVALID` when a claim cannot travel in a header unchanged
- *   (not a string, or not printable ASCII: control characters would split or smuggle headers).
- */
-export function identityHeaders (claims: Readonly<Record<string, unknown>>): Record<string, string> {
-  const headers: Record<string, string> = {}
-  for (const [claim, header] of Object.entries(IDENTITY_HEADERS)) {
-    const value = claims[claim]
-    if (value === undefined) continue
-    if (typeof value !== 'string' || !HEADER_SAFE.test(value)) {
-      throw new GuardError('VJG_CLAIM_INVALID', `The "${claim}" claim cannot be passed to the upstream: it must be printable ASCII, without control characters`)
-    }
-    headers[header] = value
-  }
-  return headers
-}
-
 /** A path option: canonical, at least one segment, no query. */
 function checkPath (value: unknown, option: string): string | undefined {
   if (value === undefined) return undefined
@@ -183,7 +161,8 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     (healthPath === envoyPathPrefix || healthPath.startsWith(`${envoyPathPrefix}/`))) {
     invalidOption('healthPath', `must not be under envoyPathPrefix (${envoyPathPrefix}): Envoy checks arrive there`)
   }
-  const guard = createGuard<FastifyRequest>(guardOptions)
+  // A grant's identity travels in headers: a claim they cannot carry is refused while verifying.
+  const guard = createGuard<FastifyRequest>({ ...guardOptions, identityHeaders: true })
   const { errorFormat } = guard.options
   // The check is about another request: its own body (Envoy may send one) is never read.
   fastify.removeAllContentTypeParsers()
@@ -197,16 +176,14 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     return reply.send(errorBody(coded))
   }
 
-  /** A grant: 200 with the identity headers (a claim that cannot travel in a header is refused). */
+  /**
+   * A grant: 200 with the identity headers. The verify stage (`identityHeaders: true`) already
+   * refused a token whose claims a header cannot carry unchanged.
+   */
   function grant (request: FastifyRequest, reply: FastifyReply, input: GuardRequest<FastifyRequest>, auth: AuthResult | null, envoy: boolean): FastifyReply {
-    let headers: Record<string, string>
-    try {
-      // The default route is never optional: a grant always carries a verified token.
-      if (auth === null) throw new GuardError('VJG_TOKEN_MISSING')
-      headers = identityHeaders(auth.claims)
-    } catch (error) {
-      return refusal(request, reply, guard.refuse(input, error))
-    }
+    // The default route is never optional: a grant always carries a verified token.
+    if (auth === null) return refusal(request, reply, guard.refuse(input, new GuardError('VJG_TOKEN_MISSING')))
+    const headers = identityHeaders(auth.claims)
     const absent = Object.values(IDENTITY_HEADERS).filter(name => !(name in headers))
     if (envoy) {
       // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.

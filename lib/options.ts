@@ -9,6 +9,7 @@ import { isPlainObject } from './is-plain-object.js'
 import { preparePublicKeys, prepareSecret, type PreparedKey } from './keys.js'
 import { PROFILES, type ClaimCheck, type Profile } from './profiles.js'
 import { jwksSettings, type JwksSettings } from './jwks.js'
+import { identityHeaders } from './identity.js'
 import { stateOptions, type StateOptions } from './state.js'
 import type { AclFilter, AclPathOption, GuardOptions, ProfileName, TokenGetter } from './types.js'
 
@@ -80,7 +81,7 @@ const OPTION_NAMES = {
   minLifetime: true, requiredClaims: true, allowNumericStringDates: true, requireAcl: true, defaultAcl: true,
   aclPath: true, aclFilter: true, tokenSources: true, getToken: true, maxTokenLength: true, cache: true,
   errorFormat: true, realm: true, now: true, jwksUrl: true, jwks: true, replay: true, isRevoked: true,
-  revocation: true, failOpen: true, stateTimeout: true
+  revocation: true, failOpen: true, stateTimeout: true, identityHeaders: true
 } as const satisfies Record<keyof GuardOptions, true>
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OPTION_NAMES))
@@ -287,7 +288,7 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
     errorFormat: oneOf(options.errorFormat, 'errorFormat', ['fastify', 'problem']),
     realm,
     now: fn<() => number>(options.now, 'now'),
-    claimChecks: preset.claimChecks,
+    claimChecks: boolean(options.identityHeaders, 'identityHeaders') ? Object.freeze([...preset.claimChecks, identityHeaders]) : preset.claimChecks,
     maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
     payloadHash: preset.payloadHash === true,
     state: stateOptions<Request>(options, maxLifetime)

@@ -44,6 +44,7 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   // Strict by default; the RS profiles, whose issuers include string-date minters, relax it below.
   allowNumericStringDates: false,
   requireAcl: false,
+  identityHeaders: false,
   tokenSources: [{ header: 'authorization', scheme: 'Bearer' }],
   maxTokenLength: 8192,
   cache: { max: 10_000 },

@@ -142,6 +142,13 @@ export interface GuardOptions<Request = unknown> {
   minLifetime?: number
   /** Claims that must be present. @default ['application_id', 'iat', 'jti'] */
   requiredClaims?: string[]
+  /**
+   * The verified `application_id` and `sub` will travel upstream as the `X-Vonage-Application-Id`
+   * and `X-Vonage-Sub` headers: a token whose claim a header cannot carry unchanged (not a
+   * string, or not printable ASCII) is refused with 401 `VJG_CLAIM_INVALID` while it is
+   * verified. `forwardAuth` always sets it; the CLI's `proxy` too. @default false
+   */
+  identityHeaders?: boolean
   /** Read a NumericDate written as a string of decimal digits (Vonage's docs show `"exp": "1532179987"`) as that number; any other string is 401 `VJG_CLAIM_INVALID`. @default true (vonage, vonage-video), false (opentok, vonage-webhook) */
   allowNumericStringDates?: boolean
   /**

@@ -182,6 +182,21 @@ t.test('an aclPath function that answers no path: 503 to the client, the mistake
   await app.close()
 })
 
+t.test('identityHeaders: a claim no header can carry is refused while verifying, in the configured realm and format', async t => {
+  const alice = await token({ sub: 'al\u00efce' })
+  const plain = await buildApp()
+  t.equal((await plain.inject({ url: '/v1/users/abc', headers: bearer(alice) })).statusCode, 200, 'off by default')
+  await plain.close()
+  const app = await buildApp({ identityHeaders: true, realm: 'custom', errorFormat: 'problem' })
+  t.teardown(() => app.close())
+  const res = await app.inject({ url: '/v1/users/abc', headers: bearer(alice) })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'VJG_CLAIM_INVALID')
+  t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+  t.match(res.headers['www-authenticate'], /^Bearer realm="custom", error="invalid_token", error_description="/)
+  t.equal((await app.inject({ url: '/v1/users/abc', headers: bearer(await token({ sub: 'alice' })) })).statusCode, 200)
+})
+
 t.test("Fastify's own register options (prefix, logLevel) are not taken for the guard's", async t => {
   const app = Fastify({ logger: false })
   await app.register(async (scope) => {

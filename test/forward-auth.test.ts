@@ -265,7 +265,9 @@ t.test('every check is one decision on the diagnostics channel, refusals made be
     ['granted', { authorization: `Bearer ${jwt}`, ...nginx('POST', '/v1/users/a') }, { granted: true, code: null, method: 'POST', path: '/v1/users/a' }],
     ['outside the ACL', { authorization: `Bearer ${jwt}`, ...nginx('GET', '/v1/calls') }, { granted: false, code: 'VJG_ACL_DENIED', method: 'GET', path: '/v1/calls' }],
     ['no original request named', { authorization: `Bearer ${jwt}` }, { granted: false, code: 'VJG_FORWARD_INVALID', method: 'GET', path: null }],
-    ['a client identity header', { authorization: `Bearer ${jwt}`, X_Vonage_Sub: 'mallory', ...nginx('GET', '/v1/users') }, { granted: false, code: 'VJG_IDENTITY_HEADER', method: 'GET', path: null }]
+    ['a client identity header', { authorization: `Bearer ${jwt}`, X_Vonage_Sub: 'mallory', ...nginx('GET', '/v1/users') }, { granted: false, code: 'VJG_IDENTITY_HEADER', method: 'GET', path: null }],
+    // Refused while verifying, never a grant then a refusal.
+    ['a sub no header can carry', { authorization: `Bearer ${await token({ sub: 'al\u00efce' })}`, ...nginx('GET', '/v1/users') }, { granted: false, code: 'VJG_CLAIM_INVALID', method: 'GET', path: '/v1/users' }]
   ]
   for (const [name, headers, expected] of cases) {
     events.length = 0

@@ -83,17 +83,9 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
     ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {})
   })
   const errorFormat = config.guard.errorFormat ?? 'fastify'
-  await app.register(vonageJwtGuard, config.guard)
-  // After the guard's own onRequest hook: refuse, before anything is forwarded, an identity
-  // that could not travel in a header unharmed.
-  app.addHook('onRequest', (request, _reply, done) => {
-    try {
-      if (request.auth !== null) identityHeaders(request.auth.claims)
-      done()
-    } catch (error) {
-      done(error as Error)
-    }
-  })
+  // The identity travels in headers: a claim they cannot carry unchanged is refused while the
+  // token is verified (a 401 like any bad claim), before anything is forwarded.
+  await app.register(vonageJwtGuard, { ...config.guard, identityHeaders: true })
   if (config.healthPath !== false) {
     // Answers without the upstream: the orchestrator checks the upstream on the upstream.
     app.get(config.healthPath, { config: { jwtGuard: false } }, async () => ({ status: 'ok' }))

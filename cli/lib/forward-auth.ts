@@ -8,7 +8,7 @@ import type { Command } from 'commander'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
-import { addServerFlags, fastifyOptions, healthPathFlag, newApp, runServer, type ServerFlags } from './server.js'
+import { addServerFlags, healthPathFlag, newApp, runServer, type ServerFlags } from './server.js'
 
 export interface ForwardAuthConfig {
   guard: GuardOptions
@@ -16,8 +16,8 @@ export interface ForwardAuthConfig {
   envoyPathPrefix?: string
   /** The health route (204), or false. */
   healthPath: string | false
-  /** Fastify's settings (the logger, the server runner's serverFactory); default: the CLI's, at info. */
-  fastify?: FastifyServerOptions
+  /** Fastify's settings (the logger, the server runner's serverFactory). */
+  fastify: FastifyServerOptions
 }
 
 interface ForwardAuthFlags extends GuardFlags, ServerFlags {
@@ -27,7 +27,7 @@ interface ForwardAuthFlags extends GuardFlags, ServerFlags {
 /** The forward-auth service, ready to listen. */
 export async function buildForwardAuth (config: ForwardAuthConfig): Promise<FastifyInstance> {
   const { forwardAuth } = await import('vonage-jwt-guard/forward-auth')
-  const app = await newApp(config.fastify ?? await fastifyOptions({ logLevel: 'info', logRequests: false }))
+  const app = await newApp(config.fastify)
   await app.register(forwardAuth, {
     ...config.guard,
     ...(config.envoyPathPrefix === undefined ? {} : { envoyPathPrefix: config.envoyPathPrefix }),

@@ -126,8 +126,11 @@ const REDIS_MAX_LIFETIME = 30 * 86_400
 export interface ResolvedGuard {
   /** The guard's options, validated. */
   readonly options: GuardOptions
-  /** `--public-keys-dir` (or the file's `publicKeysDir`): re-read by the server when it changes. */
-  readonly keysDir: string | null
+  /**
+   * `--public-keys-dir` (or the file's `publicKeysDir`) and the set read from it, which the
+   * options hold: the server re-reads the directory when it changes.
+   */
+  readonly keysDir: { readonly dir: string, readonly set: KeySet } | null
   /** Replay protection on the in-memory store: one process's memory. */
   readonly memoryReplay: boolean
   /** Where each option came from (a flag, the config file, a key file), to name it in an error. */
@@ -237,10 +240,11 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
     sources.set(name, FLAG_OF[name] ?? name)
   }
 
+  let keySet: KeySet | undefined
   if (keysDir !== null) {
     const clash = KEY_OPTIONS.find(name => options[name] !== undefined)
     if (clash !== undefined) throw new UsageError(`${sources.get(clash) ?? clash}: ${clash} cannot be combined with publicKeysDir (${keysDir}): give one source of keys`)
-    const set = readKeysDir(keysDir)
+    const set = keySet = readKeysDir(keysDir)
     options.publicKeys = publicKeysOf(set)
     keySetSources(set, keysDir, sources)
     sources.set('publicKeys', `--public-keys-dir ${keysDir}`)
@@ -287,7 +291,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
 
   const resolved: ResolvedGuard = {
     options: options as GuardOptions,
-    keysDir,
+    keysDir: keysDir === null || keySet === undefined ? null : { dir: keysDir, set: keySet },
     memoryReplay,
     sources,
     close: async () => { await Promise.all(closers.map(close => close())) }

@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fast
 import type { GuardOptions } from 'vonage-jwt-guard'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { UPSTREAM_ERROR_CHANNEL } from './metrics.js'
-import { addServerFlags, fastifyOptions, newApp, runServer, type ServerFlags } from './server.js'
+import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
 import { integerFlag, UsageError } from './shared.js'
 import { downstreamHeaders, plainAddress, upstreamHeaders } from './proxy-headers.js'
 import { upstreamError, upstreamErrorBody } from './upstream-errors.js'
@@ -31,8 +31,8 @@ export interface ProxyConfig {
   trustProxy: string[]
   /** The unguarded health route, or false. */
   healthPath: string | false
-  /** Fastify's settings (the logger, the server runner's serverFactory); default: the CLI's, at info. */
-  fastify?: FastifyServerOptions
+  /** Fastify's settings (the logger, the server runner's serverFactory). */
+  fastify: FastifyServerOptions
 }
 
 interface ProxyFlags extends GuardFlags, ServerFlags {
@@ -78,7 +78,7 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
     import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth'), trustFunction(config.trustProxy)
   ])
   const app = await newApp({
-    ...(config.fastify ?? await fastifyOptions({ logLevel: 'info', logRequests: false })),
+    ...config.fastify,
     // request.ip in the log is the client's, read through the proxies we trust.
     ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {})
   })

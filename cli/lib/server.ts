@@ -228,8 +228,9 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
 
   let unwatch = (): void => {}
   if (guard.keysDir !== null) {
-    const dir = guard.keysDir
-    let last = JSON.stringify(readKeysDir(dir).keys)
+    const dir = guard.keysDir.dir
+    // The set the running app was built from (read once, by resolveGuard).
+    let last = JSON.stringify(guard.keysDir.set.keys)
     let queue = Promise.resolve()
     const reload = async (): Promise<void> => {
       if (closing) return
@@ -269,6 +270,8 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
       current.app.log.error({ keysDir: dir, reason: error.message }, 'vonage-jwt-guard: watching the keys directory failed: keys are no longer reloaded')
     })
+    // A change made between that read and the watch sent no event: one look now (a no-op when none).
+    queue = queue.then(reload)
   }
 
   /**

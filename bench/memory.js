@@ -4,9 +4,10 @@
  * - Distinct tokens (default): one verifier with the default cache (10,000 entries) verifies
  *   `count` distinct tokens; the heap (after a full GC) must stop growing once the cache is full.
  * - `unique-acl`: one verifier verifies `count` tokens whose nine ACL patterns are their own, and
- *   decides each one's request (so its patterns are compiled, as a server compiles them); the
- *   heap afterwards, with the cache holding all of them, must stay under 60 MiB. `dist`: measure
- *   another build (BENCH_BASELINE).
+ *   decides each one's request (so its patterns are compiled, as a server compiles them), then
+ *   asks for it again (a second sighting: the cache keeps it). The cache has room for all of
+ *   them, and a sample of them is checked to be still cached at the end; the heap must stay
+ *   under 60 MiB. `dist`: measure another build (BENCH_BASELINE).
  *
  * The tokens stay in one Buffer (outside the JS heap) and each string is made just before its
  * verify(), so the heap holds only what the verifier keeps. Prints one JSON line on stdout.
@@ -38,29 +39,37 @@ function heap () {
   return process.memoryUsage().heapUsed
 }
 
-const verifier = createVerifier({ publicKey: fixture.publicKey, cache: { max: CACHE_MAX } })
+// unique-acl: room for every token beside the cache's window (1%, at least 100 entries).
+const cacheMax = uniqueAcl ? total + Math.ceil(total / 50) + 200 : CACHE_MAX
+const verifier = createVerifier({ publicKey: fixture.publicKey, cache: { max: cacheMax } })
 await verifier.verify(fixture.token) // compiles the ACL patterns: process-wide, not per token
 const before = heap()
 if (uniqueAcl) {
   const started = performance.now()
+  /** Every 100th token's verified object: still cached at the end means the same object again. */
+  const sample = new Map()
   for (let i = 0; i < total; i++) {
-    const verified = await verifier.verify(tokenAt(i))
+    const token = tokenAt(i)
+    const verified = await verifier.verify(token)
     verifier.authorize(verified, 'GET', canonicalPath(uniquePath(i)))
+    // Seen again: W-TinyLFU keeps it past its window (a token seen once would pass through).
+    await verifier.verify(token)
+    if (i % 100 === 0) sample.set(i, verified)
   }
   const seconds = (performance.now() - started) / 1000
   const after = heap()
-  // Still cached: a second pass is all hits (the same objects).
-  const again = await verifier.verify(tokenAt(total - 1))
+  let cached = 0
+  for (const [i, verified] of sample) if (await verifier.verify(tokenAt(i)) === verified) cached++
   console.log(JSON.stringify({
     mode: 'unique-acl',
     tokens: total,
-    cacheMax: CACHE_MAX,
+    cacheMax,
     heapBefore: before,
     heapAfter: after,
     perTokenBytes: (after - before) / total,
     limit: UNIQUE_HEAP_MAX,
-    within: after < UNIQUE_HEAP_MAX,
-    stillCached: again === await verifier.verify(tokenAt(total - 1)),
+    within: after < UNIQUE_HEAP_MAX && cached === sample.size,
+    stillCached: `${cached} of ${sample.size}`,
     verifiesPerSecond: total / seconds
   }))
   process.exit(0)

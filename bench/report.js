@@ -187,7 +187,7 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
     const u = report.memoryUnique
     if (u !== undefined) {
       const base = report.memoryUniqueBase
-      out.push(`${fmt(u.tokens)} tokens with nine ACL patterns of their own, each verified and its request decided, all of them cached: heap ${mib(u.heapAfter)} after a full GC (before: ${mib(u.heapBefore)}; about ${fmt(u.perTokenBytes)} bytes per token; limit ${mib(u.limit)}): **${u.within ? 'within' : 'NOT within'}**; ${fmt(u.verifiesPerSecond)} verifies and decisions/s.${base === undefined ? '' : ` Baseline build: ${mib(base.heapAfter)} (about ${fmt(base.perTokenBytes)} bytes per token).`}`, '')
+      out.push(`${fmt(u.tokens)} tokens with nine ACL patterns of their own, each verified and its request decided, all of them cached (still cached at the end: ${u.stillCached ?? 'not checked'} sampled): heap ${mib(u.heapAfter)} after a full GC (before: ${mib(u.heapBefore)}; about ${fmt(u.perTokenBytes)} bytes per token; limit ${mib(u.limit)}): **${u.within ? 'within' : 'NOT within'}**; ${fmt(u.verifiesPerSecond)} verifies and decisions/s.${base === undefined ? '' : ` Baseline build: ${mib(base.heapAfter)} (about ${fmt(base.perTokenBytes)} bytes per token).`}`, '')
     }
   }
   out.push('## Reproduce', '', '```sh', 'npm run bench            # from the project root: build, npm ci in bench/, run; writes bench/results.md', 'BENCH_SCENARIOS=reused,distinct BENCH_SKIP=micro,memory node bench/run.js   # a subset (after npm run build)', '```', '')

@@ -134,8 +134,8 @@ export async function scrape (url: string): Promise<{ status: number, type: stri
   return { status: response.status, type: response.headers.get('content-type') ?? '', body: await response.text() }
 }
 
-/** A sample's value in the Prometheus text format (0 when absent): `name{a="x",b="y"} 3`. */
-export function sample (text: string, name: string, labels: Record<string, string> = {}): number {
+/** A sample's value in the Prometheus text format (undefined when absent): `name{a="x",b="y"} 3`. */
+export function sample (text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line)
@@ -143,7 +143,7 @@ export function sample (text: string, name: string, labels: Record<string, strin
     const have = (match[2] ?? '').split(',').filter(Boolean)
     if (wanted.length === have.length && wanted.every(l => have.includes(l))) return Number(match[3])
   }
-  return 0
+  return undefined
 }
 
 /** The metrics URL a server printed (`metrics: http://.../metrics`). */

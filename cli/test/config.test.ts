@@ -3,21 +3,16 @@
  * reaches a function-valued option, flags win over the file, and a bad option is one line
  * naming the file or the flag (exit 2).
  */
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { rawRequest } from '../../test/helpers/http.js'
 import { APP_ID, keys, otherKeys } from '../../test/helpers/keys.js'
+import { markedBlock } from '../../test/helpers/examples.js'
 import { inTurns, liveToken, portOf, run, start, stop } from './helpers/bin.js'
 import { recordingUpstream } from './helpers/http.js'
 
 /** The JSON block of docs/cli.md after `<!-- config-example -->`. */
-function documentedExample (): string {
-  const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8')
-  const block = /<!-- config-example -->\n```json\n([\s\S]*?)\n```/.exec(doc)?.[1]
-  if (block === undefined) throw new Error('docs/cli.md has no config example')
-  return block
-}
+const documentedExample = (): string => markedBlock('docs/cli.md', 'config-example')
 
 t.test('the documented config file drives serve; flags win over it', async t => {
   const example = documentedExample()

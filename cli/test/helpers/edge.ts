@@ -11,15 +11,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { freePort } from './bin.js'
-
-const DOCS = new URL('../../../docs/deployment.md', import.meta.url)
+import { markedBlock } from '../../../test/helpers/examples.js'
 
 /** The code block right after `<!-- config: NAME -->` in docs/deployment.md. */
 export function docsConfig (name: string): string {
-  const text = readFileSync(DOCS, 'utf8')
-  const match = new RegExp(`<!-- config: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\`\\n`).exec(text)
-  if (match === null) throw new Error(`docs/deployment.md has no "<!-- config: ${name} -->" block`)
-  return match[1]!
+  return markedBlock('docs/deployment.md', `config: ${name}`)
 }
 
 /** Replace each documented value, failing when the docs no longer contain it. */

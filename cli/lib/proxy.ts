@@ -27,8 +27,8 @@ export interface ProxyConfig {
   guard: GuardOptions
   /** Seconds; see DEFAULT_UPSTREAM_TIMEOUT. */
   upstreamTimeout: number
-  /** Addresses and ranges of the proxies in front of us whose forwarding headers are kept (proxy-addr syntax). */
-  trustProxy: string[]
+  /** `--trust-proxy` compiled: the proxies in front of us whose forwarding headers are kept; null: none. */
+  trustProxy: TrustProxy | null
   /** The unguarded health route, or false. */
   healthPath: string | false
   /** Fastify's settings (the logger, the server runner's serverFactory). */
@@ -60,13 +60,18 @@ function trustProxyFlag (value: string, previous: string[] | undefined): string[
   return [...(previous ?? []), ...value.split(',').map(item => item.trim()).filter(item => item !== '')]
 }
 
-/** The trust function of `--trust-proxy` (proxy-addr, as Fastify's and Express' trustProxy); a bad entry is a UsageError. */
-async function trustFunction (list: string[]): Promise<(address: string) => boolean> {
-  if (list.length === 0) return () => false
+/** A compiled `--trust-proxy` list: whether the hop at `address` is trusted (proxy-addr's own signature). */
+type TrustProxy = (address: string, hop: number) => boolean
+
+/**
+ * `--trust-proxy` compiled once (proxy-addr, as Fastify's and Express' trustProxy): null when no
+ * proxy is trusted. Fastify takes the same function for `request.ip`. A bad entry is a UsageError.
+ */
+async function trustFunction (list: string[]): Promise<TrustProxy | null> {
+  if (list.length === 0) return null
   const { default: proxyAddr } = await import('@fastify/proxy-addr')
   try {
-    const trust = proxyAddr.compile(list)
-    return (address) => trust(address, 0)
+    return proxyAddr.compile(list)
   } catch (error) {
     throw new UsageError(`--trust-proxy: ${(error as Error).message} (give IP addresses, CIDR ranges, or loopback, linklocal, uniquelocal)`)
   }
@@ -74,13 +79,14 @@ async function trustFunction (list: string[]): Promise<(address: string) => bool
 
 /** The guarded proxy, ready to listen. */
 export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
-  const [{ default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }, trusted] = await Promise.all([
-    import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth'), trustFunction(config.trustProxy)
+  const [{ default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }] = await Promise.all([
+    import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth')
   ])
+  const trusted = config.trustProxy
   const app = await newApp({
     ...config.fastify,
     // request.ip in the log is the client's, read through the proxies we trust.
-    ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {})
+    ...(trusted === null ? {} : { trustProxy: trusted })
   })
   const errorFormat = config.guard.errorFormat ?? 'fastify'
   // The identity travels in headers: a claim they cannot carry unchanged is refused while the
@@ -108,7 +114,7 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
         return upstreamHeaders(headers, {
           received: raw.headers,
           peer: plainAddress(raw.socket.remoteAddress),
-          trusted: trusted(raw.socket.remoteAddress ?? ''),
+          trusted: trusted !== null && trusted(raw.socket.remoteAddress ?? '', 0),
           identity: (request as FastifyRequest).auth === null ? {} : identityHeaders((request as FastifyRequest).auth!.claims)
         })
       },
@@ -138,7 +144,7 @@ export function registerProxy (program: Command): void {
   command.action(async (flags: ProxyFlags) => {
     const upstream = upstreamFlag(flags.upstream)
     // A bad --trust-proxy is found before anything starts.
-    await trustFunction(flags.trustProxy ?? [])
+    const trustProxy = await trustFunction(flags.trustProxy ?? [])
     const guard = await resolveGuard(flags, { state: true })
     await runServer({
       guard,
@@ -147,7 +153,7 @@ export function registerProxy (program: Command): void {
         upstream,
         guard: options,
         upstreamTimeout: flags.upstreamTimeout,
-        trustProxy: flags.trustProxy ?? [],
+        trustProxy,
         healthPath: flags.healthPath,
         fastify
       }),

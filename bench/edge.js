@@ -19,6 +19,7 @@ import { tmpdir, loadavg, cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CLIENT_SDK_ACL, mintToken } from 'vonage-jwt-guard/mint'
+import { median } from './stats.js'
 
 const SECONDS = Number(process.env.BENCH_EDGE_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_EDGE_ROUNDS ?? 3)
@@ -116,7 +117,6 @@ function wrk (port, token, connections) {
   return { p50: ms('50'), p99: ms('99'), rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]) }
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
 // Keys and the token, as `vonage jwt create` makes them.
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })

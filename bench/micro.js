@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks'
 import { importSPKI, jwtVerify } from 'jose'
 import { Minimatch } from 'minimatch'
 import { BASELINE, load } from './dist.js'
+import { median } from './stats.js'
 
 const { canonicalPath, createVerifier } = await load('index.js')
 /** Our own pattern matcher (issue 16), when this build has one. */
@@ -109,11 +110,6 @@ for (let round = 0; round < ROUNDS; round++) {
   process.stderr.write(`  micro round ${round + 1}/${ROUNDS}\n`)
 }
 
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
 
 const opsPerSecond = Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, median(list)]))
 // The ratio per round (both cases of one round ran seconds apart), then its median.

@@ -1,15 +1,11 @@
 /** results.md from one run's report: the targets, the HTTP tables, the micro and memory numbers. */
+import { median } from './stats.js'
 
 const fmt = (n, digits = 0) => Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a'
 const ratio = (a, b) => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN
 const x = (n) => Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a'
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
-function median (values) {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
 
 /** Per-round ratios of two rows (round i with round i: the rounds interleave the servers). */
 function perRound (a, b) {

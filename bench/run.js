@@ -28,6 +28,7 @@ import { BASELINE, load } from './dist.js'
 import { makeFixture, uniquePath } from './fixture.js'
 import { SERVERS, SCENARIOS, TARGETS } from './plan.js'
 import { renderResults } from './report.js'
+import { median } from './stats.js'
 
 const { CLIENT_SDK_ACL } = await load('mint.js')
 /** The unique-ACL memory check: the default cache, full. */
@@ -64,11 +65,6 @@ function uptime () {
   }
 }
 
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
 
 /** Run a node script to completion; its last stdout line is JSON. */
 async function runChild (script, args, nodeArgs = []) {

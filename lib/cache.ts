@@ -13,13 +13,15 @@ function tailOf (token: string): string {
 }
 
 /**
- * A 32-bit hash of a map key for the frequency sketch. The key is the end of a signature that
- * verified (only verified tokens are counted), so its last characters are already random: mixing
- * eight of them is enough, and costs a few nanoseconds where hashing the whole key would not.
+ * A 32-bit hash of a token's map key (`tailOf`) for the frequency sketch, read from the token
+ * itself (no slice). The key is the end of a signature that verified (only verified tokens are
+ * counted), so its last characters are already random: mixing eight of them is enough, and costs
+ * a few nanoseconds where hashing the whole key would not.
  */
-function hashOf (key: string): number {
-  let h = 0x811c9dc5 ^ key.length
-  for (let i = Math.max(0, key.length - 8); i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+function hashOf (token: string): number {
+  const length = token.length
+  let h = 0x811c9dc5 ^ Math.min(length, TAIL)
+  for (let i = Math.max(0, length - 8); i < length; i++) h = Math.imul(h ^ token.charCodeAt(i), 0x01000193)
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   return (h ^ (h >>> 13)) >>> 0
@@ -87,15 +89,17 @@ class FrequencySketch {
     return row * this.#width + (Math.imul(hash, ROW_SEEDS[row] as number) >>> this.#shift)
   }
 
-  increment (hash: number): void {
+  /** Count a sighting; true when the key had been seen before (since the sketch last aged). */
+  increment (hash: number): boolean {
     if (++this.#additions >= this.#sample) this.#age()
-    if (!this.#doorkeeper(hash, true)) return
+    if (!this.#doorkeeper(hash, true)) return false
     const counters = this.#counters
     for (let row = 0; row < ROW_SEEDS.length; row++) {
       const i = this.#index(hash, row)
       const count = counters[i] ?? 15
       if (count < 15) counters[i] = count + 1
     }
+    return true
   }
 
   frequency (hash: number): number {
@@ -189,14 +193,16 @@ export interface TokenCacheOptions<V> {
  * from a cache package because it sits on the per-request path (a hit is one string compare
  * when the token is the one seen last), and because of the points below; bench/ measures it.
  *
- * - Scan resistance. A new token enters a small LRU window (1%, at least WINDOW_MIN entries), so
- *   a token used in a burst (a Client SDK reuses one for every request) hits from its second
- *   request. Leaving the window, it enters the main space only if the sketch counts it more often
- *   than the entry it would evict: a pool of tokens cycling slightly beyond the cache keeps
- *   almost all of its hits (an LRU evicts each entry just before it is needed, and hits nothing),
- *   and a stream of tokens seen once passes through the window without displacing anything.
- * - Misses pay little. A token seen once lives only in the window, so it dies young (a
- *   scavenge, not a full collection) and costs an insertion and a frequency compare.
+ * - Misses do not pay for the cache. A token is kept from its second sighting (`seen`): the
+ *   first costs a hash and two bits of the sketch's doorkeeper. Storing every miss cost about
+ *   2 us of the 30 of a verification (an entry, the deep freeze of its claims, an eviction, and
+ *   the garbage collection of entries that died in the window), so with distinct tokens the
+ *   cache made a server slower than no cache (bench/, issue 16). A Client SDK reusing one token
+ *   pays a second RSA verification for it, then hits.
+ * - Scan resistance. A token seen again enters a small LRU window (1%, at least WINDOW_MIN
+ *   entries), then the main space only if the sketch counts it more often than the entry it
+ *   would evict: a pool of tokens cycling slightly beyond the cache keeps almost all of its hits
+ *   (an LRU evicts each entry just before it is needed, and hits nothing).
  * - Every request brings a new string, and V8 hashes a string in full before a Map lookup: for a
  *   700-character Client SDK token that costs about a microsecond, more than the rest of a hit.
  *   So the map is keyed by the token's last 32 characters (the end of the signature) and a hit is
@@ -219,7 +225,7 @@ export class TokenCache<V> {
   readonly #expired: ((value: V, now: number) => boolean) | undefined
   /**
    * The slot a `get` returned last: one token reused is answered without a slice or a hash. Not
-   * set by `set`: a token's second sighting must reach the frequency sketch. Cleared on `#drop`.
+   * set by `set`: a token's first hit must reach the frequency sketch. Cleared on `#drop`.
    */
   #last: TokenSlot<V> | null = null
 
@@ -249,14 +255,27 @@ export class TokenCache<V> {
     return slot.value
   }
 
-  /** Store a value (`now` is handed to the `expired` option when space must be made). */
+  /**
+   * A verified token the cache does not hold (`get` missed): count this sighting, and answer
+   * whether the token was seen before, the cue to keep its verification (`set`). A token is kept
+   * from its second sighting on: one seen once (a stream of distinct tokens, nearly every miss)
+   * costs the cache a hash and two bits, not an entry, a freeze of its claims and an eviction.
+   * Only verified tokens are counted, so a client cannot choose what the sketch counts.
+   */
+  seen (token: string): boolean {
+    return this.#sketch.increment(hashOf(token))
+  }
+
+  /**
+   * Store a value, into the window (`now` is handed to the `expired` option when space must be
+   * made). Counts nothing: the sighting that led here was counted by `seen`.
+   */
   set (token: string, value: V, now = 0): void {
     const key = tailOf(token)
     const old = this.#map.get(key)
     if (old !== undefined) this.#remove(old)
-    const slot: TokenSlot<V> = { key, hash: hashOf(key), token, value, segment: WINDOW, newer: null, older: null }
+    const slot: TokenSlot<V> = { key, hash: hashOf(token), token, value, segment: WINDOW, newer: null, older: null }
     this.#map.set(key, slot)
-    this.#sketch.increment(slot.hash)
     this.#window.push(slot)
     if (this.#window.size > this.#windowMax) this.#admit(this.#window.oldest as TokenSlot<V>, now)
   }
@@ -305,11 +324,10 @@ export class TokenCache<V> {
   }
 
   /**
-   * The window's oldest entry leaves it. It enters the main space only if it was seen again (a
-   * hit, or a second sighting): a token seen once never does, so a stream of distinct tokens
-   * leaves the main space as it is, and misses move nothing to the old generation (admitting
-   * them, the main space turned over each time the sketch aged, about once per ten times `max`
-   * requests, and every admission was an object promoted and another one to collect). Into free
+   * The window's oldest entry leaves it. It enters the main space only if the sketch still
+   * counts it as seen again (it entered the window on its second sighting, but the sketch may
+   * have aged since): a token the sketch saw once never does, so the main space does not turn
+   * over each time the sketch ages, and misses move nothing to the old generation. Into free
    * room it goes at once; into a full main space only if the sketch saw it more often than the
    * next victim (TinyLFU). A tie keeps the victim: that is what keeps a cycling pool's hits. An
    * expired victim makes room for any live candidate.

@@ -13,7 +13,7 @@ import { createRemoteKeySet } from './jwks.js'
 import type { PreparedKey } from './keys.js'
 import { normalizeOptions, type KeySource, type NormalizedOptions } from './options.js'
 import { issuerId } from './profiles.js'
-import { checkHeader, createTokenParser, type ParsedToken } from './token.js'
+import { checkHeader, createTokenParser, deepFreeze, type ParsedToken } from './token.js'
 import type { CacheOutcome, GuardOptions, JsonObject, VerifiedToken } from './types.js'
 
 export type { VerifiedToken } from './types.js'
@@ -406,7 +406,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   const cache = options.cacheMax > 0
     ? new TokenCache<CacheEntry>(options.cacheMax, { expired: (entry, now) => expired(entry, now, clockTolerance) })
     : null
-  const parse = createTokenParser(options.maxTokenLength, cache !== null)
+  const parse = createTokenParser(options.maxTokenLength)
   const acls = createAclCompiler()
   /** The compiled `acl` claim of tokens verified elsewhere (null: a root token). */
   const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
@@ -440,17 +440,23 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     throw new GuardError('VJG_SIGNATURE_INVALID')
   }
 
-  /** The claims of a token whose signature verified: checked, handed out frozen, cached. */
+  /**
+   * The claims of a token whose signature verified: checked, handed out frozen, and cached from
+   * the token's second sighting on (`TokenCache.seen`).
+   */
   function accept (token: string, parsed: ParsedToken, key: PreparedKey, now: number): VerifiedToken {
     const time = checkClaims(parsed.payload, options, now)
-    // The parser handed the payload out frozen (deeply when the cache shares it); only a copy with
-    // numeric dates is new here, and is frozen like it (its values are the payload's).
+    const kept = cache !== null && cache.seen(token)
+    // The parser froze the payload at its top level; a cached one is shared by every request
+    // that hits, so no handler may change its inner objects either. A copy with numeric dates
+    // is frozen like it (its values are the payload's).
     const payload = parsed.payload
+    if (kept) deepFreeze(payload)
     const claims = withNumericDates(payload)
     if (claims !== payload) Object.freeze(claims)
     const acl = claims.acl === undefined ? null : acls.compileAclClaim(claims.acl)
     const verified = new Verified(parsed.header, claims, time.expiresAt, acl)
-    cache?.set(token, { verified, validFrom: time.validFrom, key }, now)
+    if (kept) cache.set(token, { verified, validFrom: time.validFrom, key }, now)
     return verified
   }
 

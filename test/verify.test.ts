@@ -3,7 +3,7 @@
  * the verified-token cache, and option validation.
  */
 import t from 'tap'
-import { createVerifier, type GuardOptions } from '../lib/index.js'
+import { createVerifier, type GuardOptions, type VerifiedToken } from '../lib/index.js'
 import { APP_ID, claims, keys, NOW, NOW_MS, signRaw, token } from './helpers/keys.js'
 
 type Expect = 'ok' | `VJG_${string}`
@@ -150,18 +150,25 @@ t.test('claims are trusted only after the signature verifies', async t => {
 
 t.test('verified claims are frozen: a handler cannot change what the cache serves', async t => {
   const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS })
-  const verified = await verifier.verify(await token({ acl: { paths: { '/a/**': { methods: ['GET'] } } } }))
-  t.ok(Object.isFrozen(verified.claims))
-  t.ok(Object.isFrozen((verified.claims.acl as { paths: object }).paths))
-  t.throws(() => { (verified.claims as Record<string, unknown>).sub = 'admin' })
+  const tok = await token({ acl: { paths: { '/a/**': { methods: ['GET'] } } } })
+  const once = await verifier.verify(tok)
+  t.ok(Object.isFrozen(once.claims), 'seen once (not cached): frozen at the top')
+  t.throws(() => { (once.claims as Record<string, unknown>).sub = 'admin' })
+  const kept = await verifier.verify(tok)
+  const paths = (kept.claims.acl as { paths: Record<string, { methods: string[] }> }).paths
+  t.ok(Object.isFrozen(kept.claims), 'seen twice (cached from now on): frozen')
+  t.ok(Object.isFrozen(paths), 'deeply')
+  t.throws(() => { paths['/a/**']?.methods.push('POST') }, 'an inner array too')
+  t.equal(await verifier.verify(tok), kept, 'the frozen one is what the cache serves')
 })
 
 t.test('the verified-token cache', async t => {
   let clock = NOW_MS
   const verifier = createVerifier({ publicKey: keys.publicPem, now: () => clock })
   const tok = await token({ iat: NOW - 10, exp: NOW + 100 })
+  await verifier.verify(tok)
   const first = await verifier.verify(tok)
-  t.equal(await verifier.verify(tok), first, 'a hit returns the same verified token')
+  t.equal(await verifier.verify(tok), first, 'kept from its second sighting: a hit returns the same verified token')
 
   clock = (NOW + 129) * 1000
   t.equal(await verifier.verify(tok), first, 'still served inside the tolerance')
@@ -175,9 +182,15 @@ t.test('the verified-token cache', async t => {
 t.test('the cache is bounded and can be turned off', async t => {
   const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, cache: { max: 2 } })
   const tokens = await Promise.all([token(), token(), token()])
-  const a = await verifier.verify(tokens[0]!)
-  await verifier.verify(tokens[1]!)
-  await verifier.verify(tokens[2]!)
+  /** Two sightings: kept. */
+  const keep = async (tok: string): Promise<VerifiedToken> => {
+    await verifier.verify(tok)
+    return await verifier.verify(tok)
+  }
+  const a = await keep(tokens[0]!)
+  t.equal(await verifier.verify(tokens[0]!), a, 'kept')
+  await keep(tokens[1]!)
+  await keep(tokens[2]!)
   t.not(await verifier.verify(tokens[0]!), a, 'the oldest entry was evicted and verified again')
 
   const uncached = createVerifier({ publicKey: keys.publicPem, now: () => NOW_MS, cache: false })

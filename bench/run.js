@@ -194,9 +194,9 @@ async function sanity (server, fixture) {
   return null
 }
 
-/** The warm-up of one server: BENCH_WARMUP seconds, or once and a half round a cycling pool. */
+/** The warm-up of one server: BENCH_WARMUP seconds, or two and a half rounds of a cycling pool (a token is kept from its second sighting). */
 function warmupLimit (scenario) {
-  if (scenario.tokens === 'cycle' || scenario.tokens === 'random') return { amount: Math.round(scenario.pool * 1.5) }
+  if (scenario.tokens === 'cycle' || scenario.tokens === 'random') return { amount: Math.round(scenario.pool * 2.5) }
   return { duration: config.warmup }
 }
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `vonage-jwt-guard` command: keygen, create, verify, serve, proxy, forward-auth.
  * Exit codes: 0 done (verify: every check passed), 1 the command failed, 2 usage error.

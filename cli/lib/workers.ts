@@ -10,6 +10,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { metricsUrl, primaryMetrics } from './metrics.js'
 import type { ServerFlags } from './server.js'
 import { EXIT, reachableHost } from './shared.js'
+import threadpool from './threadpool.cjs'
 
 /** Replacements allowed within `RESTART_WINDOW` ms; one more and the primary gives up (exit 1). */
 export const RESTART_LIMIT = 5
@@ -22,6 +23,8 @@ export async function runPrimary (flags: ServerFlags, banner: (base: string) => 
   let stopping = false
   let failed = false
   const restarts: number[] = []
+  // Each worker has a thread pool of its own: the cores are shared out among them (threadpool.cts).
+  const env = threadpool.USER_THREADPOOL_SIZE === undefined ? { UV_THREADPOOL_SIZE: String(threadpool.threadPoolSize(flags.workers)) } : undefined
 
   const finish = (): void => {
     if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(failed ? EXIT.FAILED : EXIT.OK)
@@ -46,7 +49,7 @@ export async function runPrimary (flags: ServerFlags, banner: (base: string) => 
 
   const ready = new Promise<number>((resolve, reject) => {
     const starting = new Set<Worker>()
-    for (let i = 0; i < flags.workers; i++) starting.add(cluster.fork())
+    for (let i = 0; i < flags.workers; i++) starting.add(cluster.fork(env))
     let port = 0
     cluster.on('listening', (worker, address) => {
       if (!starting.delete(worker)) return
@@ -73,7 +76,7 @@ export async function runPrimary (flags: ServerFlags, banner: (base: string) => 
         stopAll('crash loop', true)
         return
       }
-      const replacement = cluster.fork()
+      const replacement = cluster.fork(env)
       say(`worker ${worker.process.pid} ${how}; worker ${replacement.process.pid} replaces it`)
     })
   })

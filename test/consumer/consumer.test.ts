@@ -233,7 +233,7 @@ t.test('the tarballs hold the built code, its types, the LICENSE and the docs, a
   t.same(cliFiles.filter(f => !/^(dist\/[\w-]+\.js|LICENSE|README\.md|package\.json)$/.test(f)), [], 'the CLI: its built commands, README and LICENSE')
   t.ok(cliFiles.includes('LICENSE'))
   const cli = await packedManifest(packed.cli.tarball)
-  t.same(cli.bin, { 'vonage-jwt-guard': './dist/index.js' })
+  t.same(cli.bin, { 'vonage-jwt-guard': './dist/bin.cjs' })
   t.match(cli.dependencies['vonage-jwt-guard'], /^\^\d+\.\d+\.\d+$/, 'a real semver range on the library')
   t.same(Object.keys(cli.dependencies).sort(), ['@fastify/error', '@fastify/http-proxy', '@fastify/proxy-addr', 'commander', 'fastify', 'ioredis', 'pino-pretty', 'prom-client', 'vonage-jwt-guard'])
 })

@@ -9,7 +9,7 @@ import t from 'tap'
 export { freePort } from '../../../test/helpers/http.js'
 import { claims, keys, sign } from '../../../test/helpers/keys.js'
 
-export const CLI = fileURLToPath(new URL('../../dist/index.js', import.meta.url))
+export const CLI = fileURLToPath(new URL('../../dist/bin.cjs', import.meta.url))
 export const REALM = 'Bearer realm="vonage-jwt-guard"'
 
 if (!existsSync(CLI)) {
@@ -65,9 +65,15 @@ t.teardown(() => {
   for (const child of children) child.kill('SIGKILL')
 })
 
-/** Start a long-running command and wait for the line that says where it listens. */
-export function start (args: string[], options: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Promise<Server> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Start a long-running command and wait for the line that says where it listens. `noHooks`: run
+ * it without NODE_OPTIONS, which tap's process tracking puts back into every child's environment
+ * (its --import hook starts libuv's thread pool before the command runs); `env` execs node, so
+ * the pid is still the command's.
+ */
+export function start (args: string[], options: { cwd?: string, env?: NodeJS.ProcessEnv, noHooks?: boolean } = {}): Promise<Server> {
+  const command = options.noHooks === true ? ['env', '-u', 'NODE_OPTIONS', process.execPath] : [process.execPath]
+  const child = spawn(command[0]!, [...command.slice(1), CLI, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   let out = ''
   let err = ''

@@ -230,7 +230,7 @@ t.test('the tarballs hold the built code, its types, the LICENSE and the docs, a
   t.equal(lib.sideEffects, false)
 
   const cliFiles = packed.cli.files.map(f => f.path)
-  t.same(cliFiles.filter(f => !/^(dist\/[\w-]+\.js|LICENSE|README\.md|package\.json)$/.test(f)), [], 'the CLI: its built commands, README and LICENSE')
+  t.same(cliFiles.filter(f => !/^(dist\/[\w-]+\.c?js|LICENSE|README\.md|package\.json)$/.test(f)), [], 'the CLI: its built commands, README and LICENSE')
   t.ok(cliFiles.includes('LICENSE'))
   const cli = await packedManifest(packed.cli.tarball)
   t.same(cli.bin, { 'vonage-jwt-guard': './dist/bin.cjs' })

@@ -24,7 +24,7 @@ import { median } from './stats.js'
 const SECONDS = Number(process.env.BENCH_EDGE_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_EDGE_ROUNDS ?? 3)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = join(ROOT, 'cli/dist/index.js')
+const CLI = join(ROOT, 'cli/dist/bin.cjs')
 
 for (const [binary, args] of [['nginx', ['-v']], ['wrk', ['--version']]]) {
   try {

@@ -1,5 +1,5 @@
 /**
- * Driving the BUILT bin (`cli/dist/index.js`: run `npm run build` first) the way a user does:
+ * Driving the BUILT bin (`cli/dist/bin.cjs`: run `npm run build` first) the way a user does:
  * spawned processes, real sockets. Every child a test starts is killed in teardown.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'

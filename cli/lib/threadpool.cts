@@ -1,7 +1,7 @@
 /**
  * The size of libuv's thread pool, where the guard verifies RSA signatures while the server is
  * busy. libuv starts 4 threads unless `UV_THREADPOOL_SIZE` says otherwise, and reads it once,
- * when the pool is first used; Node's ES module loader uses the pool to read modules, so the
+ * when the pool is first used; Node 20's ES module loader uses the pool to read modules, so the
  * command's entry point (bin.cts) is CommonJS and chooses the size before its first `import`.
  * A value the user set is never changed. CommonJS here too, so that the entry point can load it.
  *

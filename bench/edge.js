@@ -117,7 +117,6 @@ function wrk (port, token, connections) {
   return { p50: ms('50'), p99: ms('99'), rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]) }
 }
 
-
 // Keys and the token, as `vonage jwt create` makes them.
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const publicPem = publicKey.export({ type: 'spki', format: 'pem' })

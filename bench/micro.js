@@ -110,7 +110,6 @@ for (let round = 0; round < ROUNDS; round++) {
   process.stderr.write(`  micro round ${round + 1}/${ROUNDS}\n`)
 }
 
-
 const opsPerSecond = Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, median(list)]))
 // The ratio per round (both cases of one round ran seconds apart), then its median.
 const ratioPerRound = samples.verifyUncached.map((ours, i) => ours / samples.rawCryptoVerify[i])

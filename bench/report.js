@@ -6,7 +6,6 @@ const ratio = (a, b) => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / 
 const x = (n) => Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a'
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
-
 /** Per-round ratios of two rows (round i with round i: the rounds interleave the servers). */
 function perRound (a, b) {
   if (a === undefined || b === undefined) return []

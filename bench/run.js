@@ -65,7 +65,6 @@ function uptime () {
   }
 }
 
-
 /** Run a node script to completion; its last stdout line is JSON. */
 async function runChild (script, args, nodeArgs = []) {
   const child = fork(join(here, script), args, { execArgv: nodeArgs, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })

@@ -23,7 +23,6 @@ import { createGuard } from './guard.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
-
 export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 
 /** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */

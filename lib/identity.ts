@@ -33,4 +33,3 @@ export function identityHeaders (claims: Readonly<Record<string, unknown>>): Rec
   }
   return headers
 }
-

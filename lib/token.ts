@@ -201,8 +201,8 @@ function decodeText (part: string, what: string): string {
 
 /**
  * Decode one base64url part as a UTF-8 JSON object (unique member names, bounded depth), or throw
- * VJG_TOKEN_MALFORMED. Frozen deeply, or (`deep` false: a payload no cache will share) only the
- * object itself.
+ * VJG_TOKEN_MALFORMED. Frozen deeply, or (`deep` false: a payload, which verify() freezes deeply
+ * only when its cache keeps it) only the object itself.
  */
 export function decodeJsonObject (part: string, what: string, deep = true): JsonObject {
   let text: string

@@ -24,6 +24,11 @@ function request<V> (cache: TokenCache<V>, key: string, value: V, now = 0): bool
   return false
 }
 
+/** WINDOW_MIN other tokens, from key `from` on, seen twice: they push the window's entries toward the main space. */
+function pushWindow<V> (cache: TokenCache<V>, from: number, value: V, now = 0): void {
+  for (let pass = 0; pass < 2; pass++) for (let i = 0; i < WINDOW_MIN; i++) request(cache, tokenKey(from + i), value, now)
+}
+
 /** Hits over `rounds` passes of `pool` keys in order, after `warm` passes. */
 function cycle (cache: TokenCache<number>, pool: number, warm: number, rounds: number): number {
   let hits = 0
@@ -84,14 +89,10 @@ t.test('a token seen once is not stored; seen again, it enters the main space on
   // Fill the cache with tokens seen twice: the window, and the main space behind it.
   for (let i = 0; i < 1000; i++) request(cache, tokenKey(i), i)
   t.equal(cache.size, 1000, 'seen twice: stored, and admitted into free room')
-  /** WINDOW_MIN other tokens seen twice: they push the window's entries toward the main space. */
-  const pushWindow = (from: number): void => {
-    for (let pass = 0; pass < 2; pass++) for (let i = 0; i < WINDOW_MIN; i++) request(cache, tokenKey(from + i), i)
-  }
   const key = tokenKey(50_000)
   for (let seen = 1; seen <= 3; seen++) {
     request(cache, key, seen)
-    pushWindow(60_000 + seen * 1000)
+    pushWindow(cache, 60_000 + seen * 1000, 0)
     if (seen < 3) t.equal(cache.get(key), undefined, `seen ${seen === 1 ? 'once' : 'twice, as often as the victim'}: not admitted`)
   }
   t.equal(cache.get(key), 3, 'seen three times: admitted over a victim seen twice')
@@ -102,18 +103,14 @@ t.test('an expired entry makes room before a live one is turned away', async t =
   const cache = new TokenCache<{ expires: number }>(1000, { expired: (value, at) => at >= value.expires })
   // Main space full of tokens seen three times, expiring at 100.
   for (let pass = 0; pass < 3; pass++) for (let i = 0; i < 1000; i++) request(cache, tokenKey(i), { expires: 100 }, now)
-  /** WINDOW_MIN other tokens seen twice: they push the window's entries toward the main space. */
-  const pushWindow = (from: number): void => {
-    for (let pass = 0; pass < 2; pass++) for (let i = 0; i < WINDOW_MIN; i++) request(cache, tokenKey(from + i), { expires: 1000 }, now)
-  }
   const fresh = tokenKey(99_999)
   request(cache, fresh, { expires: 1000 }, now)
   request(cache, fresh, { expires: 1000 }, now)
-  pushWindow(80_000)
+  pushWindow(cache, 80_000, { expires: 1000 }, now)
   t.equal(cache.get(fresh), undefined, 'all live: a token seen twice is turned away by victims seen three times')
   now = 200
   request(cache, fresh, { expires: 1000 }, now)
-  pushWindow(90_000)
+  pushWindow(cache, 90_000, { expires: 1000 }, now)
   t.same(cache.get(fresh), { expires: 1000 }, 'the victims expired: admitted')
 })
 

@@ -94,7 +94,14 @@ t.test('payloads: the counting check falls back to the exact scanner and agrees 
     [`{${base},"x":["k",":",{"k":1}]}`, undefined],
     [`{${base},"s\\u0075b":"a","sub":"b"}`, 'repeats a member name'],
     [`{${base},"x":"a\\"b","y":{"a\\"b":1,"z":2}}`, undefined],
-    [`{${base},"d":${'['.repeat(33)}${']'.repeat(33)}}`, 'nests deeper']
+    [`{${base},"d":${'['.repeat(33)}${']'.repeat(33)}}`, 'nests deeper'],
+    // Whitespace before a colon hides a name from the count ("q" is counted once, as is its key):
+    // only the exact scanner sees the repeat.
+    [`{${base},"q" :1,"q":2}`, 'repeats a member name'],
+    [`{${base},"q"\t:1,"q":2}`, 'repeats a member name'],
+    [`{${base},"q"\n:1,"q":2}`, 'repeats a member name'],
+    [`{${base},"q"\r:1,"q":2}`, 'repeats a member name'],
+    [`{${base},"q" :1,"r":"a :b"}`, undefined]
   ]
   for (const [payload, problem] of cases) {
     const signed = signRaw({ alg: 'RS256', typ: 'JWT' }, payload)

@@ -7,6 +7,7 @@ import { BASELINE } from './dist.js'
  */
 export const SERVERS = [
   { id: 'fastify-bare', module: 'fastify-bare', title: 'Fastify, no auth (ceiling)', auth: false, acl: false },
+  { id: 'fastify-empty', module: 'fastify-empty', title: 'Fastify + an empty onRequest hook (what any hook costs)', auth: false, acl: false },
   { id: 'ours-cache', module: 'ours-fastify', title: 'vonage-jwt-guard, cache on', auth: true, acl: true },
   { id: 'ours-nocache', module: 'ours-fastify', options: { cache: false }, title: 'vonage-jwt-guard, cache off', auth: true, acl: true },
   { id: 'ours-5keys', module: 'ours-fastify', options: { keys: 5 }, title: 'vonage-jwt-guard, five keys, the signer last', auth: true, acl: true },
@@ -14,6 +15,7 @@ export const SERVERS = [
   { id: 'fastify-jwt-nocache', module: 'fastify-jwt', title: '@fastify/jwt, cache off', auth: true, acl: false },
   { id: 'jose', module: 'fastify-jose', title: 'Fastify + jose jwtVerify + precompiled minimatch', auth: true, acl: true },
   { id: 'floor', module: 'fastify-floor', title: 'Fastify + hand-written crypto.verify (floor)', auth: true, acl: true },
+  { id: 'floor-cache', module: 'fastify-floor', options: { cache: true }, title: 'floor with its verified tokens in a Map (hand-written cache)', auth: true, acl: true },
   { id: 'floor-async', module: 'fastify-floor-async', title: 'floor with crypto.verify on the libuv pool (thread-pool floor)', auth: true, acl: true },
   { id: 'express-bare', module: 'express-bare', title: 'Express, no auth (Express ceiling)', auth: false, acl: false, express: true },
   { id: 'express-empty', module: 'express-empty', title: 'Express + an empty middleware (what any middleware costs)', auth: false, acl: false, express: true },
@@ -43,7 +45,7 @@ const CACHE_ONLY = ['ours-cache', 'ours-nocache', 'base-cache']
  * a token is kept from its second sighting).
  */
 export const SCENARIOS = [
-  { id: 'reused', title: 'One token reused', detail: 'every request carries the same token (cache hits where there is a cache)', tokens: 'reused', servers: [...PEERS, 'express-empty'] },
+  { id: 'reused', title: 'One token reused', detail: 'every request carries the same token (cache hits where there is a cache)', tokens: 'reused', servers: [...PEERS, 'fastify-empty', 'floor-cache', 'express-empty'] },
   { id: 'distinct', title: 'Distinct tokens', detail: 'every request carries a token no earlier request carried (all misses)', tokens: 'stream', servers: [...PEERS, 'ours-5keys', 'base-5keys', 'floor-async'] },
   { id: 'cycle-9500', title: '9,500 tokens cycling', detail: 'a pool of 9,500 tokens in order, over and over: fits the default cache (10,000)', tokens: 'cycle', pool: 9500, servers: CACHE_ONLY },
   { id: 'cycle-10500', title: '10,500 tokens cycling', detail: 'a pool of 10,500 tokens in order, over and over: 5% more than the cache holds', tokens: 'cycle', pool: 10_500, servers: CACHE_ONLY },
@@ -62,6 +64,8 @@ export const SCENARIOS = [
  */
 export const TARGETS = [
   { scenario: 'reused', server: 'ours-cache', versus: 'fastify-bare', min: 0.95, text: 'one token reused: ours >= 0.95x bare Fastify' },
+  { scenario: 'reused', server: 'ours-cache', versus: 'fastify-empty', min: 0.95, text: 'one token reused: ours >= 0.95x Fastify with an empty onRequest hook' },
+  { scenario: 'reused', server: 'ours-cache', versus: 'floor-cache', min: 1.0, text: 'one token reused: ours >= 1.0x the floor with a hand-written cache' },
   { scenario: 'distinct', server: 'ours-cache', versus: 'floor-async', min: 1.0, text: 'distinct tokens: ours >= 1.0x the thread-pool floor' },
   { scenario: 'distinct', server: 'ours-cache', versus: 'floor', min: 1.0, text: 'distinct tokens: ours >= 1.0x the floor (RSA on the event loop)' },
   { scenario: 'distinct', server: 'ours-cache', versus: 'jose', min: 1.05, text: 'distinct tokens: ours >= 1.05x jose in a hook' },

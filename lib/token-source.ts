@@ -10,7 +10,11 @@ import { GuardError } from './errors.js'
 import type { NormalizedOptions, ResolvedTokenSource } from './options.js'
 import type { GuardRequest } from './types.js'
 
-function countHeader (raw: IncomingMessage, name: string): { count: number, value: string | undefined } {
+/**
+ * The value of the header `name` (lower case) from the raw list, undefined when absent. With
+ * `unique`, a second field of that name is 400 `VJG_TOKEN_AMBIGUOUS`; without, the last one wins.
+ */
+function headerValue (raw: IncomingMessage, name: string, unique: boolean): string | undefined {
   const list = raw.rawHeaders
   let count = 0
   let value: string | undefined
@@ -21,7 +25,25 @@ function countHeader (raw: IncomingMessage, name: string): { count: number, valu
       value = list[i + 1]
     }
   }
-  return { count, value }
+  if (unique && count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', `The request has ${count} "${name}" headers: send one`)
+  return value
+}
+
+/**
+ * Whether `value` starts with `scheme` in any letter case (an auth-scheme is case-insensitive,
+ * RFC 9110 section 11.1), compared in place: a lower-cased copy of both cost two strings per
+ * request. Only A-Z fold, so `^` and `~`, which differ by the case bit, stay apart.
+ */
+function startsWithScheme (value: string, scheme: string): boolean {
+  if (value.length < scheme.length) return false
+  for (let i = 0; i < scheme.length; i++) {
+    let a = value.charCodeAt(i)
+    let b = scheme.charCodeAt(i)
+    if (a >= 0x41 && a <= 0x5a) a += 0x20
+    if (b >= 0x41 && b <= 0x5a) b += 0x20
+    if (a !== b) return false
+  }
+  return true
 }
 
 /** RFC 9110 `tchar`: what an auth-scheme is made of. */
@@ -47,36 +69,40 @@ function credentials (value: string, space: number): string | null {
   return value.slice(start, end)
 }
 
+/** The token of a header source, undefined when the header is absent or carries another scheme; or a thrown GuardError. */
+function fromHeader (source: { readonly header: string, readonly scheme: string | null }, input: GuardRequest): string | undefined {
+  const value = headerValue(input.raw, source.header, true)
+  if (value === undefined) return undefined
+  if (source.scheme === null) {
+    const token = value.trim()
+    return token.length === 0 ? undefined : token
+  }
+  const space = value.indexOf(' ')
+  const token = space > 0 ? credentials(value, space) : null
+  if (token === null) {
+    // "Bearer " with no token reaches a real server as "Bearer": Node's parser trims the space.
+    if (value.trim().toLowerCase() === source.scheme.toLowerCase()) {
+      throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
+    }
+    if (startsWithScheme(value, source.scheme) && value.length > source.scheme.length && value[source.scheme.length] === ' ') {
+      throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header is not "${source.scheme} <token>"`)
+    }
+    return undefined
+  }
+  // Another scheme (Basic, say) is not our token: the request has no bearer token.
+  if (space !== source.scheme.length || !startsWithScheme(value, source.scheme)) return undefined
+  if (token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
+  return token
+}
+
 /** The tokens of one source (none when it is empty), or a thrown GuardError. */
 function fromSource (source: ResolvedTokenSource, input: GuardRequest): string[] {
   if ('header' in source) {
-    const { count, value } = countHeader(input.raw, source.header)
-    if (count === 0 || value === undefined) return []
-    if (count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', `The request has ${count} "${source.header}" headers: send one`)
-    if (source.scheme === null) {
-      const token = value.trim()
-      return token.length === 0 ? [] : [token]
-    }
-    const space = value.indexOf(' ')
-    const token = space > 0 ? credentials(value, space) : null
-    if (token === null) {
-      // "Bearer " with no token reaches a real server as "Bearer": Node's parser trims the space.
-      if (value.trim().toLowerCase() === source.scheme.toLowerCase()) {
-        throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
-      }
-      if (value.toLowerCase().startsWith(source.scheme.toLowerCase()) && value.length > source.scheme.length &&
-        value[source.scheme.length] === ' ') {
-        throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header is not "${source.scheme} <token>"`)
-      }
-      return []
-    }
-    // Another scheme (Basic, say) is not our token: the request has no bearer token.
-    if (space !== source.scheme.length || value.slice(0, space).toLowerCase() !== source.scheme.toLowerCase()) return []
-    if (token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', `The "${source.header}" header has an empty ${source.scheme} token`)
-    return [token]
+    const token = fromHeader(source, input)
+    return token === undefined ? [] : [token]
   }
   if ('cookie' in source) {
-    const { value } = countHeader(input.raw, 'cookie')
+    const value = headerValue(input.raw, 'cookie', false)
     const all = input.raw.headers.cookie
     if (value === undefined || all === undefined) return []
     const found: string[] = []
@@ -109,9 +135,14 @@ export function tokenOf<Request> (options: Pick<NormalizedOptions<Request>, 'get
     const token = options.getToken(input.request)
     return isThenable(token) ? Promise.resolve(token).then(gotToken) : gotToken(token)
   }
+  const sources = options.tokenSources
+  // One header (the default, Authorization: Bearer): its token, without a list per request.
+  if (sources.length === 1 && 'header' in (sources[0] as ResolvedTokenSource)) {
+    return fromHeader(sources[0] as { readonly header: string, readonly scheme: string | null }, input)
+  }
   let token: string | undefined
   let count = 0
-  for (const source of options.tokenSources) {
+  for (const source of sources) {
     const found = fromSource(source, input)
     count += found.length
     token ??= found[0]

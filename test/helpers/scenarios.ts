@@ -72,6 +72,10 @@ export async function scenarios (): Promise<Scenario[]> {
 
     { name: 'no token', url: '/v1/users', status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM },
     { name: 'another scheme is no bearer token', url: '/v1/users', headers: { authorization: 'Basic dXNlcjpwYXNz' }, status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM },
+    { name: 'a longer scheme that starts with Bearer is another scheme', url: '/v1/users', headers: { authorization: `Bearerx ${valid}` }, status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM },
+    // Only letters fold: "^" and "~" differ by the bit that separates "A" from "a".
+    { name: 'a custom scheme in another letter case', url: '/v1/users', headers: { 'x-token': `tOK^EN ${valid}` }, options: { tokenSources: [{ header: 'x-token', scheme: 'Tok^en' }] }, status: 200, auth: { grantedBy: '/*/users/**' } },
+    { name: 'a scheme one case bit away that is no letter', url: '/v1/users', headers: { 'x-token': `Tok~en ${valid}` }, options: { tokenSources: [{ header: 'x-token', scheme: 'Tok^en' }] }, status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM },
     { name: 'Authorization is not a source when tokenSources leave it out', url: '/v1/users', headers: bearer(valid), options: custom, status: 401, code: 'VJG_TOKEN_MISSING', challenge: REALM },
     { name: 'a custom realm', url: '/v1/users', options: { realm: 'my-api' }, status: 401, code: 'VJG_TOKEN_MISSING', challenge: 'Bearer realm="my-api"' },
 

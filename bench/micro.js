@@ -67,6 +67,14 @@ function cpuSeconds (since) {
   return (used.user + used.system) / 1e6
 }
 
+/** What every RS256 verification does at least: one crypto.verify on buffers and a key made beforehand. */
+function rawVerify () {
+  return cryptoVerify('sha256', signingInput, key, signature)
+}
+
+/** Ours, the cache off: every call parses, checks and verifies. */
+const oursUncached = () => uncached.verify(token)
+
 /**
  * A verifier that checks nothing but the signature: split the compact form, decode the signature
  * and the payload, JSON.parse it, crypto.verify. No header, claim, lifetime, duplicate-name or
@@ -104,8 +112,8 @@ async function timeAsync (fn, batch, ms = SLICE_MS) {
 }
 
 const cases = {
-  rawCryptoVerify: () => timeSync(() => cryptoVerify('sha256', signingInput, key, signature), 50),
-  verifyUncached: () => timeAsync(() => uncached.verify(token), 50),
+  rawCryptoVerify: () => timeSync(rawVerify, 50),
+  verifyUncached: () => timeAsync(oursUncached, 50),
   floorVerify: () => timeSync(floorVerify, 50),
   verifyCached: () => timeAsync(() => cached.verify(token), 1000),
   joseJwtVerify: () => timeAsync(() => jwtVerify(token, joseKey, { algorithms: ['RS256'] }), 20),
@@ -140,10 +148,10 @@ const perRound = (a, b) => samples[a].map((value, i) => value / samples[b][i])
 const paired = { verify: [], floor: [] }
 for (let pair = 0; pair < PAIRS; pair++) {
   const rawFirst = pair % 2 === 0
-  const before = rawFirst ? timeSync(() => cryptoVerify('sha256', signingInput, key, signature), 20, PAIR_MS) : undefined
-  const ours = await timeAsync(() => uncached.verify(token), 20, PAIR_MS)
+  const before = rawFirst ? timeSync(rawVerify, 20, PAIR_MS) : undefined
+  const ours = await timeAsync(oursUncached, 20, PAIR_MS)
   const floor = timeSync(floorVerify, 20, PAIR_MS)
-  const raw = before ?? timeSync(() => cryptoVerify('sha256', signingInput, key, signature), 20, PAIR_MS)
+  const raw = before ?? timeSync(rawVerify, 20, PAIR_MS)
   paired.verify.push(ours / raw)
   paired.floor.push(floor / raw)
 }

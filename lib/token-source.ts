@@ -69,8 +69,13 @@ function credentials (value: string, space: number): string | null {
   return value.slice(start, end)
 }
 
-/** The token of a header source, undefined when the header is absent or carries another scheme; or a thrown GuardError. */
-function fromHeader (source: { readonly header: string, readonly scheme: string | null }, input: GuardRequest): string | undefined {
+type HeaderSource = Extract<ResolvedTokenSource, { readonly header: string }>
+
+/**
+ * The token of a header source, undefined when the header is absent or carries another scheme;
+ * or a thrown GuardError. A header carries one token at most, so no list is made for it.
+ */
+function fromHeader (source: HeaderSource, input: GuardRequest): string | undefined {
   const value = headerValue(input.raw, source.header, true)
   if (value === undefined) return undefined
   if (source.scheme === null) {
@@ -95,12 +100,8 @@ function fromHeader (source: { readonly header: string, readonly scheme: string 
   return token
 }
 
-/** The tokens of one source (none when it is empty), or a thrown GuardError. */
-function fromSource (source: ResolvedTokenSource, input: GuardRequest): string[] {
-  if ('header' in source) {
-    const token = fromHeader(source, input)
-    return token === undefined ? [] : [token]
-  }
+/** The tokens of a cookie or query source (none when it is empty): a request may repeat either. */
+function fromList (source: Exclude<ResolvedTokenSource, HeaderSource>, input: GuardRequest): string[] {
   if ('cookie' in source) {
     const value = headerValue(input.raw, 'cookie', false)
     const all = input.raw.headers.cookie
@@ -135,17 +136,19 @@ export function tokenOf<Request> (options: Pick<NormalizedOptions<Request>, 'get
     const token = options.getToken(input.request)
     return isThenable(token) ? Promise.resolve(token).then(gotToken) : gotToken(token)
   }
-  const sources = options.tokenSources
-  // One header (the default, Authorization: Bearer): its token, without a list per request.
-  if (sources.length === 1 && 'header' in (sources[0] as ResolvedTokenSource)) {
-    return fromHeader(sources[0] as { readonly header: string, readonly scheme: string | null }, input)
-  }
   let token: string | undefined
   let count = 0
-  for (const source of sources) {
-    const found = fromSource(source, input)
-    count += found.length
-    token ??= found[0]
+  for (const source of options.tokenSources) {
+    if ('header' in source) {
+      const found = fromHeader(source, input)
+      if (found === undefined) continue
+      count++
+      token ??= found
+    } else {
+      const found = fromList(source, input)
+      count += found.length
+      token ??= found[0]
+    }
   }
   if (count > 1) throw new GuardError('VJG_TOKEN_AMBIGUOUS', 'The request carries more than one token: send exactly one')
   return token

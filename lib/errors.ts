@@ -37,6 +37,9 @@ export const errors = Object.freeze({
   VJG_PATH_INVALID: { statusCode: 400, message: 'The request path cannot be made canonical', challenge: 'invalid_request' },
   VJG_FORWARD_INVALID: { statusCode: 400, message: 'The forward-auth request does not name exactly one original method and target', challenge: 'invalid_request' },
   VJG_IDENTITY_HEADER: { statusCode: 400, message: 'The request carries an identity header that only the guard may set', challenge: 'invalid_request' },
+  VJG_METHOD_OVERRIDE: { statusCode: 400, message: 'The request asks a server behind the guard for another method than its own', challenge: 'invalid_request' },
+  VJG_URL_REWRITE: { statusCode: 400, message: 'The request asks a server behind the guard for another URL than its own', challenge: 'invalid_request' },
+  VJG_HEADERS_TOO_MANY: { statusCode: 431, message: 'The request has more header lines than this server reads', challenge: 'invalid_request' },
   VJG_UNAVAILABLE: { statusCode: 503, message: 'A key set, store or hook the guard depends on cannot be reached', challenge: 'none' }
 } as const satisfies Record<string, ErrorSpec>)
 
@@ -48,6 +51,7 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
+  431: 'Request Header Fields Too Large',
   503: 'Service Unavailable'
 }
 

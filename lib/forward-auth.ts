@@ -20,10 +20,12 @@ import { canonicalPath } from './canonical-path.js'
 import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
+import { foldHeaderName, FORWARDING_HEADERS, quoteName, URL_REWRITE_HEADERS } from './edge.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
 export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
+export { foldHeaderName, FORWARDING_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
 
 /** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
 export const CODE_HEADER = 'x-vonage-guard-code'
@@ -50,16 +52,19 @@ const PAIRS = Object.freeze([
   { method: 'x-original-method', target: 'x-original-uri', names: 'X-Original-Method and X-Original-URI' }
 ] as const)
 
-/** The watched headers by folded name (a Map: a client's header named `constructor` is none of them). */
-const SPELLED = new Map<string, string>([
-  ['x-forwarded-method', 'X-Forwarded-Method'],
-  ['x-forwarded-uri', 'X-Forwarded-Uri'],
-  ['x-original-method', 'X-Original-Method'],
-  ['x-original-uri', 'X-Original-URI'],
-  ['x-vonage-application-id', 'X-Vonage-Application-Id'],
-  ['x-vonage-sub', 'X-Vonage-Sub']
+/** How forward-auth treats a header of the original request, by folded name. */
+type Watch = 'pair' | 'identity' | 'rewrite' | 'forwarding'
+
+/** The watched headers by folded name, with their spelling (a Map: a client's header named `constructor` is none of them). */
+const WATCHED = new Map<string, { spelled: string, watch: Watch }>([
+  ['x-forwarded-method', { spelled: 'X-Forwarded-Method', watch: 'pair' }],
+  ['x-forwarded-uri', { spelled: 'X-Forwarded-Uri', watch: 'pair' }],
+  ['x-original-method', { spelled: 'X-Original-Method', watch: 'pair' }],
+  ['x-original-uri', { spelled: 'X-Original-URI', watch: 'pair' }],
+  ...Object.values(IDENTITY_HEADERS).map(name => [name, { spelled: name, watch: 'identity' }] as const),
+  ...Object.entries(URL_REWRITE_HEADERS).map(([name, spelled]) => [name, { spelled, watch: 'rewrite' }] as const),
+  ...FORWARDING_HEADERS.map(name => [name, { spelled: name, watch: 'forwarding' }] as const)
 ])
-const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS))
 
 /** RFC 9110 `method = token`. */
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -75,29 +80,35 @@ function invalid (message: string): GuardError {
 }
 
 /**
- * The watched headers of a request (the pairs and the identity headers), by their name with `_`
- * read as `-` and case ignored, as PHP, WSGI and Rack read them. An identity header is refused
- * at once; a pair header must be spelled with `-` (anything else is a client's or a
- * misconfigured proxy's, and another component could read it as the real one).
+ * The pair headers of a request, by folded name (edge.ts: every character that is not a letter or
+ * a digit read as `-`, case ignored, as PHP, WSGI and Rack read a name). Refused at once: an
+ * identity header in any spelling (only the guard sets it); a URL rewrite header in any spelling
+ * (the upstream could serve another URL than the one judged); a pair or forwarding header spelled
+ * otherwise than with `-` (a proxy never does, a client does, and the upstream could read it as
+ * the proxy's own). Method overrides and the header count are the pipeline's (`forUpstream`).
  */
 function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
   const found = new Map<string, string[]>()
   const list = raw.rawHeaders
-  for (let i = 0; i + 1 < list.length; i += 2) {
+  for (let i = 0; i < list.length; i += 2) {
     const name = list[i] ?? ''
-    const value = list[i + 1] ?? ''
-    const lower = name.toLowerCase()
-    const folded = lower.replaceAll('_', '-')
-    const spelled = SPELLED.get(folded)
-    if (spelled === undefined) continue
-    if (IDENTITY.has(folded)) {
-      throw new GuardError('VJG_IDENTITY_HEADER', `The request carries "${name}": only the guard sets ${spelled}`)
+    const folded = foldHeaderName(name)
+    const watched = WATCHED.get(folded)
+    if (watched === undefined) continue
+    const { spelled, watch } = watched
+    if (watch === 'identity') {
+      throw new GuardError('VJG_IDENTITY_HEADER', `The request carries "${quoteName(name)}": only the guard sets ${spelled}`)
     }
-    if (lower !== folded) throw invalid(`"${name}" is spelled with "_": a proxy sends ${spelled}`)
+    if (watch === 'rewrite') {
+      throw new GuardError('VJG_URL_REWRITE', `The request carries "${quoteName(name)}" (${spelled}): a server behind the proxy could serve another URL than the one the guard judged`)
+    }
+    if (name.toLowerCase() !== folded) {
+      throw invalid(`"${quoteName(name)}" is spelled with characters a proxy never sends: a server behind the proxy would read it as ${spelled}`)
+    }
+    if (watch === 'forwarding') continue
     const values = found.get(folded)
-    if (values === undefined) found.set(folded, [value])
-    else values.push(value)
-    if (values !== undefined) throw invalid(`${spelled} is given ${values.length} times: send it once`)
+    if (values === undefined) found.set(folded, [list[i + 1] ?? ''])
+    else throw invalid(`${spelled} is given ${values.length + 1} times: send it once`)
   }
   return found
 }
@@ -161,7 +172,11 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     invalidOption('healthPath', `must not be under envoyPathPrefix (${envoyPathPrefix}): Envoy checks arrive there`)
   }
   // A grant's identity travels in headers: a claim they cannot carry is refused while verifying.
-  const guard = createGuard<FastifyRequest>({ ...guardOptions, identityHeaders: true })
+  // Method overrides and the header count limit are refused in the pipeline (`forUpstream`).
+  const guard = createGuard<FastifyRequest>({ ...guardOptions, identityHeaders: true, forUpstream: true })
+  if (guard.options.payloadHash) {
+    invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
+  }
   const { errorFormat } = guard.options
   // The check is about another request: its own body (Envoy may send one) is never read.
   fastify.removeAllContentTypeParsers()

@@ -1,6 +1,6 @@
 /**
  * The request pipeline both adapters call: `authenticate` runs the stages of SPEC 9, each once,
- * in order: canonical path (400) -> one token (401/400) -> verify (401) -> replay and revocation
+ * in order: (with `forUpstream`, method overrides 400 and the header limit 431) -> canonical path (400) -> one token (401/400) -> verify (401) -> replay and revocation
  * (401/503, on cache hits too) -> ACL (403). It answers at once when no stage has to wait, and
  * with a promise only when one does (a remote key set, RSA on the thread pool, a store, a user
  * hook): a cached token is decided without a promise because it goes through these same stages.
@@ -13,6 +13,7 @@ import { channel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
 import type { Awaitable } from './awaitable.js'
 import { canonicalPath } from './canonical-path.js'
+import { checkForUpstream } from './edge.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
 import { checkAclPath, normalizeOptions, type NormalizedOptions } from './options.js'
@@ -157,6 +158,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
 
   /** 1. The canonical path (400), before any token work; 2. the one token (401 missing, 400 ambiguous). */
   function run (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined): Awaitable<AuthResult | null> {
+    if (options.forUpstream) checkForUpstream(input.raw, input.target)
     const path = canonicalPath(input.target)
     if (trace !== undefined) trace.path = path
     const token = tokenOf(options, input)

@@ -52,6 +52,8 @@ export interface NormalizedOptions<Request = unknown> {
   readonly maxAge: number | null
   /** The profile signs the request body: adapters compare it with `payload_hash` (webhook.ts). */
   readonly payloadHash: boolean
+  /** Refuse method overrides and requests at the header count limit (edge.ts `checkForUpstream`). */
+  readonly forUpstream: boolean
   /** Replay protection and revocation (state.ts); all off by default. */
   readonly state: StateOptions<Request>
 }
@@ -81,7 +83,8 @@ const OPTION_NAMES = {
   minLifetime: true, requiredClaims: true, allowNumericStringDates: true, requireAcl: true, defaultAcl: true,
   aclPath: true, aclFilter: true, tokenSources: true, getToken: true, maxTokenLength: true, cache: true,
   errorFormat: true, realm: true, now: true, jwksUrl: true, jwks: true, replay: true, isRevoked: true,
-  revocation: true, failOpen: true, stateTimeout: true, identityHeaders: true
+  revocation: true, failOpen: true, stateTimeout: true, identityHeaders: true,
+  forUpstream: true
 } as const satisfies Record<keyof GuardOptions, true>
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OPTION_NAMES))
@@ -291,6 +294,7 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
     claimChecks: boolean(options.identityHeaders, 'identityHeaders') ? Object.freeze([...preset.claimChecks, identityHeaders]) : preset.claimChecks,
     maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
     payloadHash: preset.payloadHash === true,
+    forUpstream: boolean(options.forUpstream, 'forUpstream'),
     state: stateOptions<Request>(options, maxLifetime)
   })
 }

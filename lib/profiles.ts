@@ -45,6 +45,7 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   allowNumericStringDates: false,
   requireAcl: false,
   identityHeaders: false,
+  forUpstream: false,
   tokenSources: [{ header: 'authorization', scheme: 'Bearer' }],
   maxTokenLength: 8192,
   cache: { max: 10_000 },

@@ -149,6 +149,16 @@ export interface GuardOptions<Request = unknown> {
    * verified. `forwardAuth` always sets it; the CLI's `proxy` too. @default false
    */
   identityHeaders?: boolean
+  /**
+   * The request goes on to another server once granted (a backend behind `forwardAuth` or the
+   * CLI's `proxy`): refuse, before any token work, what that server could read as another
+   * request than the one judged. A method override (`X-HTTP-Method-Override`, `X-HTTP-Method`,
+   * `X-Method-Override` in any spelling, a `_method` query parameter in any case) is 400
+   * `VJG_METHOD_OVERRIDE`; a request that reached the server's header count limit (Node keeps
+   * the first 2,000 and drops the rest unseen) is 431 `VJG_HEADERS_TOO_MANY`. `forwardAuth`
+   * always sets it; the CLI's `proxy` too. @default false
+   */
+  forUpstream?: boolean
   /** Read a NumericDate written as a string of decimal digits (Vonage's docs show `"exp": "1532179987"`) as that number; any other string is 401 `VJG_CLAIM_INVALID`. @default true (vonage, vonage-video), false (opentok, vonage-webhook) */
   allowNumericStringDates?: boolean
   /**

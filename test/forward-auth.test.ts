@@ -41,6 +41,15 @@ t.test('a granted check: 200 with the verified identity for the proxy to copy, w
     t.equal(res.headers[CODE_HEADER], undefined, `${name}: no refusal code`)
     t.equal(res.body, '', `${name}: no body`)
   }
+  const proxied = await rawRequest(port, '/auth', {
+    authorization: `Bearer ${jwt}`,
+    ...traefik('GET', '/v1/users/abc?method=x&_methods=y'),
+    'X-Forwarded-For': '203.0.113.7',
+    'X-Forwarded-Proto': 'https',
+    'X-Forwarded-Host': 'api.example.com',
+    'X-Real-IP': '203.0.113.7'
+  })
+  t.equal(proxied.status, 200, `the forwarding headers a proxy sends, spelled as a proxy spells them: ${proxied.body}`)
   const rootToken = await token({ acl: undefined })
   const root = await rawRequest(port, '/', { authorization: `Bearer ${rootToken}`, ...traefik('DELETE', '/anything') })
   t.equal(root.status, 200, 'a root token, any path of the check')
@@ -52,7 +61,7 @@ t.test('a check that does not name exactly one original request is never granted
   t.teardown(() => app.close())
   const jwt = await token({ acl: undefined }) // a root token: any request it names would be granted
   const auth = { authorization: `Bearer ${jwt}` }
-  const cases: Array<[string, Record<string, string | string[]>, string]> = [
+  const cases: Array<[string, Record<string, string | string[]>, string, string?]> = [
     ['no pair at all', {}, 'VJG_FORWARD_INVALID'],
     ['only X-Forwarded-Uri', { 'X-Forwarded-Uri': '/v1/users' }, 'VJG_FORWARD_INVALID'],
     ['only X-Forwarded-Method', { 'X-Forwarded-Method': 'GET' }, 'VJG_FORWARD_INVALID'],
@@ -68,12 +77,29 @@ t.test('a check that does not name exactly one original request is never granted
     ['X-Vonage-Sub from the client', { ...traefik('GET', '/v1/users'), 'X-Vonage-Sub': 'mallory' }, 'VJG_IDENTITY_HEADER'],
     ['X_Vonage_Sub from the client', { ...traefik('GET', '/v1/users'), X_Vonage_Sub: 'mallory' }, 'VJG_IDENTITY_HEADER'],
     ['x-vonage_application-id from the client', { ...nginx('GET', '/v1/users'), 'x-vonage_application-id': 'forged' }, 'VJG_IDENTITY_HEADER'],
-    ['X-VONAGE-APPLICATION-ID from the client', { ...nginx('GET', '/v1/users'), 'X-VONAGE-APPLICATION-ID': 'forged' }, 'VJG_IDENTITY_HEADER']
+    ['X-VONAGE-APPLICATION-ID from the client', { ...nginx('GET', '/v1/users'), 'X-VONAGE-APPLICATION-ID': 'forged' }, 'VJG_IDENTITY_HEADER'],
+    // PHP reads every character that is not a letter or digit as "_": X.Vonage.Sub is its HTTP_X_VONAGE_SUB.
+    ['X.Vonage.Sub from the client', { ...traefik('GET', '/v1/users'), 'X.Vonage.Sub': 'mallory' }, 'VJG_IDENTITY_HEADER', 'X.Vonage.Sub'],
+    ['x.vonage-application.id from the client', { ...nginx('GET', '/v1/users'), 'x.vonage-application.id': 'forged' }, 'VJG_IDENTITY_HEADER', 'x.vonage-application.id'],
+    ['X.Forwarded.Uri', { 'X-Forwarded-Method': 'GET', 'X.Forwarded.Uri': '/v1/users' }, 'VJG_FORWARD_INVALID', 'X.Forwarded.Uri'],
+    ['X.Real.IP', { ...traefik('GET', '/v1/users'), 'X.Real.IP': '6.6.6.6' }, 'VJG_FORWARD_INVALID', 'X.Real.IP'],
+    ['X_Forwarded_For', { ...traefik('GET', '/v1/users'), X_Forwarded_For: '6.6.6.6' }, 'VJG_FORWARD_INVALID', 'X_Forwarded_For'],
+    ['True_Client_IP', { ...traefik('GET', '/v1/users'), True_Client_IP: '6.6.6.6' }, 'VJG_FORWARD_INVALID', 'True_Client_IP'],
+    ['X-Original-URL', { ...traefik('GET', '/v1/users'), 'X-Original-URL': '/admin' }, 'VJG_URL_REWRITE', 'X-Original-URL'],
+    ['X.Original.URL', { ...traefik('GET', '/v1/users'), 'X.Original.URL': '/admin' }, 'VJG_URL_REWRITE', 'X.Original.URL'],
+    ['X_Rewrite_Url', { ...nginx('GET', '/v1/users'), X_Rewrite_Url: '/admin' }, 'VJG_URL_REWRITE', 'X_Rewrite_Url'],
+    ['X-Forwarded-Prefix', { ...traefik('GET', '/v1/users'), 'X-Forwarded-Prefix': '/admin' }, 'VJG_URL_REWRITE', 'X-Forwarded-Prefix'],
+    ['X-HTTP-Method-Override', { ...traefik('POST', '/v1/users'), 'X-HTTP-Method-Override': 'DELETE' }, 'VJG_METHOD_OVERRIDE', 'X-HTTP-Method-Override'],
+    ['X.HTTP.Method', { ...traefik('POST', '/v1/users'), 'X.HTTP.Method': 'DELETE' }, 'VJG_METHOD_OVERRIDE', 'X.HTTP.Method'],
+    ['x_method_override', { ...nginx('POST', '/v1/users'), x_method_override: 'DELETE' }, 'VJG_METHOD_OVERRIDE', 'x_method_override'],
+    ['_method in the original query', traefik('POST', '/v1/users?_method=DELETE'), 'VJG_METHOD_OVERRIDE', '_method'],
+    ['_METHOD in the original query', nginx('POST', '/v1/users?a=1&_METHOD=DELETE'), 'VJG_METHOD_OVERRIDE', '_METHOD']
   ]
-  for (const [name, headers, code] of cases) {
+  for (const [name, headers, code, names] of cases) {
     const res = await rawRequest(port, '/auth', { ...auth, ...headers })
     t.equal(res.status, 400, `${name}: 400`)
     t.equal(JSON.parse(res.body).code, code, `${name}: ${code}`)
+    if (names !== undefined) t.match(JSON.parse(res.body).message, `"${names}"`, `${name}: the message names the header as sent`)
     t.equal(res.headers[CODE_HEADER], code, `${name}: the code in ${CODE_HEADER}`)
     t.match(res.headers['www-authenticate'], INVALID_REQUEST, `${name}: the challenge`)
     t.equal(res.headers['x-vonage-sub'], undefined, `${name}: no identity`)
@@ -222,6 +248,29 @@ t.test('a header whose name is a property of Object.prototype is no watched head
   }
 })
 
+t.test('a check at Node\'s header count limit is refused: the headers past it were dropped unseen', async t => {
+  const { app, port } = await listening()
+  t.teardown(() => app.close())
+  const jwt = await token()
+  // rawRequest sends Host and Connection too: 2 + 3 + 995 = 1000 header lines, the limit of a
+  // server that sets no maxHeadersCount (Node keeps 1,023 and drops the rest unseen).
+  const base = { authorization: `Bearer ${jwt}`, ...traefik('GET', '/v1/users/abc') }
+  const at = await rawRequest(port, '/auth', { ...base, 'x-g': Array.from({ length: 995 }, () => '1') })
+  t.equal(at.status, 431, at.body)
+  t.equal(JSON.parse(at.body).code, 'VJG_HEADERS_TOO_MANY')
+  t.equal(at.headers[CODE_HEADER], 'VJG_HEADERS_TOO_MANY')
+  t.equal(at.headers['x-vonage-sub'], undefined, 'no identity')
+  const past = await rawRequest(port, '/auth', { ...base, 'x-g': Array.from({ length: 2100 }, () => '1'), 'X-Vonage-Sub': 'mallory' })
+  t.equal(past.status, 431, 'an X-Vonage-Sub past the limit is never granted')
+  const below = await rawRequest(port, '/auth', { ...base, 'x-g': Array.from({ length: 994 }, () => '1') })
+  t.equal(below.status, 200, `999 header lines: decided as usual: ${below.body}`)
+  app.server.maxHeadersCount = 2000
+  const raised = await rawRequest(port, '/auth', { ...base, 'x-g': Array.from({ length: 1994 }, () => '1') })
+  t.equal(raised.status, 200, `maxHeadersCount 2000: 1999 header lines are read: ${raised.body}`)
+  const atRaised = await rawRequest(port, '/auth', { ...base, 'x-g': Array.from({ length: 1995 }, () => '1') })
+  t.equal(atRaised.status, 431, 'maxHeadersCount 2000: 2000 header lines are refused')
+})
+
 t.test('registration refuses bad options with a TypeError naming the option', async t => {
   const cases: Array<[string, Partial<ForwardAuthOptions>, RegExp]> = [
     ['envoyPathPrefix without /', { envoyPathPrefix: 'envoy' }, /option "envoyPathPrefix"/],
@@ -230,7 +279,9 @@ t.test('registration refuses bad options with a TypeError naming the option', as
     ['healthPath with a query', { healthPath: '/healthz?x' }, /option "healthPath"/],
     ['healthPath under envoyPathPrefix', { envoyPathPrefix: '/envoy', healthPath: '/envoy/healthz' }, /option "healthPath"/],
     ['an unknown option', { publicKey: keys.publicPem, clockTolerence: 30 } as Partial<ForwardAuthOptions>, /clockTolerence/],
-    ['no key', { publicKey: undefined }, /publicKey/]
+    ['no key', { publicKey: undefined }, /publicKey/],
+    // A check never carries the body that payload_hash signs.
+    ['the vonage-webhook profile', { publicKey: undefined, profile: 'vonage-webhook', secrets: { key1: 'a-webhook-signature-secret' } }, /option "profile" vonage-webhook signs the request body .*proxy/]
   ]
   for (const [name, options, message] of cases) {
     const app = Fastify({ logger: false })

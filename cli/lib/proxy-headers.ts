@@ -1,44 +1,42 @@
 /**
  * What `proxy` sends upstream and back, header by header. A request header is compared by its
- * name with `_` read as `-` and case ignored, the way PHP, WSGI and Rack read it
- * (`X_Vonage_Sub` is their `HTTP_X_VONAGE_SUB`, the class of Puma's CVE-2024-45614): a header the
+ * name as the most permissive backend reads it (`foldHeaderName`: every character that is not a
+ * letter or a digit read as `-`, case ignored, as PHP, WSGI and Rack do; `X_Vonage_Sub` and
+ * `X.Vonage.Sub` are their `HTTP_X_VONAGE_SUB`, the class of Puma's CVE-2024-45614): a header the
  * proxy strips or sets never reaches the upstream in another spelling.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { IDENTITY_HEADERS } from 'vonage-jwt-guard/forward-auth'
-
-/** Each asks some server or framework to use another URL, path prefix or method than the one the guard authorized. */
-export const REWRITE_HEADERS = Object.freeze(['x-original-url', 'x-rewrite-url', 'x-forwarded-prefix'])
-export const METHOD_OVERRIDE_HEADERS = Object.freeze(['x-http-method-override', 'x-http-method', 'x-method-override'])
+import { foldHeaderName, FORWARDING_HEADERS, IDENTITY_HEADERS, METHOD_OVERRIDE_HEADERS, URL_REWRITE_HEADERS } from 'vonage-jwt-guard/forward-auth'
 
 /**
  * RFC 9110 7.6.1: they describe one connection, not the message (plus Keep-Alive,
  * Proxy-Connection and the names Connection lists). `Expect` too: the proxy answers
  * `100-continue` itself (Node sends it before the body is read), the upstream connection is ours.
+ * `Proxy-Authorization` is the client's credential for a proxy, never for the upstream.
  */
 export const HOP_BY_HOP_HEADERS = Object.freeze(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
-const ANSWERED_HERE = Object.freeze(['expect'])
+const ANSWERED_HERE = Object.freeze(['expect', 'proxy-authorization'])
 
 /**
- * What upstreams read as the client's address, host and scheme. The proxy sets the first three;
- * all of them pass from a trusted peer (--trust-proxy) in their exact spelling, and are removed
- * from anyone else.
+ * Always removed: URL rewrites (another URL or path prefix than the one judged), method overrides
+ * (the guard refuses them before, `forUpstream`; removed here too), the identity (set below from
+ * the verified claims), hop-by-hop headers.
  */
-export const FORWARDING_HEADERS = Object.freeze(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-server'])
-
-const IDENTITY = Object.values(IDENTITY_HEADERS)
-const ALWAYS_STRIPPED = new Set<string>([...REWRITE_HEADERS, ...METHOD_OVERRIDE_HEADERS, ...IDENTITY, ...HOP_BY_HOP_HEADERS, ...ANSWERED_HERE])
+const ALWAYS_STRIPPED = new Set<string>([
+  ...Object.keys(URL_REWRITE_HEADERS), ...Object.keys(METHOD_OVERRIDE_HEADERS), ...Object.values(IDENTITY_HEADERS),
+  ...HOP_BY_HOP_HEADERS, ...ANSWERED_HERE
+])
+/**
+ * The client's address, host and scheme: the proxy sets X-Forwarded-For, -Host and -Proto; all
+ * of them pass from a trusted peer (--trust-proxy) in their exact spelling, and are removed from
+ * anyone else.
+ */
 const FORWARDING = new Set<string>(FORWARDING_HEADERS)
-
-/** A header name as PHP, WSGI and Rack read it: lower case, `_` read as `-`. */
-export function foldName (name: string): string {
-  return name.toLowerCase().replaceAll('_', '-')
-}
 
 /** The names a Connection header lists, folded. */
 function connectionNames (value: string | string[] | undefined): Set<string> {
   const list = Array.isArray(value) ? value.join(',') : value ?? ''
-  return new Set(list.split(',').map(name => foldName(name.trim())).filter(name => name !== ''))
+  return new Set(list.split(',').map(name => foldHeaderName(name.trim())).filter(name => name !== ''))
 }
 
 /** The client side of one forwarded request. */
@@ -66,7 +64,7 @@ export function upstreamHeaders (headers: IncomingHttpHeaders, hop: Hop): Incomi
   const listed = connectionNames(hop.received.connection)
   const out: IncomingHttpHeaders = {}
   for (const [name, value] of Object.entries(headers)) {
-    const folded = foldName(name)
+    const folded = foldHeaderName(name)
     if (ALWAYS_STRIPPED.has(folded) || listed.has(folded)) continue
     // Only the exact spelling of a trusted peer's: `X_Forwarded_For` is nobody's forwarding header.
     if (FORWARDING.has(folded) && !(hop.trusted && name === folded)) continue

@@ -90,8 +90,10 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
   })
   const errorFormat = config.guard.errorFormat ?? 'fastify'
   // The identity travels in headers: a claim they cannot carry unchanged is refused while the
-  // token is verified (a 401 like any bad claim), before anything is forwarded.
-  await app.register(vonageJwtGuard, { ...config.guard, identityHeaders: true })
+  // token is verified (a 401 like any bad claim), before anything is forwarded. The upstream
+  // reads the request after the guard: a method override (a header, `?_method=`) or a request
+  // past Node's header limit is refused (forUpstream).
+  await app.register(vonageJwtGuard, { ...config.guard, identityHeaders: true, forUpstream: true })
   if (config.healthPath !== false) {
     // Answers without the upstream: the orchestrator checks the upstream on the upstream.
     app.get(config.healthPath, { config: { jwtGuard: false } }, async () => ({ status: 'ok' }))

@@ -56,7 +56,7 @@ export async function recordingUpstream (t: Test, respond?: (req: IncomingMessag
 
 /** A header name as PHP, WSGI and Rack read it: case ignored, `_` read as `-`. */
 export function fold (name: string): string {
-  return name.toLowerCase().replace(/_/g, '-')
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '-')
 }
 
 /** Every [name, value] of a recorded request whose folded name is `folded`, in any spelling. */
@@ -119,3 +119,20 @@ function parseResponse (text: string): Exchange {
     return { status, headers, body: headers['transfer-encoding'] === 'chunked' ? dechunk(rest) : rest, interim }
   }
 }
+
+/** Method overrides in headers (any spelling) and in the query (`_method`, as Laravel, Symfony and method-override read it), and what each names. */
+export const METHOD_OVERRIDES: Array<{ name: string, headers?: Array<[string, string]>, query?: string, names: string }> = [
+  { name: 'X-HTTP-Method-Override', headers: [['X-HTTP-Method-Override', 'DELETE']], names: 'X-HTTP-Method-Override' },
+  { name: 'X-HTTP-Method', headers: [['X-HTTP-Method', 'DELETE']], names: 'X-HTTP-Method' },
+  { name: 'X-Method-Override', headers: [['X-Method-Override', 'DELETE']], names: 'X-Method-Override' },
+  { name: 'X_HTTP_Method_Override', headers: [['X_HTTP_Method_Override', 'DELETE']], names: 'X_HTTP_Method_Override' },
+  { name: 'X.HTTP.Method.Override', headers: [['X.HTTP.Method.Override', 'DELETE']], names: 'X.HTTP.Method.Override' },
+  { name: 'x-http-method', headers: [['x-http-method', 'DELETE']], names: 'x-http-method' },
+  { name: 'X_METHOD_OVERRIDE', headers: [['X_METHOD_OVERRIDE', 'DELETE']], names: 'X_METHOD_OVERRIDE' },
+  { name: '?_method=DELETE', query: '_method=DELETE', names: '_method' },
+  { name: '?a=1&_METHOD=DELETE', query: 'a=1&_METHOD=DELETE', names: '_METHOD' },
+  { name: '?%5Fmethod=DELETE (decoded by every framework)', query: '%5Fmethod=DELETE', names: '%5Fmethod' },
+  { name: '?.method=DELETE (PHP reads . as _)', query: '.method=DELETE', names: '.method' },
+  { name: '?_method[]=DELETE (PHP cuts at [)', query: '_method[]=DELETE', names: '_method[]' },
+  { name: '?x=1;_method=DELETE', query: 'x=1;_method=DELETE', names: '_method' }
+]

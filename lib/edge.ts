@@ -1,0 +1,128 @@
+/**
+ * What a server behind the guard may read differently from what the guard judged, for the two
+ * places where one does (forward-auth's upstream, the CLI's proxy): header names as the most
+ * permissive backend folds them, method overrides, and headers Node dropped unseen. A leaf module:
+ * options.ts turns `forUpstream: true` into the request check below, forward-auth and the CLI's
+ * proxy use the folding and the tables.
+ *
+ * Header names: PHP (CGI, FastCGI, its built-in server), WSGI and Rack turn every character of a
+ * name that is not a letter or a digit into `_` and ignore case, so `X-Vonage-Sub`,
+ * `X_Vonage_Sub`, `X.Vonage.Sub` and `X Vonage Sub` are all `HTTP_X_VONAGE_SUB`. Node and Go accept
+ * `_` and `.` in a header name, and Caddy's `php_fastcgi` passes both on (the class of Puma's
+ * CVE-2024-45614). A name is compared here as that reading folds it.
+ */
+import type { IncomingMessage } from 'node:http'
+import { GuardError } from './errors.js'
+
+/**
+ * A header name as the most permissive backend reads it: lower case, every character that is not
+ * a letter or a digit read as `-`. `X.Vonage.Sub` folds onto `x-vonage-sub`.
+ */
+export function foldHeaderName (name: string): string {
+  const lower = name.toLowerCase()
+  return /^[a-z0-9-]*$/.test(lower) ? lower : lower.replace(/[^a-z0-9]/g, '-')
+}
+
+/** Headers that ask a framework for another method than the request's (Express method-override, Symfony, Laravel, ASP.NET, Google's APIs). */
+export const METHOD_OVERRIDE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-http-method-override': 'X-HTTP-Method-Override',
+  'x-http-method': 'X-HTTP-Method',
+  'x-method-override': 'X-Method-Override'
+})
+
+/** The same by folded name (a Map: a header named `constructor` is none of them). */
+const METHOD_OVERRIDES: ReadonlyMap<string, string> = new Map(Object.entries(METHOD_OVERRIDE_HEADERS))
+
+/** Headers that ask a server for another URL or path prefix than the request's (IIS and Symfony's X-Original-URL, Zend's X-Rewrite-URL, Spring and ASP.NET's X-Forwarded-Prefix). */
+export const URL_REWRITE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-original-url': 'X-Original-URL',
+  'x-rewrite-url': 'X-Rewrite-URL',
+  'x-forwarded-prefix': 'X-Forwarded-Prefix'
+})
+
+/**
+ * What upstreams read as the client's address, host and scheme. A proxy sets some of them; the
+ * CLI's proxy passes them from a trusted peer only, in their exact spelling, and removes them
+ * from anyone else; forward-auth refuses them spelled any other way than a proxy spells them.
+ */
+export const FORWARDING_HEADERS: readonly string[] = Object.freeze([
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-real-ip', 'x-forwarded-port',
+  'x-forwarded-server', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'client-ip', 'x-cluster-client-ip',
+  'x-forwarded-ssl', 'x-forwarded-scheme', 'front-end-https', 'x-url-scheme', 'x-host', 'x-forwarded-path'
+])
+
+/**
+ * The header lines Node's parser keeps when the server sets no `maxHeadersCount` (Fastify and
+ * Express set none): measured on Node 20, 22 and 24, it keeps about 1,000 (1,023: its parser
+ * hands headers over in batches of 32) and drops the rest unseen. With a number set, it keeps that
+ * many, rounded up to the batch.
+ */
+const NODE_DEFAULT_HEADER_LIMIT = 1000
+
+/** A name as sent, safe to quote in a message and a log: printable ASCII, at most 64 characters. */
+export function quoteName (name: string): string {
+  const printable = name.replace(/[^\x20-\x7e]/g, '?')
+  return printable.length > 64 ? `${printable.slice(0, 61)}...` : printable
+}
+
+/**
+ * The name of a query parameter that asks for another method, as sent, or undefined. Laravel and
+ * Symfony read `_method` from the query, Express' method-override does with `methodOverride('_method')`.
+ * PHP decodes a parameter name, reads `.` and a space in it as `_`, and cuts it at `[`
+ * (`_method[]=`); other frameworks differ in case: each of those spellings is found, in any case,
+ * between `&` or `;`.
+ */
+export function methodOverrideParameter (target: string): string | undefined {
+  const start = target.indexOf('?')
+  if (start === -1) return undefined
+  const query = target.slice(start + 1)
+  // Fast path: no parameter name can spell "method" without an "ethod" or a percent-escape.
+  if (!/ethod|%/i.test(query)) return undefined
+  for (const part of query.split(/[&;]/)) {
+    const equals = part.indexOf('=')
+    const raw = equals === -1 ? part : part.slice(0, equals)
+    let name = raw.replace(/\+/g, ' ')
+    try {
+      name = decodeURIComponent(name)
+    } catch {
+      // A name that does not decode is read as it is.
+    }
+    const bracket = name.indexOf('[')
+    if (bracket > 0) name = name.slice(0, bracket)
+    if (name.toLowerCase().replace(/[^a-z0-9]/g, '_') === '_method') return raw
+  }
+  return undefined
+}
+
+/** The most header lines the server keeps (Node drops the rest unseen); 0 when unlimited. */
+function headerLimit (raw: IncomingMessage): number {
+  const server = (raw.socket as { server?: { maxHeadersCount?: unknown } } | null)?.server
+  const max = server?.maxHeadersCount
+  return typeof max === 'number' ? max : NODE_DEFAULT_HEADER_LIMIT
+}
+
+/**
+ * `forUpstream: true`, before any token work: refuse a request a server behind the guard could
+ * read as another one than the guard judges.
+ * @throws {GuardError} 431 `VJG_HEADERS_TOO_MANY` when the request reached the server's header
+ *   count limit (the guard cannot see what Node dropped; the proxy in front passes it on);
+ *   400 `VJG_METHOD_OVERRIDE` for a method override header in any spelling, or a `_method`
+ *   query parameter.
+ */
+export function checkForUpstream (raw: IncomingMessage, target: string): void {
+  const list = raw.rawHeaders
+  const limit = headerLimit(raw)
+  if (limit > 0 && list.length >= limit * 2) {
+    throw new GuardError('VJG_HEADERS_TOO_MANY', `The request has ${limit} header lines or more, the most this server reads: send fewer`)
+  }
+  for (let i = 0; i < list.length; i += 2) {
+    const spelled = METHOD_OVERRIDES.get(foldHeaderName(list[i] ?? ''))
+    if (spelled !== undefined) {
+      throw new GuardError('VJG_METHOD_OVERRIDE', `The request carries "${quoteName(list[i] ?? '')}" (${spelled}): a server behind the guard could obey it, and the guard judged the request's own method`)
+    }
+  }
+  const parameter = methodOverrideParameter(target)
+  if (parameter !== undefined) {
+    throw new GuardError('VJG_METHOD_OVERRIDE', `The query carries "${quoteName(parameter)}" (_method): a server behind the guard could obey it, and the guard judged the request's own method`)
+  }
+}

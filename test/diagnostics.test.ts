@@ -231,3 +231,27 @@ t.test('a signed webhook whose body does not match: a request grant, then a body
   t.strictSame(seen.map(decision => [decision.phase, decision.granted, decision.code]), [['request', true, null], ['body', false, 'VJG_SIGNATURE_INVALID']])
   t.match(fields(seen[1]), { method: 'POST', path: '/webhooks/status', statusCode: 401 })
 })
+
+t.test('no decision carries token material: a header or payload that is not JSON is refused without JSON.parse\'s message, which quotes the text', async t => {
+  const app = await buildApp({ publicKey: keys.publicPem, now: () => NOW_MS })
+  t.teardown(() => app.close())
+  const part = (text: string): string => Buffer.from(text).toString('base64url')
+  const header = part('{"alg":"RS256","typ":"JWT"}')
+  const cases: Array<[string, string]> = [
+    // V8 quotes about 16 characters around the fault.
+    ['a header that is not JSON', `${part('{"k":SECRETMATERIAL}')}.${part('{}')}.c2ln`],
+    ['a payload that is not JSON', `${header}.${part('SECRETMATERIAL')}.c2ln`],
+    ['a payload with a bare word', `${header}.${part('{"a":SECRETMATERIAL}')}.c2ln`]
+  ]
+  for (const [name, jwt] of cases) {
+    const [decision] = await published(() => app.inject({ url: '/v1/users/abc', headers: bearer(jwt) }))
+    t.equal(decision?.code, 'VJG_TOKEN_MALFORMED', `${name}: refused as malformed`)
+    let error: unknown = decision?.error
+    const texts: string[] = []
+    while (error instanceof Error) {
+      texts.push(error.message, String(error.stack))
+      error = error.cause
+    }
+    t.notMatch(`${JSON.stringify(fields(decision))} ${texts.join(' ')}`, /SECRETMATERIAL/, `${name}: no piece of the token in the decision, its error or a cause`)
+  }
+})

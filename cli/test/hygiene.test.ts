@@ -123,3 +123,22 @@ t.test('serve logs each refusal once, at info, with its code: no stack, no token
   t.match(verbose.stdout(), /"path":"\/v1\/users\/abc"/, 'by path')
   t.notMatch(verbose.stdout(), /secret=1|authorization/i, 'never the query or a header')
 })
+
+t.test('a target Fastify cannot decode is the guard\'s 400 in every server, never quoted back: the token in its query stays out of the answer and the log', async t => {
+  const dir = t.testdir({ 'public.key': keys.publicPem })
+  const jwt = await liveToken()
+  for (const command of [['serve'], ['forward-auth'], ['proxy', '--upstream', 'http://127.0.0.1:9']]) {
+    const server = await start([...command, '--port', '0', '--public-key', join(dir, 'public.key'), '--log-level', 'info'])
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    for (const target of [`/v1/users/%zz?token=${jwt}`, `/v1/users/%C0%AF?token=${jwt}`]) {
+      const res = await rawRequest(portOf(server.base), target, { authorization: `Bearer ${jwt}` })
+      t.equal(res.status, 400, `${command[0]!} ${target.slice(0, 14)}: 400`)
+      t.equal(JSON.parse(res.body).code, 'VJG_PATH_INVALID', `${command[0]!}: the guard's code`)
+      t.match(res.headers['www-authenticate'], /error="invalid_request"/, `${command[0]!}: the guard's challenge`)
+      t.notOk(res.body.includes(jwt.split('.')[1]!), `${command[0]!}: the body does not quote the target`)
+    }
+    t.equal(await stop(server), 0)
+    t.notOk(server.stdout().includes(jwt.split('.')[1]!), `${command[0]!}: the log holds no token`)
+    t.match(server.stdout(), /"code":"VJG_PATH_INVALID"/, `${command[0]!}: the refusal is logged with its code`)
+  }
+})

@@ -30,6 +30,8 @@ export interface ServerFlags {
   healthPath: string | false
   /** Seconds the requests in flight get after SIGTERM. */
   gracePeriod: number
+  /** Seconds a client may take to send a whole request, head and body. */
+  requestTimeout: number
   logLevel: string
   /** Log every request (Fastify's incoming / completed lines), not only refusals. */
   logRequests: boolean
@@ -41,6 +43,8 @@ export interface ServerFlags {
 
 /** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
 export const DEFAULT_GRACE_PERIOD = 10
+/** The default of `--request-timeout`: Node's own `requestTimeout`, room for a slow upload. */
+export const DEFAULT_REQUEST_TIMEOUT = 300
 
 /** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
 export function healthPathFlag (value: string): string {
@@ -66,6 +70,7 @@ export function addServerFlags (command: Command): Command {
     .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
     .option('--health-path <path>', 'the unguarded health route (GET and HEAD)', healthPathFlag, '/healthz')
     .option('--no-health-path', 'no health route: every path is guarded')
+    .option('--request-timeout <seconds>', 'how long a client may take to send a whole request, head and body (then 408 and the connection is closed)', integerFlag(1, 86_400), DEFAULT_REQUEST_TIMEOUT)
     .option('--grace-period <seconds>', 'after SIGTERM, how long requests in flight may take before the process exits', integerFlag(0, 3600), DEFAULT_GRACE_PERIOD)
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent); refusals are logged at info', logLevelFlag, 'info')
     .option('--log-requests', 'log every request (Fastify\'s incoming and completed lines), granted ones too', false)
@@ -144,6 +149,9 @@ export type BuildApp = (guard: GuardOptions, fastify: FastifyServerOptions) => P
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void
 
+/** Node checks `requestTimeout` every 30 s by default: every second, so the timeout is kept to within one. */
+const SERVER_OPTIONS = Object.freeze({ connectionsCheckingInterval: 1000 })
+
 interface Generation {
   readonly app: FastifyInstance
   readonly handler: Handler
@@ -204,9 +212,12 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
         return createServer()
       }
     })
-    // A callback hook: no promise per request on the hot path.
-    app.addHook('onSend', (_request, reply, payload, done) => {
-      if (closing) reply.header('connection', 'close')
+    // A callback hook: no promise per request on the hot path. A refusal sent before the client
+    // finished sending its body closes the connection once answered: otherwise Node reads the
+    // rest to keep the connection alive, and a client trickling a body it announced as large
+    // holds the connection (and a graceful stop) for as long as it likes.
+    app.addHook('onSend', (request, reply, payload, done) => {
+      if (closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
       done(null, payload)
     })
     await app.ready()
@@ -228,10 +239,10 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
 
   let server: Server
   if (guard.keysDir === null) {
-    server = createServer(current.handler)
+    server = createServer(SERVER_OPTIONS, current.handler)
   } else {
     // Counting what each app is answering costs a listener per request: only when apps are swapped.
-    server = createServer((request, response) => {
+    server = createServer(SERVER_OPTIONS, (request, response) => {
       const serving = current
       serving.inFlight++
       response.once('close', () => {
@@ -240,9 +251,11 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       serving.handler(request, response)
     })
   }
-  // Fastify's defaults for its own server.
+  // Fastify's keep-alive default; a whole request (head and body) must arrive within
+  // --request-timeout (Node answers 408 and closes), where Fastify's default waits for ever.
   server.keepAliveTimeout = 72_000
-  server.requestTimeout = 0
+  server.requestTimeout = flags.requestTimeout * 1000
+  server.headersTimeout = Math.min(60_000, flags.requestTimeout * 1000)
 
   let unwatch = (): void => {}
   if (guard.keysDir !== null) {

@@ -187,6 +187,52 @@ t.test('SIGTERM: --grace-period bounds the wait for a request that never ends (e
   t.equal(await inFlight, 'cut', 'the request that never ended is cut')
 })
 
+/** A raw connection: resolves with what it received and how long it stayed open after `write` started. */
+function trickle (port: number, head: string, every: number, limit: number): Promise<{ received: string, open: number }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    const started = Date.now()
+    let received = ''
+    socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    socket.write(head)
+    const timer = setInterval(() => { if (!socket.destroyed) socket.write('x') }, every)
+    socket.on('close', () => {
+      clearInterval(timer)
+      resolve({ received, open: Date.now() - started })
+    })
+    setTimeout(() => { socket.destroy() }, limit)
+  })
+}
+
+t.test('a refusal sent before the body arrived closes the connection: a trickled body holds nothing, and SIGTERM does not wait for it', async t => {
+  const up = await recordingUpstream(t)
+  const { port, proxy } = await proxyTo(t, `http://127.0.0.1:${up.port}`)
+  const head = 'POST /v1/files/f1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n'
+  const refused = await trickle(port, head, 200, 10_000)
+  t.match(refused.received, /^HTTP\/1\.1 401 /, 'the 401 is sent at once')
+  t.match(refused.received, /\r\nconnection: close\r\n/i, 'with Connection: close')
+  t.ok(refused.open < 3000, `and the connection closed (${refused.open} ms), not held while the body trickles`)
+  const holding = trickle(port, head, 500, 8000)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const signalled = Date.now()
+  proxy.child.kill('SIGTERM')
+  t.equal(await proxy.exited, 0, 'SIGTERM: exit 0, nothing left in flight')
+  t.ok(Date.now() - signalled < 3000, 'without waiting for the trickling client')
+  t.match((await holding).received, /^HTTP\/1\.1 401 /)
+  t.equal(up.arrived(), 0)
+})
+
+t.test('--request-timeout: a granted request whose body never ends is answered 408 and closed', async t => {
+  const up = await recordingUpstream(t)
+  const { port } = await proxyTo(t, `http://127.0.0.1:${up.port}`, ['--request-timeout', '2'])
+  const jwt = await liveToken({ acl: { paths: { '/v1/files/**': {} } } })
+  const head = `POST /v1/files/f1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${jwt}\r\nContent-Length: 1000000\r\n\r\n`
+  const slow = await trickle(port, head, 300, 15_000)
+  t.ok(slow.open >= 1800 && slow.open < 6000, `closed after about the timeout (${slow.open} ms)`)
+  t.notMatch(slow.received, /^HTTP\/1\.1 200 /, 'never answered as if the body had arrived')
+})
+
 t.test('proxy refuses bad server flags with exit 2', async t => {
   const base = ['proxy', '--upstream', 'http://127.0.0.1:1', '--public-key', keys.publicPem]
   const cases: Array<[string, string[], RegExp]> = [
@@ -195,6 +241,7 @@ t.test('proxy refuses bad server flags with exit 2', async t => {
     ['--health-path that is not canonical', ['--health-path', '/a/../b'], /--health-path/],
     ['--upstream-timeout 0', ['--upstream-timeout', '0'], /--upstream-timeout/],
     ['--grace-period -1', ['--grace-period', '-1'], /--grace-period/],
+    ['--request-timeout 0', ['--request-timeout', '0'], /--request-timeout/],
     ['--error-format xml', ['--error-format', 'xml'], /--error-format/]
   ]
   const results = await inTurns(cases, ([, args]) => run([...base, ...args]))

@@ -131,8 +131,11 @@ export interface ResolvedGuard {
    * options hold: the server re-reads the directory when it changes.
    */
   readonly keysDir: { readonly dir: string, readonly set: KeySet } | null
-  /** Replay protection on the in-memory store: one process's memory. */
-  readonly memoryReplay: boolean
+  /**
+   * The option holding state one process keeps to itself (replay on the memory store, a store
+   * that does not say `shared: true`), or null: `--workers` refuses it.
+   */
+  readonly perProcessState: string | null
   /** Where each option came from (a flag, the config file, a key file), to name it in an error. */
   readonly sources: ReadonlyMap<string, string>
   /** Ends what the options hold open (the Redis connection). */
@@ -214,6 +217,24 @@ export interface ResolveSettings {
   defaultKey?: () => Promise<string>
 }
 
+/** Whether `store` says every process sees its records (`shared: true`, the Redis store). */
+function isShared (store: unknown): boolean {
+  return typeof store === 'object' && store !== null && (store as { shared?: unknown }).shared === true
+}
+
+/** The option that holds state of this process only (the memory store, a store not marked `shared: true`), or null. */
+function unsharedState (options: Record<string, unknown>, sources: ReadonlyMap<string, string>): string | null {
+  const where = (name: string, shown: string): string => {
+    const source = sources.get(name)
+    return source === undefined || source.startsWith('--') ? source ?? shown : `${shown} in ${source}`
+  }
+  const { replay, revocation } = options
+  if (replay === true) return `${where('replay', 'replay: true')} (the in-memory store)`
+  if (typeof replay === 'object' && replay !== null && !isShared((replay as { store?: unknown }).store)) return where('replay', 'replay.store')
+  if (typeof revocation === 'object' && revocation !== null && !isShared(revocation)) return where('revocation', 'revocation')
+  return null
+}
+
 /**
  * The guard options of a command: the config file, then the flags over it (a flag that gives
  * keys replaces the file's keys), key files read, the Redis store made, and the whole checked
@@ -257,7 +278,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   }
 
   const closers: Array<() => Promise<void>> = []
-  let memoryReplay = false
+  let perProcessState: string | null = null
   if (settings.state) {
     if (flags.replay !== undefined) {
       options.replay = flags.replay
@@ -286,13 +307,13 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
       if (options.replay === true) options.replay = { store }
       if (options.revocation === true) options.revocation = store
     }
-    memoryReplay = options.replay === true
+    perProcessState = unsharedState(options, sources)
   }
 
   const resolved: ResolvedGuard = {
     options: options as GuardOptions,
     keysDir: keysDir === null || keySet === undefined ? null : { dir: keysDir, set: keySet },
-    memoryReplay,
+    perProcessState,
     sources,
     close: async () => { await Promise.all(closers.map(close => close())) }
   }

@@ -176,8 +176,8 @@ export async function runServer (settings: RunSettings): Promise<void> {
   if (flags.metricsPort !== undefined && flags.metricsPort !== 0 && flags.metricsPort === flags.port && flags.metricsHost === flags.host) {
     throw new UsageError('--metrics-port: the metrics have their own listener, never the guarded port: give another port')
   }
-  if (flags.workers > 1 && guard.memoryReplay) {
-    throw new UsageError(`--replay with --workers ${flags.workers} needs a shared store (--redis-url): each worker's memory would accept a token once, so ${flags.workers} times`)
+  if (flags.workers > 1 && guard.perProcessState !== null) {
+    throw new UsageError(`${guard.perProcessState} with --workers ${flags.workers} needs a shared store (--redis-url, or a store marked shared: true): each worker keeps its own records, so a token would be accepted up to ${flags.workers} times`)
   }
   if (flags.workers > 1 && cluster.isPrimary) {
     // The primary answers no request: the workers build their own guard (and Redis connection).

@@ -7,7 +7,7 @@ import t from 'tap'
 import { rawRequest } from '../../test/helpers/http.js'
 import { keys } from '../../test/helpers/keys.js'
 import { REDIS_URL, SKIP_REDIS } from '../../test/helpers/redis.js'
-import { liveToken, metricsOf, portOf, run, sample, scrape, start, stop, waitFor } from './helpers/bin.js'
+import { inTurns, liveToken, metricsOf, portOf, run, sample, scrape, start, stop, waitFor } from './helpers/bin.js'
 
 function alive (pid: number): boolean {
   try {
@@ -60,10 +60,26 @@ t.test('serve --workers 2: both answer, a killed worker is replaced, metrics are
   t.notOk(alive(replacement), 'the replacement is gone')
 })
 
-t.test('--replay on the memory store with --workers is refused: each worker would accept a token once', async t => {
+t.test('a per-process store with --workers is refused: each worker would accept a token once', async t => {
   const result = await run(['serve', '--port', '0', '--public-key', keys.publicPem, '--workers', '2', '--replay'])
   t.equal(result.code, 2)
-  t.match(result.stderr, /--replay with --workers 2 needs a shared store \(--redis-url\)/)
+  t.match(result.stderr, /--replay \(the in-memory store\) with --workers 2 needs a shared store \(--redis-url/)
+  const dir = t.testdir({
+    'public.key': keys.publicPem,
+    'replay.mjs': "import { createMemoryStore } from 'vonage-jwt-guard'\nexport default { publicKey: { file: 'public.key' }, replay: { store: createMemoryStore() } }\n",
+    'revocation.mjs': "import { createMemoryStore } from 'vonage-jwt-guard'\nexport default { publicKey: { file: 'public.key' }, revocation: createMemoryStore() }\n",
+    'own.mjs': "export default { publicKey: { file: 'public.key' }, replay: { store: { check: () => ({ replayed: false, revoked: false }), revokeToken () {}, revokeSubject () {} } } }\n"
+  })
+  const cases: Array<[string, RegExp]> = [
+    ['replay.mjs', /replay\.store in .*replay\.mjs with --workers 2 needs a shared store/],
+    ['revocation.mjs', /revocation in .*revocation\.mjs with --workers 2 needs a shared store/],
+    ['own.mjs', /replay\.store in .*own\.mjs with --workers 2 needs a shared store \(--redis-url, or a store marked shared: true\)/]
+  ]
+  const results = await inTurns(cases, ([file]) => run(['proxy', '--upstream', 'http://127.0.0.1:1', '--port', '0', '--config', join(dir, file), '--workers', '2']))
+  for (const [i, [file, message]] of cases.entries()) {
+    t.equal(results[i]!.code, 2, `${file}: exit 2`)
+    t.match(results[i]!.stderr, message, `${file}: names the option and the file`)
+  }
   const bad = await run(['proxy', '--upstream', 'http://127.0.0.1:1', '--public-key', keys.publicPem, '--workers', 'many'])
   t.equal(bad.code, 2)
   t.match(bad.stderr, /--workers/)

@@ -156,6 +156,7 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): MemoryStor
     revokeToken,
     revokeSubject,
     maxLifetime,
+    shared: false,
     get size () {
       return used.size + revokedTokens.size + revokedSubjects.size
     }

@@ -164,6 +164,7 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
   return Object.freeze({
     client,
     maxLifetime,
+    shared: true,
     check: (query: StoreQuery) => withTimeout(run(query, Date.now() + timeout), timeout, 'The Redis store'),
     revokeToken: async (jti: string, expiresAt: number) => {
       checkEntry(jti, 'revokeToken(jti)', expiresAt, 'revokeToken(expiresAt)')

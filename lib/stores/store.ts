@@ -56,6 +56,12 @@ export interface GuardStore {
    * outlive the entry.
    */
   readonly maxLifetime?: number
+  /**
+   * Whether every process that uses this store sees the same records: `true` for the Redis store,
+   * `false` for the memory store. The CLI's `--workers` refuses a store that does not say `true`
+   * (each worker would accept a token once).
+   */
+  readonly shared?: boolean
 }
 
 /**

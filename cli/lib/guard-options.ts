@@ -8,7 +8,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
 import { loadConfig } from './config-file.js'
-import { publicKeysOf, readKeysDir, type KeySet } from './keys-dir.js'
+import { publicKeysOf, readKeysDir, shownName, type KeySet } from './keys-dir.js'
 import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
 
 export interface GuardFlags {
@@ -207,7 +207,7 @@ export function optionError (error: unknown, sources: ReadonlyMap<string, string
 
 /** `publicKeys` from a key set, each id's source its file. */
 export function keySetSources (set: KeySet, dir: string, sources: Map<string, string>): void {
-  for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, `${dir}/${file}`)
+  for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, shownName(`${dir}/${file}`))
 }
 
 export interface ResolveSettings {

@@ -17,7 +17,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { canonicalPath, GuardError, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
 import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
-import { publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
+import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, shownName, watchKeysDir, type KeySet } from './keys-dir.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
 import { runPrimary } from './workers.js'
@@ -260,46 +260,69 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
   let unwatch = (): void => {}
   if (guard.keysDir !== null) {
     const dir = guard.keysDir.dir
-    // The set the running app was built from (read once, by resolveGuard).
-    let last = JSON.stringify(guard.keysDir.set.keys)
+    // The set the running app was built from (read once, by resolveGuard), and the text it was read as.
+    let applied: KeySet = guard.keysDir.set
+    let last = JSON.stringify(applied.keys)
+    let unreadable = false
     let queue = Promise.resolve()
     const reload = async (): Promise<void> => {
       if (closing) return
       const log = current.app.log
-      let set: KeySet
+      let read: KeySet
       try {
-        set = readKeysDir(dir)
+        read = readKeysDir(dir, false)
+        if (unreadable) log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
+        unreadable = false
       } catch (error) {
-        log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: the last good set stays in use')
-        return
+        // Nothing can be read (the directory was removed, or swapped and not back yet): fail
+        // closed, every token is refused until it can be read again.
+        if (!unreadable) log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: every token is refused until it can')
+        unreadable = true
+        read = { keys: {}, files: {}, skipped: [] }
       }
-      const text = JSON.stringify(set.keys)
+      const text = JSON.stringify(read.keys)
       if (text === last) return
-      let next: Generation
-      try {
-        next = await generation({ ...guard.options, publicKeys: publicKeysOf(set) })
-      } catch (error) {
-        const sources = new Map(guard.sources)
-        keySetSources(set, dir, sources)
-        const reason = (optionError(error, sources) as Error).message
-        log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: a key in the directory is refused: the last good set stays in use')
-        return
+      last = text
+      for (const { file, reason } of read.skipped) {
+        log.error({ keysDir: dir, file: shownName(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
+      }
+      // A key the guard refuses is left out and named; the others apply (a removal too).
+      const keys: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, read.keys)
+      let next: Generation | undefined
+      while (next === undefined) {
+        try {
+          next = await generation({ ...guard.options, publicKeys: publicKeysOf({ ...read, keys }) })
+        } catch (error) {
+          const option = String((error as { option?: unknown }).option ?? '')
+          const id = option.startsWith('publicKeys.') ? option.slice('publicKeys.'.length) : undefined
+          const sources = new Map(guard.sources)
+          keySetSources(read, dir, sources)
+          const reason = (optionError(error, sources) as Error).message
+          if (id === undefined || !Object.hasOwn(keys, id)) {
+            log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
+            return
+          }
+          log.error({ keysDir: dir, file: shownName(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
+          delete keys[id]
+        }
       }
       if (closing) {
         void next.app.close()
         return
       }
-      last = text
+      const used: KeySet = { ...read, keys }
+      const changes = keyChanges(applied, used)
+      applied = used
       const old = current
       current = next
       generations.add(next)
       old.retired = true
       if (old.inFlight === 0) retire(old)
-      const ids = Object.keys(set.keys)
-      next.app.log.info({ keysDir: dir, applications: ids }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
+      const ids = Object.keys(keys).map(shownName)
+      next.app.log.info({ keysDir: dir, applications: ids, ...changes }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
     }
     unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
-      current.app.log.error({ keysDir: dir, reason: error.message }, 'vonage-jwt-guard: watching the keys directory failed: keys are no longer reloaded')
+      current.app.log.error({ keysDir: dir, reason: error.message }, `vonage-jwt-guard: watching the keys directory failed: it is read again every ${KEYS_POLL_INTERVAL / 1000} s`)
     })
     // A change made between that read and the watch sent no event: one look now (a no-op when none).
     queue = queue.then(reload)

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { APP_ID, keys, otherKeys } from '../../test/helpers/keys.js'
 import { freePort, liveToken, portOf, REALM, start, stop, type Server } from './helpers/bin.js'
-import { docsConfig, installed, startCaddy, startNginx, substitute, type Proxy } from './helpers/edge.js'
+import { caddyWithDocs, installed, nginxWithDocs, type Proxy, type StartProxy } from './helpers/edge.js'
 import { exchange, recordingUpstream, spellings, type Upstream } from './helpers/http.js'
 
 type ProxyName = 'nginx' | 'caddy'
@@ -54,22 +54,6 @@ async function cases (): Promise<Case[]> {
     { name: 'granted, a token without sub', target: '/anything', headers: [auth(root)], status: both(200) }
   ]
 }
-
-type StartProxy = (t: Test, guardPort: number, upstreamPort: number) => Promise<Proxy>
-
-/** nginx with the documented server block: the guard and the upstream at their test ports. */
-const nginxWithDocs: StartProxy = (t, guardPort, upstreamPort) => startNginx(t, (port) => substitute(docsConfig('nginx'), [
-  ['listen 80;', `listen 127.0.0.1:${port};`],
-  ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
-  ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
-]))
-
-/** Caddy with the documented site: served on a test port over plain HTTP. */
-const caddyWithDocs: StartProxy = (t, guardPort, upstreamPort) => startCaddy(t, (port) => substitute(docsConfig('caddy'), [
-  ['api.example.com {', `http://127.0.0.1:${port} {`],
-  ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
-  ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
-]))
 
 async function run (t: Test, proxyName: ProxyName, startProxy: StartProxy): Promise<void> {
   const up = await recordingUpstream(t)

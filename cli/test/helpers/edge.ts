@@ -5,7 +5,7 @@
  * docs/deployment.md so the docs cannot drift from what is tested. Stopped in teardown.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,3 +126,61 @@ export async function startCaddy (t: Test, site: (port: number) => string): Prom
   await accepting(port, 'caddy', log)
   return { port, log }
 }
+
+/** The php-fpm binary Debian installs (`php-fpm8.2` on bookworm), or undefined. */
+export function phpFpmBinary (): string | undefined {
+  for (const dir of ['/usr/sbin', '/usr/local/sbin', '/usr/bin']) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+    const found = names.filter(name => /^php-fpm[0-9.]*$/.test(name)).sort().at(-1)
+    if (found !== undefined) return join(dir, found)
+  }
+  return undefined
+}
+
+/** php-fpm serving the scripts in `root` over FastCGI on a free loopback port (root: with -R and user root). */
+export async function startPhpFpm (t: Test): Promise<Proxy> {
+  const binary = phpFpmBinary()
+  if (binary === undefined) throw new Error('php-fpm is not installed')
+  const dir = scratch(t, 'php-fpm')
+  const port = await freePort()
+  const asRoot = process.getuid?.() === 0
+  writeFileSync(join(dir, 'php-fpm.conf'), [
+    '[global]', `pid = ${dir}/php-fpm.pid`, `error_log = ${dir}/error.log`, 'daemonize = no',
+    '[www]', ...(asRoot ? ['user = root', 'group = root'] : []), `listen = 127.0.0.1:${port}`,
+    'pm = static', 'pm.max_children = 2', 'catch_workers_output = yes'
+  ].join('\n'))
+  const { log } = spawnDaemon(t, binary, ['-F', ...(asRoot ? ['-R'] : []), '-y', join(dir, 'php-fpm.conf'), '-p', dir])
+  const logs = (): string => `${log()}\n${readIfThere(join(dir, 'error.log'))}`
+  await accepting(port, 'php-fpm', logs)
+  return { port, log: logs }
+}
+
+/** PHP's built-in web server (`php -S`) answering every request with `router` in `root`. */
+export async function startPhpServer (t: Test, root: string, router: string): Promise<Proxy> {
+  const port = await freePort()
+  const { log } = spawnDaemon(t, 'php', ['-S', `127.0.0.1:${port}`, '-t', root, join(root, router)])
+  await accepting(port, 'php -S', log)
+  return { port, log }
+}
+
+/** Start a proxy in front of forward-auth at `guardPort` and an upstream at `upstreamPort`. */
+export type StartProxy = (t: Test, guardPort: number, upstreamPort: number) => Promise<Proxy>
+
+/** nginx with the documented server block: the guard and the upstream at their test ports. */
+export const nginxWithDocs: StartProxy = (t, guardPort, upstreamPort) => startNginx(t, (port) => substitute(docsConfig('nginx'), [
+  ['listen 80;', `listen 127.0.0.1:${port};`],
+  ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
+  ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
+]))
+
+/** Caddy with the documented site: served on a test port over plain HTTP. */
+export const caddyWithDocs: StartProxy = (t, guardPort, upstreamPort) => startCaddy(t, (port) => substitute(docsConfig('caddy'), [
+  ['api.example.com {', `http://127.0.0.1:${port} {`],
+  ['127.0.0.1:3001', `127.0.0.1:${guardPort}`],
+  ['127.0.0.1:8080', `127.0.0.1:${upstreamPort}`]
+]))

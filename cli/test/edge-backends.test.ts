@@ -124,6 +124,12 @@ t.test('PHP (php-fpm) behind the documented Caddy php_fastcgi block: PHP reads o
     t.equal(res.status, 400, `${name}: 400`)
     t.equal(res.headers['x-vonage-guard-code'], 'VJG_METHOD_OVERRIDE', `${name}: VJG_METHOD_OVERRIDE`)
   }
+  // Go writes header names in sorted order: 1,990 X-G lines come before the client's X-Vonage-Sub,
+  // past the 1,000 lines Node reads of a check; the check is refused, not decided without it.
+  const many: Array<[string, string]> = [auth(bob), ...Array.from({ length: 1990 }, (): [string, string] => ['X-G', '1']), ['X-Vonage-Sub', 'alice']]
+  const crowded = await exchange(caddy.port, { target: '/v1/users/abc', headers: many })
+  t.equal(crowded.status, 431, 'a check past Node\'s header count limit: 431')
+  t.equal(crowded.headers['x-vonage-guard-code'], 'VJG_HEADERS_TOO_MANY')
   t.equal((await exchange(caddy.port, { method: 'DELETE', target: '/v1/files/f1', headers: [auth(postOnly)] })).status, 403, 'DELETE itself: 403')
   t.equal((await exchange(caddy.port, { method: 'POST', target: '/v1/files/f1', headers: [auth(postOnly)], body: '{}' })).status, 200, 'POST: granted')
   t.notOk(calls().includes('DELETE'), 'PHP never ran a DELETE')

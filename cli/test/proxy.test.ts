@@ -81,7 +81,7 @@ t.test('proxy forwards a granted request byte for byte with the verified identit
   }
   const badEscape = await rawRequest(port, '/v1/users/%zz', { authorization: `Bearer ${jwt}` })
   t.equal(badEscape.status, 400, 'a malformed escape: Fastify answers before the guard')
-  t.equal(JSON.parse(badEscape.body).code, 'FST_ERR_BAD_URL')
+  t.equal(JSON.parse(badEscape.body).code, 'VJG_PATH_INVALID', 'in the guard\'s shape (the servers\' frameworkErrors)')
   t.equal(up.seen.length, forwarded, 'no refused request reached the upstream')
   t.equal(await stop(proxy), 0)
 })
@@ -215,6 +215,20 @@ t.test('a method override is refused: a token granted only POST cannot ask for D
   const denied = await exchange(port, { method: 'DELETE', target: '/v1/files/f1', headers: [['Authorization', `Bearer ${postOnly}`]] })
   t.equal(denied.status, 403, 'DELETE itself is outside the ACL')
   t.equal(up.seen.length, lookalikes.length)
+  t.equal(await stop(proxy), 0)
+})
+
+t.test('a request at Node\'s header count limit is refused (431): the headers past it would reach the upstream unseen by the guard', async t => {
+  const up = await upstream(t)
+  const { port, proxy } = await proxyTo(t, up.port)
+  const jwt = await liveToken({ sub: undefined })
+  const filler = (n: number): Array<[string, string]> => Array.from({ length: n }, (): [string, string] => ['X-G', '1'])
+  const crowded = await exchange(port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ...filler(2000), ['X-Vonage-Sub', 'alice']] })
+  t.equal(crowded.status, 431, crowded.body)
+  t.equal(JSON.parse(crowded.body).code, 'VJG_HEADERS_TOO_MANY')
+  t.equal(up.seen.length, 0, 'nothing reached the upstream')
+  const below = await exchange(port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ...filler(900)] })
+  t.equal(below.status, 200, 'fewer headers: decided as usual')
   t.equal(await stop(proxy), 0)
 })
 

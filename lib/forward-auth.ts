@@ -9,9 +9,11 @@
  * token lacks is an empty header (so no proxy passes a client's copy or a placeholder instead).
  *
  * Fail closed: a check that does not name exactly one original request (no pair of headers, half
- * a pair, a header given twice or spelled with `_`, two pairs that disagree) is never granted,
- * and neither is an original request that carries an identity header of its own in any
- * spelling, so a proxy configuration that forgets to remove the client's copy still holds.
+ * a pair, a header given twice or spelled otherwise than with `-`, two pairs that disagree) is
+ * never granted, and neither is an original request that carries an identity header of its own
+ * or a URL rewrite header in any spelling (edge.ts folds names as PHP reads them), a method
+ * override, or as many headers as Node reads (`forUpstream`): the upstream must read nothing the
+ * guard did not judge, even behind a proxy configuration that forgets to remove the client's copy.
  */
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'

@@ -219,10 +219,14 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
   const isCluster = client instanceof Cluster
   const replica = replayDurability === 'replica'
 
+  let closed = false
   let pendingReady: Promise<void> | undefined
   function ready (): Promise<void> {
     if (client.status === 'ready') return Promise.resolve()
-    if (client.status === 'wait') client.connect().catch(() => {})
+    // A client that gave up ('end') is started again, unless close() ended it. Our own code
+    // because ioredis 5.11 ends a Sentinel client for good when its failover detector fires
+    // while the client is still reconnecting (measured: every request 503 after a failover).
+    if (client.status === 'wait' || (client.status === 'end' && owned && !closed)) client.connect().catch(() => {})
     pendingReady ??= new Promise<void>((resolve) => {
       client.once('ready', () => {
         pendingReady = undefined
@@ -244,9 +248,13 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
     if (Date.now() >= deadline) throw new StoreTimeoutError('The Redis store', timeout)
   }
 
-  /** The `WAIT` timeout: what is left of the call's time, so that WAIT answers before the caller gives up. */
+  /**
+   * The `WAIT` timeout: half of what is left of the call's time. Redis notices a blocked client's
+   * timeout only at its next tick (up to 100 ms late at the default hz 10), and WAIT must answer
+   * before the caller gives up, for the refusal to say what failed. Never 0: `WAIT 1 0` blocks forever.
+   */
   function waitMs (deadline: number): number {
-    return Math.max(1, deadline - Date.now() - 20)
+    return Math.max(1, Math.floor((deadline - Date.now()) / 2))
   }
 
   /** The replies of a pipeline, each error thrown (the first one). */
@@ -396,8 +404,10 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
     },
     close: async () => {
       if (!owned) return
-      if (client.status === 'ready') await client.quit().catch(() => { client.disconnect() })
-      else client.disconnect()
+      closed = true
+      if (client.status === 'ready') await client.quit().catch(() => {})
+      // Also after quit(): it leaves a Sentinel client's failover detector connected (ioredis 5.11).
+      client.disconnect()
     }
   })
 }

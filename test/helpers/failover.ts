@@ -30,7 +30,7 @@ export interface FailoverResult {
   readonly slowest: number
   /** Ms from the kill to the first 200 for a request sent after it; null if none came. */
   readonly recoveredAfter: number | null
-  /** Ms from the kill to the promotion as the topology reported it. */
+  /** Ms from the kill until the topology reported the failover done (Sentinel: its configuration updated, which comes after the promotion itself). */
   readonly promotedAfter: number
   /** Tokens accepted during the run. */
   readonly accepted: number

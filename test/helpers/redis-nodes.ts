@@ -71,8 +71,8 @@ export interface Node {
   /** SIGSTOP / SIGCONT: a node that is alive but reads nothing. */
   pause (): void
   resume (): void
-  /** Start it again, same port, same arguments (a killed cluster node rejoins from its nodes.conf). */
-  restart (): Promise<Node>
+  /** Start it again, same port, same arguments and `extra` (a killed cluster node rejoins from its nodes.conf). */
+  restart (extra?: readonly string[]): Promise<Node>
 }
 
 async function answering (port: number): Promise<void> {
@@ -116,7 +116,7 @@ async function start (binary: string, args: readonly string[], port: number): Pr
     }),
     pause: () => { child.kill('SIGSTOP') },
     resume: () => { child.kill('SIGCONT') },
-    restart: () => start(binary, args, port)
+    restart: (extra = []) => start(binary, [...args, ...extra], port)
   }
 }
 
@@ -204,8 +204,10 @@ export interface SentinelNodes {
   readonly replica: Node
   readonly sentinel: Node
   readonly name: string
-  /** The address the Sentinel gives for the primary now. */
+  /** The address the Sentinel gives for the primary now (during a failover: the replica being promoted). */
   primaryPort (): Promise<number>
+  /** The failover to `port` is over: the Sentinel's configuration names it, and no failover is in progress. */
+  failedOverTo (port: number): Promise<boolean>
   stop (): Promise<void>
 }
 
@@ -251,6 +253,11 @@ export async function startSentinel (name = 'vjg-primary'): Promise<SentinelNode
       sentinel,
       name,
       primaryPort: async () => Number((await sentinel.admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as [string, string])[1]),
+      failedOverTo: async (port: number) => {
+        const fields = await sentinel.admin.call('SENTINEL', 'MASTER', name) as string[]
+        const field = (key: string): string | undefined => fields[fields.indexOf(key) + 1]
+        return field('port') === String(port) && field('flags') === 'master'
+      },
       stop
     }
   } catch (error) {

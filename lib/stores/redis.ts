@@ -282,9 +282,14 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
 
   /** One node (or Sentinel's primary): everything in one pipeline, one round trip. */
   async function runOnNode (node: Redis, query: StoreQuery, deadline: number): Promise<StoreAnswer> {
+    const { revoked, consume } = query
+    if (revoked === undefined && consume !== undefined && !replica) {
+      // Replay alone is one command: without a pipeline object, which costs ioredis more than the command (measured).
+      const reply = await node.set(keys.used(consume.scope, consume.jti), '1', 'PX', Math.max(1, Math.ceil(consume.until - query.now)), 'NX')
+      return { replayed: reply === null, revoked: false }
+    }
     const pipeline = node.pipeline()
     const revokedKeys: string[] = []
-    const { revoked, consume } = query
     if (revoked !== undefined) {
       if (revoked.jti !== undefined) revokedKeys.push(keys.token(revoked.jti))
       if (revoked.sub !== undefined) revokedKeys.push(keys.subject(revoked.sub))

@@ -1,7 +1,8 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
 import vonageJwtGuard, { createMemoryStore, DECISION_CHANNEL, type ErrorCode, type GuardDecision, type GuardOptions, type VonageClaims } from 'vonage-jwt-guard'
-import { createRedisStore, type RedisStore } from 'vonage-jwt-guard/redis'
+import { Cluster } from 'ioredis'
+import { createRedisStore, type RedisStore, type ReplayDurability } from 'vonage-jwt-guard/redis'
 
 test('replay takes true or a store', () => {
   expect<{ publicKey: string, replay: true }>().type.toBeAssignableTo<GuardOptions>()
@@ -24,6 +25,15 @@ test('createRedisStore takes a url or a client and returns a revocation store', 
   const store = createRedisStore({ url: 'redis://127.0.0.1:6379' })
   expect(store.revokeToken).type.toBeCallableWith('jti', 1_800_000_000)
   expect(store.revokeSubject).type.toBeCallableWith('alice', 1_800_000_000)
+})
+
+test('createRedisStore takes a cluster (url list or Cluster client), Sentinels with a name, and a durability', () => {
+  expect(createRedisStore({ url: ['redis://10.0.1.1:6379', 'redis://10.0.1.2:6379'] })).type.toBe<RedisStore>()
+  expect(createRedisStore({ client: new Cluster([{ host: '10.0.1.1', port: 6379 }]) })).type.toBe<RedisStore>()
+  expect(createRedisStore({ sentinels: [{ host: '10.0.0.1', port: 26379 }], name: 'mymaster', replayDurability: 'replica', logger: console })).type.toBe<RedisStore>()
+  expect(createRedisStore).type.not.toBeCallableWith({ url: 'redis://127.0.0.1:6379', replayDurability: 'all' })
+  expect(createRedisStore).type.not.toBeCallableWith({ sentinels: ['10.0.0.1:26379'], name: 'mymaster' })
+  expect<RedisStore['replayDurability']>().type.toBe<ReplayDurability>()
 })
 
 test('the decision channel and its payload are public types', () => {

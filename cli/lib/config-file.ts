@@ -6,12 +6,14 @@
  *
  * In either, key material (`publicKey`, each value of `publicKeys` and `secrets`) is the
  * material itself, or `{ "file": "path" }` (relative to the config file) or `{ "env": "NAME" }`.
- * Three names are the command line's, not the library's: `redisUrl` (a string or `{ "env" }`),
- * `redisPrefix`, and `publicKeysDir` (relative to the config file); `replay: true` and
- * `revocation: true` then mean the Redis store.
+ * Some names are the command line's, not the library's: `redisUrl` (a string or `{ "env" }`),
+ * `redisCluster` and `redisSentinels` (`"host:port,..."` or a list), `redisName`,
+ * `redisDurability`, `redisPrefix`, and `publicKeysDir` (relative to the config file);
+ * `replay: true` and `revocation: true` then mean the Redis store.
  */
 import { dirname, extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { parseAddresses, type RedisAddress } from './redis-topology.js'
 import { isFsError, readText, UsageError } from './shared.js'
 
 /** What the command line reads from a config file. */
@@ -21,13 +23,17 @@ export interface ConfigFile {
   /** The guard's options, under the library's names, key material read. */
   readonly options: Record<string, unknown>
   readonly redisUrl?: string
+  readonly redisCluster?: RedisAddress[]
+  readonly redisSentinels?: RedisAddress[]
+  readonly redisName?: string
+  readonly redisDurability?: 'leader' | 'replica'
   readonly redisPrefix?: string
   /** Absolute. */
   readonly publicKeysDir?: string
 }
 
 /** The names of a config file that the command line reads itself. */
-const CLI_NAMES = new Set(['redisUrl', 'redisPrefix', 'publicKeysDir'])
+const CLI_NAMES = new Set(['redisUrl', 'redisCluster', 'redisSentinels', 'redisName', 'redisDurability', 'redisPrefix', 'publicKeysDir'])
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
@@ -109,6 +115,21 @@ export async function loadConfig (path: string): Promise<ConfigFile> {
     const url = material(data.redisUrl, 'redisUrl', path)
     if (typeof url !== 'string') throw new UsageError(`${path}: redisUrl must be a redis:// or rediss:// URL, or { "env": "NAME" }`)
     config.redisUrl = url
+  }
+  for (const name of ['redisCluster', 'redisSentinels'] as const) {
+    if (data[name] === undefined) continue
+    const value = data[name]
+    const addresses = typeof value === 'string' || Array.isArray(value) ? parseAddresses(value as string | unknown[]) : undefined
+    if (addresses === undefined) throw new UsageError(`${path}: ${name} must be "host:port,host:port" or a list of "host:port"`)
+    config[name] = addresses
+  }
+  if (data.redisName !== undefined) {
+    if (typeof data.redisName !== 'string' || data.redisName === '') throw new UsageError(`${path}: redisName must be the primary's name in the Sentinels' configuration`)
+    config.redisName = data.redisName
+  }
+  if (data.redisDurability !== undefined) {
+    if (data.redisDurability !== 'leader' && data.redisDurability !== 'replica') throw new UsageError(`${path}: redisDurability must be "leader" or "replica"`)
+    config.redisDurability = data.redisDurability
   }
   if (data.redisPrefix !== undefined) {
     if (typeof data.redisPrefix !== 'string') throw new UsageError(`${path}: redisPrefix must be a string`)

@@ -7,8 +7,9 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
-import { loadConfig } from './config-file.js'
+import { loadConfig, type ConfigFile } from './config-file.js'
 import { publicKeysOf, readKeysDir, shownName, type KeySet } from './keys-dir.js'
+import { checkSentinelName, redisAddresses, type RedisAddress } from './redis-topology.js'
 import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
 
 export interface GuardFlags {
@@ -34,6 +35,10 @@ export interface GuardFlags {
   replay?: boolean
   revocation?: boolean
   redisUrl?: string
+  redisCluster?: RedisAddress[]
+  redisSentinels?: RedisAddress[]
+  redisName?: string
+  redisDurability?: 'leader' | 'replica'
 }
 
 /** A whole number of seconds; its range is the library's to check (and to name in the error). */
@@ -88,6 +93,10 @@ export function addGuardFlags (command: Command, { state }: { state: boolean }):
       .option('--replay', 'accept each jti once (with --redis-url: across every instance)')
       .option('--revocation', 'refuse the tokens and subjects revoked in the Redis store (needs --redis-url)')
       .addOption(new Option('--redis-url <url>', 'the Redis of the replay and revocation store (redis:// or rediss://)').env('VONAGE_JWT_GUARD_REDIS_URL'))
+      .option('--redis-cluster <host:port,...>', 'a Redis Cluster instead: some of its nodes (the rest are discovered)', redisAddresses)
+      .option('--redis-sentinels <host:port,...>', 'Redis through Sentinel instead: the Sentinels (with --redis-name); the store follows a failover', redisAddresses)
+      .option('--redis-name <name>', 'the primary\'s name in the Sentinels\' configuration')
+      .addOption(new Option('--redis-durability <when>', 'a replay record or revocation counts once the primary has it (leader, default) or a replica too (replica: WAIT 1, else 503)').choices(['leader', 'replica']))
   }
   return command
 }
@@ -119,6 +128,31 @@ const KEY_OPTIONS = ['publicKey', 'publicKeys', 'jwksUrl', 'jwks', 'secrets']
 
 /** The options about request state, which `verify` leaves out of a shared config file. */
 const STATE_OPTIONS = ['replay', 'revocation', 'isRevoked', 'failOpen', 'stateTimeout']
+
+/** `redis://host:port` of each address, for the store's cluster `url` list. */
+const clusterUrls = (nodes: readonly RedisAddress[]): string[] => nodes.map(({ host, port }) => `redis://${host.includes(':') ? `[${host}]` : host}:${port}`)
+
+/**
+ * Where the Redis store connects, and the flag or file to name in an error. The Redis flags, when
+ * any is given, replace the config file's Redis as a whole (as a key flag replaces its keys).
+ */
+function redisTopology (flags: GuardFlags, file: ConfigFile | undefined): { where: { url?: string | string[], sentinels?: RedisAddress[], name?: string }, source: string } | undefined {
+  const flagged = flags.redisUrl !== undefined || flags.redisCluster !== undefined || flags.redisSentinels !== undefined || flags.redisName !== undefined
+  if (!flagged && file === undefined) return undefined
+  const from = flagged
+    ? { url: flags.redisUrl, cluster: flags.redisCluster, sentinels: flags.redisSentinels, name: flags.redisName, names: ['--redis-url', '--redis-cluster', '--redis-sentinels', '--redis-name'], at: '' }
+    : { url: file!.redisUrl, cluster: file!.redisCluster, sentinels: file!.redisSentinels, name: file!.redisName, names: ['redisUrl', 'redisCluster', 'redisSentinels', 'redisName'], at: `${file!.path}: ` }
+  const [urlName, clusterName, sentinelsName, nameName] = from.names as [string, string, string, string]
+  const given = ([[from.url, urlName], [from.cluster, clusterName], [from.sentinels, sentinelsName]] as const).filter(([value]) => value !== undefined).map(([, name]) => name)
+  if (given.length > 1) throw new UsageError(`${from.at}give one Redis: ${given.join(' or ')}`)
+  if (from.sentinels !== undefined && from.name === undefined) throw new UsageError(`${from.at}${sentinelsName} needs ${nameName}: the primary's name in the Sentinels' configuration`)
+  if (from.name !== undefined && from.sentinels === undefined) throw new UsageError(`${from.at}${nameName} goes with ${sentinelsName}`)
+  const source = flagged ? given[0] ?? nameName : file!.path
+  if (from.sentinels !== undefined) return { where: { sentinels: from.sentinels, name: from.name! }, source }
+  if (from.cluster !== undefined) return { where: { url: clusterUrls(from.cluster) }, source }
+  if (from.url !== undefined) return { where: { url: from.url }, source }
+  return undefined
+}
 
 /** Subject revocations are kept this long in Redis: the longest lifetime of any profile (vonage-video's 30 days). */
 const REDIS_MAX_LIFETIME = 30 * 86_400
@@ -288,21 +322,35 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
       options.revocation = flags.revocation
       sources.set('revocation', '--revocation')
     }
-    const redisUrl = flags.redisUrl ?? file?.redisUrl
+    const topology = redisTopology(flags, file)
     const wantsRedis = options.replay === true || options.revocation === true
-    if (redisUrl !== undefined && !wantsRedis) throw new UsageError(`${flags.redisUrl === undefined ? file!.path : '--redis-url'}: the Redis store serves --replay and --revocation: give one of them, or no Redis URL`)
-    if (options.revocation === true && redisUrl === undefined) {
-      throw new UsageError(`${sources.get('revocation') ?? '--revocation'}: revocation needs a shared store (--redis-url, or redisUrl in the config file): an in-memory one could not be written to by anyone`)
+    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay and --revocation: give one of them, or no Redis`)
+    if (options.revocation === true && topology === undefined) {
+      throw new UsageError(`${sources.get('revocation') ?? '--revocation'}: revocation needs a shared store (--redis-url, --redis-cluster or --redis-sentinels, or the same in the config file): an in-memory one could not be written to by anyone`)
     }
-    if (redisUrl !== undefined) {
+    if (topology !== undefined) {
       const { createRedisStore } = await import('vonage-jwt-guard/redis')
+      const durability = flags.redisDurability ?? file?.redisDurability
       let store
       try {
-        store = createRedisStore({ url: redisUrl, maxLifetime: REDIS_MAX_LIFETIME, ...(file?.redisPrefix === undefined ? {} : { prefix: file.redisPrefix }) })
+        store = createRedisStore({
+          ...topology.where,
+          maxLifetime: REDIS_MAX_LIFETIME,
+          ...(file?.redisPrefix === undefined ? {} : { prefix: file.redisPrefix }),
+          ...(durability === undefined ? {} : { replayDurability: durability })
+        })
       } catch (error) {
-        throw new UsageError(`${flags.redisUrl === undefined ? file!.path : '--redis-url'}: ${(error as Error).message}`)
+        throw new UsageError(`${topology.source}: ${(error as Error).message}`)
       }
       closers.push(() => store.close())
+      if (topology.where.sentinels !== undefined) {
+        try {
+          await checkSentinelName(topology.where.sentinels, topology.where.name ?? '')
+        } catch (error) {
+          await store.close()
+          throw error
+        }
+      }
       // One store for both: replay and revocation of a request are then one round trip.
       if (options.replay === true) options.replay = { store }
       if (options.revocation === true) options.revocation = store

@@ -58,28 +58,34 @@ function serialize (value: unknown, type: string): string {
   return typeof value === 'string' && !isJsonType(type) ? value : JSON.stringify(value)
 }
 
-/** The page without `_links.next`, and the query of that link; null when it has none. */
+function queryOf (href: unknown): Array<[string, string]> {
+  if (typeof href !== 'string') return []
+  try {
+    return [...new URL(href, 'http://localhost').searchParams.entries()]
+  } catch {
+    return []
+  }
+}
+
+/**
+ * The page without `_links.next`, and what the next link adds to the query (its cursor): the
+ * parameters it carries that the page's own `self` (or `first`) link does not carry alike.
+ * Null when the page has no next link.
+ */
 function splitNext (body: unknown): { last: Json, query: Array<[string, string]> } | null {
   if (!isObject(body) || !isObject(body._links) || !isObject(body._links.next)) return null
-  const href = body._links.next.href
-  const { next: _, ...links } = body._links
-  const last = { ...body, _links: links }
-  let query: Array<[string, string]> = []
-  if (typeof href === 'string') {
-    try {
-      query = [...new URL(href, 'http://localhost').searchParams.entries()]
-    } catch {
-      query = []
-    }
-  }
-  return { last, query }
+  const { next, ...links } = body._links
+  const own = isObject(links.self) ? links.self : isObject(links.first) ? links.first : {}
+  const here = queryOf(own.href)
+  const query = queryOf((next as Json).href).filter(([name, value]) => !here.some(([n, v]) => n === name && v === value))
+  return { last: { ...body, _links: links }, query }
 }
 
 function answerOf (status: number, type: string, body: unknown, sampled: boolean): Answer {
   const split = splitNext(body)
   if (split !== null && sampled) return answerOf(status, type, split.last, false)
   const answer: Answer = { status, type, payload: serialize(body, type), missing: null, lastPage: null }
-  // The link's own query, minus what the first page was asked with, says "I followed next".
+  // A request carrying the query the next link adds (its cursor) followed it.
   if (split !== null && split.query.length > 0) answer.lastPage = { answer: answerOf(status, type, split.last, false), query: split.query }
   return answer
 }

@@ -70,7 +70,7 @@ function answer (operation: MockOperation, request: FastifyRequest, reply: Fasti
   const last = chosen.lastPage
   if (last !== null) {
     const query = new URLSearchParams(request.url.slice(request.url.indexOf('?') + 1 || request.url.length))
-    if (last.query.some(([name, value]) => name !== 'page_size' && name !== 'order' && query.get(name) === value)) chosen = last.answer
+    if (last.query.every(([name, value]) => query.get(name) === value)) chosen = last.answer
   }
   return send(reply, chosen)
 }

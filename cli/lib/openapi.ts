@@ -98,7 +98,8 @@ export function structuralProblem (document: unknown): [string, string] | null {
       if (operation === undefined) continue
       const op = `${at}/${method}`
       if (!isObject(operation)) return [op, 'must be an object (an operation)']
-      if (operation.operationId !== undefined && typeof operation.operationId !== 'string') return [`${op}/operationId`, 'must be a string']
+      // Vonage's voice.v2.yml writes an operationId as a $ref to voice.yml's: resolved below.
+      if (operation.operationId !== undefined && typeof operation.operationId !== 'string' && !(isObject(operation.operationId) && typeof operation.operationId.$ref === 'string')) return [`${op}/operationId`, 'must be a string']
       if (operation.security !== undefined && !Array.isArray(operation.security)) return [`${op}/security`, 'must be an array']
       if (!isObject(operation.responses) || Object.keys(operation.responses).length === 0) return [`${op}/responses`, 'must be an object with at least one response']
       for (const [code, response] of Object.entries(operation.responses)) {

@@ -443,7 +443,7 @@ Exit codes: 0 every check passed, 1 a check failed, 2 usage error.`)
         return
       }
       if (flags.acl !== undefined) throw new UsageError('--acl measures an acl against --openapi documents: give --openapi')
-      if (argument === undefined) throw new UsageError('give the token to verify (or - to read it from stdin)')
+      if (argument === undefined) throw new UsageError('missing required argument \'token\' (the JWT, or - to read it from stdin)')
       const token = readToken(argument)
       if (token.length === 0) throw new UsageError('the token is empty')
       const methodGiven = command.getOptionValueSource('method') === 'cli'

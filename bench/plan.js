@@ -21,6 +21,8 @@ export const SERVERS = [
   { id: 'express-empty', module: 'express-empty', title: 'Express + an empty middleware (what any middleware costs)', auth: false, acl: false, express: true },
   { id: 'express-jwt', module: 'express-jwt', title: 'Express + express-jwt', auth: true, acl: false, express: true },
   { id: 'ours-express', module: 'ours-express', title: 'vonage-jwt-guard/express, cache on', auth: true, acl: true, express: true },
+  { id: 'cli-serve', module: 'cli-serve', title: 'the CLI\'s serve: a JSON echo of the decision', auth: true, acl: true },
+  { id: 'cli-mock', module: 'cli-mock', title: 'the CLI\'s mock --openapi: the path checked, a documented example', auth: true, acl: true },
   ...(BASELINE === undefined
     ? []
     : [
@@ -45,7 +47,7 @@ const CACHE_ONLY = ['ours-cache', 'ours-nocache', 'base-cache']
  * a token is kept from its second sighting).
  */
 export const SCENARIOS = [
-  { id: 'reused', title: 'One token reused', detail: 'every request carries the same token (cache hits where there is a cache)', tokens: 'reused', servers: [...PEERS, 'fastify-empty', 'floor-cache', 'express-empty'] },
+  { id: 'reused', title: 'One token reused', detail: 'every request carries the same token (cache hits where there is a cache)', tokens: 'reused', servers: [...PEERS, 'fastify-empty', 'floor-cache', 'express-empty', 'cli-serve', 'cli-mock'] },
   { id: 'distinct', title: 'Distinct tokens', detail: 'every request carries a token no earlier request carried (all misses)', tokens: 'stream', servers: [...PEERS, 'ours-5keys', 'base-5keys', 'floor-async'] },
   { id: 'cycle-9500', title: '9,500 tokens cycling', detail: 'a pool of 9,500 tokens in order, over and over: fits the default cache (10,000)', tokens: 'cycle', pool: 9500, servers: CACHE_ONLY },
   { id: 'cycle-10500', title: '10,500 tokens cycling', detail: 'a pool of 10,500 tokens in order, over and over: 5% more than the cache holds', tokens: 'cycle', pool: 10_500, servers: CACHE_ONLY },
@@ -82,5 +84,6 @@ export const TARGETS = [
   { scenario: 'distinct', server: 'ours-express', versus: 'express-jwt', min: 1.1, text: 'Express, distinct tokens: ours >= 1.1x express-jwt' },
   { scenario: 'reused', server: 'ours-express', versus: 'express-bare', min: 0.95, text: 'Express, one token reused: ours >= 0.95x bare Express' },
   { scenario: 'reused', server: 'ours-express', versus: 'express-empty', min: 0.95, text: 'Express, one token reused: ours >= 0.95x Express with an empty middleware' },
-  { memory: 'distinct', text: '100,000 distinct tokens: the heap stays within the cache bound' }
+  { memory: 'distinct', text: '100,000 distinct tokens: the heap stays within the cache bound' },
+  { scenario: 'reused', server: 'cli-mock', versus: 'cli-serve', min: 0.8, text: 'mock --openapi, one token reused, a documented example: >= 0.8x serve\'s echo' }
 ]

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander'
 import { registerCreate } from './create.js'
 import { registerForwardAuth } from './forward-auth.js'
 import { registerKeygen } from './keygen.js'
+import { registerMock } from './mock.js'
 import { registerProxy } from './proxy.js'
 import { registerServe } from './serve.js'
 import { CommandFailed, describeFsError, EXIT, isFsError, isInvalidOption, UsageError } from './shared.js'
@@ -30,6 +31,7 @@ Exit codes: 0 done (verify: every check passed), 1 the command failed (verify: a
   registerCreate(program)
   registerVerify(program)
   registerServe(program)
+  registerMock(program)
   registerProxy(program)
   registerForwardAuth(program)
   return program

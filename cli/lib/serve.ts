@@ -20,7 +20,7 @@ export const DEV_KEYS_DIR = '.vonage-jwt-guard'
 /** The path of the printed curl line: granted by the Client SDK ACL's `/*\/users/**`. */
 export const SAMPLE_PATH = '/v1/users'
 
-interface ServeFlags extends GuardFlags, ServerFlags {
+export interface ServeFlags extends GuardFlags, ServerFlags {
   keysDir: string
   ttl: number
 }
@@ -70,45 +70,71 @@ export async function buildServe (guard: GuardOptions, fastify: FastifyServerOpt
   return app
 }
 
+/** The flags `serve` and `mock` share: the guard's, the server's, and the dev keys'. */
+export function addServeFlags (command: Command): Command {
+  command
+    .option('--keys-dir <dir>', 'where dev keys are made and reused (when no key is given)', DEV_KEYS_DIR)
+    .option('--ttl <seconds>', 'lifetime of the sample token', integerFlag(60, 86_400), 86_400)
+  addGuardFlags(command, { state: true })
+  return addServerFlags(command)
+}
+
+export interface DevServer {
+  /** The command's name and what it is, for the banner: `serve: a guarded mock API`. */
+  title: string
+  build: (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
+  /** The path of the printed curl line. */
+  samplePath: string
+}
+
+/**
+ * Run `serve` or `mock`: with no key, dev keys made once and reused, and a sample token (the
+ * Client SDK ACL) in a ready curl line.
+ */
+export async function runDevServer (flags: ServeFlags, server: DevServer): Promise<void> {
+  let dev: DevKeys | undefined
+  const guard = await resolveGuard(flags, {
+    state: true,
+    // The primary of --workers makes them before forking; each worker reuses them.
+    defaultKey: async () => (dev = await devKeys(flags.keysDir)).publicKey
+  })
+  const lines: string[] = []
+  let sample: string | null = null
+  if (dev !== undefined && !cluster.isWorker) {
+    const ids = guard.options.applicationId
+    const applicationId = (Array.isArray(ids) ? ids[0] : ids) ?? randomUUID()
+    sample = await mintToken({}, dev.privateKey, { applicationId, sub: 'alice', acl: CLIENT_SDK_ACL, ttl: flags.ttl })
+    lines.push(`dev keys ${dev.created ? 'created' : 'reused'} in ${dev.dir} (not for production)`)
+  }
+  await runServer({
+    guard,
+    flags,
+    build: server.build,
+    banner: (base) => {
+      lines.push(`vonage-jwt-guard ${server.title} listening on ${base} (Ctrl-C to stop)`)
+      if (sample === null) {
+        lines.push('make a token with: vonage-jwt-guard create --app-id <id> --private-key private.key --acl \'{"paths":{"/*/users/**":{}}}\'')
+      } else {
+        lines.push(`a sample token (Client SDK ACL, sub alice, valid ${flags.ttl} s); try:`)
+        lines.push('')
+        lines.push(`curl -i -H ${shellQuote(`Authorization: Bearer ${sample}`)} ${base}${server.samplePath}`)
+        lines.push('')
+      }
+      return lines.join('\n')
+    }
+  })
+}
+
 export function registerServe (program: Command): void {
   const command = program
     .command('serve')
     .description('start a guarded mock API that echoes each granted request (with no key: dev keys and a ready curl line)')
-    .option('--keys-dir <dir>', 'where dev keys are made and reused (when no key is given)', DEV_KEYS_DIR)
-    .option('--ttl <seconds>', 'lifetime of the sample token', integerFlag(60, 86_400), 86_400)
-  addGuardFlags(command, { state: true })
-  addServerFlags(command)
+  addServeFlags(command)
   command.action(async (flags: ServeFlags) => {
-    let dev: DevKeys | undefined
-    const guard = await resolveGuard(flags, {
-      state: true,
-      // The primary of --workers makes them before forking; each worker reuses them.
-      defaultKey: async () => (dev = await devKeys(flags.keysDir)).publicKey
-    })
-    const lines: string[] = []
-    let sample: string | null = null
-    if (dev !== undefined && !cluster.isWorker) {
-      const ids = guard.options.applicationId
-      const applicationId = (Array.isArray(ids) ? ids[0] : ids) ?? randomUUID()
-      sample = await mintToken({}, dev.privateKey, { applicationId, sub: 'alice', acl: CLIENT_SDK_ACL, ttl: flags.ttl })
-      lines.push(`dev keys ${dev.created ? 'created' : 'reused'} in ${dev.dir} (not for production)`)
-    }
-    await runServer({
-      guard,
-      flags,
+    await runDevServer(flags, {
+      title: 'serve: a guarded mock API',
       build: (options, fastify) => buildServe(options, fastify, flags.healthPath),
-      banner: (base) => {
-        lines.push(`vonage-jwt-guard serve: a guarded mock API listening on ${base} (Ctrl-C to stop)`)
-        if (sample === null) {
-          lines.push('make a token with: vonage-jwt-guard create --app-id <id> --private-key private.key --acl \'{"paths":{"/*/users/**":{}}}\'')
-        } else {
-          lines.push(`a sample token (Client SDK ACL, sub alice, valid ${flags.ttl} s); try:`)
-          lines.push('')
-          lines.push(`curl -i -H ${shellQuote(`Authorization: Bearer ${sample}`)} ${base}${SAMPLE_PATH}`)
-          lines.push('')
-        }
-        return lines.join('\n')
-      }
+      samplePath: SAMPLE_PATH
     })
   })
 }

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { canonicalPath, compileAcl, createVerifier, GuardError, type ErrorCode, type Verifier, type VerifiedToken } from 'vonage-jwt-guard'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
+import { aclDocumentCoverage, coverageJson, formatCoverage, tokenCoverage, type DocumentCoverage } from './coverage.js'
+import { loadDocuments, openApiFlags, type OpenApiSource } from './openapi.js'
 import { EXIT, UsageError } from './shared.js'
 import { escapeJson, escapeTerminal as safe } from './terminal.js'
 
@@ -351,6 +353,16 @@ interface VerifyFlags extends GuardFlags {
   now?: number
   sub?: string
   json: boolean
+  acl?: unknown
+}
+
+/** `--acl`: the value of an acl claim, as JSON. */
+function aclFlag (value: string): unknown {
+  try {
+    return JSON.parse(value) as unknown
+  } catch {
+    throw new InvalidArgumentError('Expected an acl claim as JSON, e.g. \'{"paths":{"/*/users/**":{}}}\'.')
+  }
 }
 
 function readToken (argument: string): string {
@@ -359,24 +371,79 @@ function readToken (argument: string): string {
   return text.trim().replace(/^bearer\s+/i, '')
 }
 
+/** `verify --openapi`: the coverage table (or JSON) of a token, or of an `--acl`. */
+async function verifyCoverage (argument: string | undefined, flags: VerifyFlags, sources: OpenApiSource[]): Promise<void> {
+  if (flags.path !== undefined) throw new UsageError('--openapi lists every operation: give it without --path')
+  if (flags.sub !== undefined) throw new UsageError('--openapi lists what is granted: give --sub without it')
+  if (flags.acl !== undefined && argument !== undefined) throw new UsageError('give a token or --acl, not both')
+  if (flags.acl === undefined && argument === undefined) throw new UsageError('give a token (or - for stdin), or --acl with the acl claim to measure')
+  const documents = await loadDocuments(sources)
+  let coverage: DocumentCoverage[]
+  if (flags.acl !== undefined) {
+    try {
+      coverage = aclDocumentCoverage(documents, flags.acl, flags.requireAcl === true)
+    } catch (error) {
+      if (error instanceof GuardError) throw new UsageError(`--acl: ${error.message}`)
+      throw error
+    }
+  } else {
+    const token = readToken(argument!)
+    if (token.length === 0) throw new UsageError('the token is empty')
+    const { options } = await resolveGuard(flags, { state: false })
+    options.cache = false
+    if (flags.now !== undefined) {
+      const at = flags.now
+      options.now = () => at
+    }
+    const verifier = createVerifier(options)
+    let verified: VerifiedToken
+    try {
+      verified = await verifier.verify(token)
+    } catch (error) {
+      if (!(error instanceof GuardError)) throw error
+      // A token the guard refuses grants nothing: say why, as verify does.
+      const explanation = await explain(token, verifier, { method: 'GET', path: null })
+      process.stdout.write(flags.json ? `${escapeJson(JSON.stringify(explanation, null, 2))}\n` : formatExplanation(explanation))
+      process.exitCode = EXIT.FAILED
+      return
+    }
+    coverage = tokenCoverage(documents, verifier, verified)
+  }
+  process.stdout.write(flags.json ? `${escapeJson(JSON.stringify(coverageJson(coverage), null, 2))}\n` : formatCoverage(coverage))
+  process.exitCode = EXIT.OK
+}
+
 export function registerVerify (program: Command): void {
+  const openapi = openApiFlags()
   const command = program
     .command('verify')
     .description('verify a token with the guard\'s own verifier and print every check (exit 0 only if all pass)')
-    .argument('<token>', 'the JWT, or - to read it from stdin')
+    .argument('[token]', 'the JWT, or - to read it from stdin (not with --acl)')
     .option('--method <method>', 'the request method for the ACL check (with --path)', 'GET')
     .option('--path <path>', 'check the ACL for this request path (as the request target, e.g. /v1/users/abc)')
     .option('--sub <user>', 'the sub claim the token must carry')
     .option('--now <time>', 'verify as of this time: unix seconds or an ISO date (default: the clock)', nowFlag)
     .addOption(new Option('--json', 'print the result as JSON for scripts').default(false))
+    .option('--openapi <file|url>', 'list what the token grants of every operation of this OpenAPI 3.0/3.1 document (repeat for several)', openapi.openapi)
+    .option('--base-path <path>', 'with --openapi: the document before it is served here, not at its servers[0].url path', openapi.basePath)
+    .option('--acl <json>', 'with --openapi: measure this acl claim instead of a token (no key needed)', aclFlag)
   addGuardFlags(command, { state: false })
   command
     .addHelpText('after', `
+With --openapi, verify lists every operation of the documents and whether the token (or --acl)
+grants it, and the pattern that does; exit 0 once the token verifies.
+
 The replay and revocation options of a --config file are left out: verify checks a token, not a
 request, and consumes no jti.
 
 Exit codes: 0 every check passed, 1 a check failed, 2 usage error.`)
-    .action(async (argument: string, flags: VerifyFlags, command: Command) => {
+    .action(async (argument: string | undefined, flags: VerifyFlags, command: Command) => {
+      if (openapi.sources.length > 0) {
+        await verifyCoverage(argument, flags, openapi.sources)
+        return
+      }
+      if (flags.acl !== undefined) throw new UsageError('--acl measures an acl against --openapi documents: give --openapi')
+      if (argument === undefined) throw new UsageError('missing required argument \'token\' (the JWT, or - to read it from stdin)')
       const token = readToken(argument)
       if (token.length === 0) throw new UsageError('the token is empty')
       const methodGiven = command.getOptionValueSource('method') === 'cli'

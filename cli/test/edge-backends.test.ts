@@ -16,7 +16,7 @@ import t, { type Test } from 'tap'
 import { APP_ID, keys } from '../../test/helpers/keys.js'
 import { liveToken, portOf, start, stop } from './helpers/bin.js'
 import { caddyWithDocs, docsConfig, installed, nginxWithDocs, phpFpmBinary, startCaddy, startPhpFpm, startPhpServer, substitute, type StartProxy } from './helpers/edge.js'
-import { exchange } from './helpers/http.js'
+import { exchange, METHOD_OVERRIDES } from './helpers/http.js'
 
 const NO_CADDY = installed('caddy', ['version']) ? false : 'caddy is not installed (apt-get install caddy; .ci/run installs it)'
 const NO_NGINX = installed('nginx', ['-v']) ? false : 'nginx is not installed (apt-get install nginx; .ci/run installs it)'
@@ -72,17 +72,8 @@ const FORGED: Array<{ header: string, value: string, code: string }> = [
   { header: 'X.Client.IP', value: '6.6.6.6', code: 'VJG_FORWARD_INVALID' }
 ]
 
-/** Method overrides a token granted only POST may try, each refused with VJG_METHOD_OVERRIDE. */
-const OVERRIDES: Array<{ name: string, query?: string, header?: [string, string] }> = [
-  { name: 'X-HTTP-Method-Override', header: ['X-HTTP-Method-Override', 'DELETE'] },
-  { name: 'X.HTTP.Method.Override', header: ['X.HTTP.Method.Override', 'DELETE'] },
-  { name: 'X-HTTP-Method', header: ['X-HTTP-Method', 'DELETE'] },
-  { name: 'X-Method-Override', header: ['X-Method-Override', 'DELETE'] },
-  { name: '?_method=DELETE', query: '_method=DELETE' },
-  { name: '?_METHOD=delete', query: '_METHOD=delete' },
-  { name: '?.method=DELETE', query: '.method=DELETE' },
-  { name: '?%5Fmethod=DELETE', query: '%5Fmethod=DELETE' }
-]
+/** Method overrides a token granted only POST may try (helpers/http.ts), each refused with VJG_METHOD_OVERRIDE. */
+const OVERRIDES = METHOD_OVERRIDES
 
 t.test('PHP (php-fpm) behind the documented Caddy php_fastcgi block: PHP reads only the identity the guard verified, and never a DELETE', { skip: NO_CADDY || NO_FPM }, async t => {
   const { root, calls } = phpRoot(t)
@@ -119,8 +110,8 @@ t.test('PHP (php-fpm) behind the documented Caddy php_fastcgi block: PHP reads o
   t.equal(anonymous.status, 200)
   t.not(json(anonymous.body).sub, 'alice')
 
-  for (const { name, query, header } of OVERRIDES) {
-    const res = await exchange(caddy.port, { method: 'POST', target: `/v1/files/f1${query === undefined ? '' : `?${query}`}`, headers: [auth(postOnly), ...(header === undefined ? [] : [header])], body: '{}' })
+  for (const { name, query, headers = [] } of OVERRIDES) {
+    const res = await exchange(caddy.port, { method: 'POST', target: `/v1/files/f1${query === undefined ? '' : `?${query}`}`, headers: [auth(postOnly), ...headers], body: '{}' })
     t.equal(res.status, 400, `${name}: 400`)
     t.equal(res.headers['x-vonage-guard-code'], 'VJG_METHOD_OVERRIDE', `${name}: VJG_METHOD_OVERRIDE`)
   }
@@ -152,8 +143,8 @@ t.test('PHP (php -S) behind proxy: a forged spelling never reaches it, and a _me
   const asBob = await exchange(port, { target: '/v1/users/abc', headers: [auth(bob), ...forged] })
   t.same([json(asBob.body).sub, json(asBob.body).app], ['bob', APP_ID], 'bob\'s token: PHP reads bob')
 
-  for (const { name, query, header } of OVERRIDES) {
-    const res = await exchange(port, { method: 'POST', target: `/v1/files/f1${query === undefined ? '' : `?${query}`}`, headers: [auth(postOnly), ...(header === undefined ? [] : [header])], body: '{}' })
+  for (const { name, query, headers = [] } of OVERRIDES) {
+    const res = await exchange(port, { method: 'POST', target: `/v1/files/f1${query === undefined ? '' : `?${query}`}`, headers: [auth(postOnly), ...headers], body: '{}' })
     t.equal(res.status, 400, `${name}: 400`)
     t.equal(json(res.body).code, 'VJG_METHOD_OVERRIDE', `${name}: VJG_METHOD_OVERRIDE`)
   }
@@ -177,7 +168,7 @@ async function expressWithOverrides (t: Test): Promise<{ port: number, ran: stri
 /** What a token granted only POST may send, and what each proxy answers. */
 const EXPRESS_CASES: Array<{ name: string, method: string, query?: string, headers?: Array<[string, string]>, status: number, code?: string }> = [
   { name: 'DELETE', method: 'DELETE', status: 403, code: 'VJG_ACL_DENIED' },
-  ...OVERRIDES.map(({ name, query, header }) => ({ name, method: 'POST', query, headers: header === undefined ? [] : [header], status: 400, code: 'VJG_METHOD_OVERRIDE' })),
+  ...OVERRIDES.map(({ name, query, headers = [] }) => ({ name, method: 'POST', query, headers, status: 400, code: 'VJG_METHOD_OVERRIDE' })),
   { name: 'X-Original-URL', method: 'POST', headers: [['X-Original-URL', '/v1/files/f2']], status: 400, code: 'VJG_URL_REWRITE' },
   { name: 'X-Rewrite-URL', method: 'POST', headers: [['X-Rewrite-URL', '/v1/files/f2']], status: 400, code: 'VJG_URL_REWRITE' },
   { name: 'X-Forwarded-Prefix', method: 'POST', headers: [['X-Forwarded-Prefix', '/admin']], status: 400, code: 'VJG_URL_REWRITE' },

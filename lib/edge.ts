@@ -33,6 +33,9 @@ export const METHOD_OVERRIDE_HEADERS: Readonly<Record<string, string>> = Object.
 /** The same by folded name (a Map: a header named `constructor` is none of them). */
 const METHOD_OVERRIDES: ReadonlyMap<string, string> = new Map(Object.entries(METHOD_OVERRIDE_HEADERS))
 
+/** The lengths of their names. */
+const OVERRIDE_LENGTHS: ReadonlySet<number> = new Set(Object.keys(METHOD_OVERRIDE_HEADERS).map(name => name.length))
+
 /** Headers that ask a server for another URL or path prefix than the request's (IIS and Symfony's X-Original-URL, Zend's X-Rewrite-URL, Spring and ASP.NET's X-Forwarded-Prefix). */
 export const URL_REWRITE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'x-original-url': 'X-Original-URL',
@@ -116,7 +119,11 @@ export function checkForUpstream (raw: IncomingMessage, target: string): void {
     throw new GuardError('VJG_HEADERS_TOO_MANY', `The request has ${limit} header lines or more, the most this server reads: send fewer`)
   }
   for (let i = 0; i < list.length; i += 2) {
-    const spelled = METHOD_OVERRIDES.get(foldHeaderName(list[i] ?? ''))
+    const name = list[i] ?? ''
+    // Folding keeps the length and letters: only a name as long as an override header and
+    // starting with an x is folded (eight typical headers: 650 ns a request all folded).
+    if ((name.charCodeAt(0) | 0x20) !== 0x78 || !OVERRIDE_LENGTHS.has(name.length)) continue
+    const spelled = METHOD_OVERRIDES.get(foldHeaderName(name))
     if (spelled !== undefined) {
       throw new GuardError('VJG_METHOD_OVERRIDE', `The request carries "${quoteName(list[i] ?? '')}" (${spelled}): a server behind the guard could obey it, and the guard judged the request's own method`)
     }

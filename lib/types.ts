@@ -155,7 +155,7 @@ export interface GuardOptions<Request = unknown> {
    * request than the one judged. A method override (`X-HTTP-Method-Override`, `X-HTTP-Method`,
    * `X-Method-Override` in any spelling, a `_method` query parameter in any case) is 400
    * `VJG_METHOD_OVERRIDE`; a request that reached the server's header count limit (Node keeps
-   * the first 2,000 and drops the rest unseen) is 431 `VJG_HEADERS_TOO_MANY`. `forwardAuth`
+   * about 1,000 and Node 20 drops the rest unseen) is 431 `VJG_HEADERS_TOO_MANY`. `forwardAuth`
    * always sets it; the CLI's `proxy` too. @default false
    */
   forUpstream?: boolean

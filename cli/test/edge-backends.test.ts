@@ -118,9 +118,12 @@ t.test('PHP (php-fpm) behind the documented Caddy php_fastcgi block: PHP reads o
   // Go writes header names in sorted order: 1,990 X-G lines come before the client's X-Vonage-Sub,
   // past the 1,000 lines Node reads of a check; the check is refused, not decided without it.
   const many: Array<[string, string]> = [auth(bob), ...Array.from({ length: 1990 }, (): [string, string] => ['X-G', '1']), ['X-Vonage-Sub', 'alice']]
+  const before = calls().length
   const crowded = await exchange(caddy.port, { target: '/v1/users/abc', headers: many })
   t.equal(crowded.status, 431, 'a check past Node\'s header count limit: 431')
-  t.equal(crowded.headers['x-vonage-guard-code'], 'VJG_HEADERS_TOO_MANY')
+  // From the guard on Node 20, which drops the lines past its limit; Node 22 and later refuse them itself.
+  if (crowded.headers['x-vonage-guard-code'] !== undefined) t.equal(crowded.headers['x-vonage-guard-code'], 'VJG_HEADERS_TOO_MANY')
+  t.equal(calls().length, before, 'nothing reached PHP')
   t.equal((await exchange(caddy.port, { method: 'DELETE', target: '/v1/files/f1', headers: [auth(postOnly)] })).status, 403, 'DELETE itself: 403')
   t.equal((await exchange(caddy.port, { method: 'POST', target: '/v1/files/f1', headers: [auth(postOnly)], body: '{}' })).status, 200, 'POST: granted')
   t.notOk(calls().includes('DELETE'), 'PHP never ran a DELETE')

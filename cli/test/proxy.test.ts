@@ -225,7 +225,9 @@ t.test('a request at Node\'s header count limit is refused (431): the headers pa
   const filler = (n: number): Array<[string, string]> => Array.from({ length: n }, (): [string, string] => ['X-G', '1'])
   const crowded = await exchange(port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ...filler(2000), ['X-Vonage-Sub', 'alice']] })
   t.equal(crowded.status, 431, crowded.body)
-  t.equal(JSON.parse(crowded.body).code, 'VJG_HEADERS_TOO_MANY')
+  // Node 20 drops the lines past its limit and the guard refuses; Node 22 and later answer 431
+  // themselves, without a body.
+  if (crowded.body !== '') t.equal(JSON.parse(crowded.body).code, 'VJG_HEADERS_TOO_MANY')
   t.equal(up.seen.length, 0, 'nothing reached the upstream')
   const below = await exchange(port, { target: '/v1/users/abc', headers: [['Authorization', `Bearer ${jwt}`], ...filler(900)] })
   t.equal(below.status, 200, 'fewer headers: decided as usual')

@@ -72,8 +72,8 @@ export function quoteName (name: string): string {
  * The name of a query parameter that asks for another method, as sent, or undefined. Laravel and
  * Symfony read `_method` from the query, Express' method-override does with `methodOverride('_method')`.
  * PHP decodes a parameter name, reads `.` and a space in it as `_`, and cuts it at `[`
- * (`_method[]=`); other frameworks differ in case: each of those spellings is found, in any case,
- * between `&` or `;`.
+ * (`_method[]=`); other frameworks differ in case: a decoded name cut at `[` that folds as a header
+ * name does onto `-method` is found, between `&` or `;`.
  */
 export function methodOverrideParameter (target: string): string | undefined {
   const start = target.indexOf('?')
@@ -92,7 +92,7 @@ export function methodOverrideParameter (target: string): string | undefined {
     }
     const bracket = name.indexOf('[')
     if (bracket > 0) name = name.slice(0, bracket)
-    if (name.toLowerCase().replace(/[^a-z0-9]/g, '_') === '_method') return raw
+    if (foldHeaderName(name) === '-method') return raw
   }
   return undefined
 }

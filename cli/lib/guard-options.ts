@@ -8,9 +8,10 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
 import { loadConfig, type ConfigFile } from './config-file.js'
-import { publicKeysOf, readKeysDir, shownName, type KeySet } from './keys-dir.js'
+import { publicKeysOf, readKeysDir, type KeySet } from './keys-dir.js'
 import { checkSentinelName, redisAddresses, type RedisAddress } from './redis-topology.js'
 import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
+import { escapeTerminal } from './terminal.js'
 
 export interface GuardFlags {
   config?: string
@@ -241,7 +242,7 @@ export function optionError (error: unknown, sources: ReadonlyMap<string, string
 
 /** `publicKeys` from a key set, each id's source its file. */
 export function keySetSources (set: KeySet, dir: string, sources: Map<string, string>): void {
-  for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, shownName(`${dir}/${file}`))
+  for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, escapeTerminal(`${dir}/${file}`))
 }
 
 export interface ResolveSettings {

@@ -22,11 +22,6 @@ export interface KeySet {
 
 const KEY_FILE = /^(.+)\.(pem|key)$/
 
-/** A file name as printed: control characters escaped. */
-export function shownName (name: string): string {
-  return escapeTerminal(name)
-}
-
 /**
  * Read the keys in `dir`. A directory that cannot be read throws. So does, with `strict` (at
  * start, where a person fixes it), a key file that cannot be read or two files for one
@@ -53,10 +48,10 @@ export function readKeysDir (dir: string, strict = true): KeySet {
       // stat, not lstat: a symbolic link to a key (a mounted Secret) is a key; one whose target
       // is gone is a file that cannot be read.
       if (!statSync(path).isFile()) continue
-      if (Object.hasOwn(files, id)) throw new UsageError(`${shownName(join(dir, files[id]!))} and ${shownName(name)} both hold the key of application ${shownName(id)}: keep one`)
+      if (Object.hasOwn(files, id)) throw new UsageError(`${escapeTerminal(join(dir, files[id]!))} and ${escapeTerminal(name)} both hold the key of application ${escapeTerminal(id)}: keep one`)
       text = readFileSync(path, 'utf8')
     } catch (error) {
-      const failure = error instanceof UsageError ? error : fsFailure(error, 'read', shownName(path))
+      const failure = error instanceof UsageError ? error : fsFailure(error, 'read', escapeTerminal(path))
       if (strict) throw failure
       skipped.push({ file: name, reason: failure.message })
       continue
@@ -73,10 +68,10 @@ export function keyChanges (before: KeySet, after: KeySet): { added: string[], r
   const removed: string[] = []
   const replaced: string[] = []
   for (const id of Object.keys(after.keys)) {
-    if (!Object.hasOwn(before.keys, id)) added.push(shownName(id))
-    else if (before.keys[id] !== after.keys[id]) replaced.push(shownName(id))
+    if (!Object.hasOwn(before.keys, id)) added.push(escapeTerminal(id))
+    else if (before.keys[id] !== after.keys[id]) replaced.push(escapeTerminal(id))
   }
-  for (const id of Object.keys(before.keys)) if (!Object.hasOwn(after.keys, id)) removed.push(shownName(id))
+  for (const id of Object.keys(before.keys)) if (!Object.hasOwn(after.keys, id)) removed.push(escapeTerminal(id))
   return { added, removed, replaced }
 }
 

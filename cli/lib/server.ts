@@ -17,7 +17,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { canonicalPath, GuardError, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
 import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
-import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, shownName, watchKeysDir, type KeySet } from './keys-dir.js'
+import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
+import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
 import { runPrimary } from './workers.js'
@@ -284,7 +285,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       if (text === last) return
       last = text
       for (const { file, reason } of read.skipped) {
-        log.error({ keysDir: dir, file: shownName(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
+        log.error({ keysDir: dir, file: escapeTerminal(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
       }
       // A key the guard refuses is left out and named; the others apply (a removal too).
       const keys: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, read.keys)
@@ -302,7 +303,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
             log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
             return
           }
-          log.error({ keysDir: dir, file: shownName(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
+          log.error({ keysDir: dir, file: escapeTerminal(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
           delete keys[id]
         }
       }
@@ -318,7 +319,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       generations.add(next)
       old.retired = true
       if (old.inFlight === 0) retire(old)
-      const ids = Object.keys(keys).map(shownName)
+      const ids = Object.keys(keys).map(id => escapeTerminal(id))
       next.app.log.info({ keysDir: dir, applications: ids, ...changes }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
     }
     unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {

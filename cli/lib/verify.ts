@@ -368,7 +368,25 @@ function aclFlag (value: string): unknown {
 function readToken (argument: string): string {
   const text = argument === '-' ? readFileSync(0, 'utf8') : argument
   // A pasted "Bearer <jwt>" or a trailing newline is the token all the same.
-  return text.trim().replace(/^bearer\s+/i, '')
+  const token = text.trim().replace(/^bearer\s+/i, '')
+  if (token.length === 0) throw new UsageError('the token is empty')
+  return token
+}
+
+/** The guard's own verifier on the flags' options: no cache, no replay or revocation, the clock at --now when given. */
+async function verifierOf (flags: VerifyFlags): Promise<Verifier> {
+  const { options } = await resolveGuard(flags, { state: false })
+  options.cache = false
+  if (flags.now !== undefined) {
+    const at = flags.now
+    options.now = () => at
+  }
+  return createVerifier(options)
+}
+
+/** An explanation as verify prints it: text, or JSON with --json. */
+function printExplanation (explanation: Explanation, flags: VerifyFlags): void {
+  process.stdout.write(flags.json ? `${escapeJson(JSON.stringify(explanation, null, 2))}\n` : formatExplanation(explanation))
 }
 
 /** `verify --openapi`: the coverage table (or JSON) of a token, or of an `--acl`. */
@@ -388,22 +406,14 @@ async function verifyCoverage (argument: string | undefined, flags: VerifyFlags,
     }
   } else {
     const token = readToken(argument!)
-    if (token.length === 0) throw new UsageError('the token is empty')
-    const { options } = await resolveGuard(flags, { state: false })
-    options.cache = false
-    if (flags.now !== undefined) {
-      const at = flags.now
-      options.now = () => at
-    }
-    const verifier = createVerifier(options)
+    const verifier = await verifierOf(flags)
     let verified: VerifiedToken
     try {
       verified = await verifier.verify(token)
     } catch (error) {
       if (!(error instanceof GuardError)) throw error
       // A token the guard refuses grants nothing: say why, as verify does.
-      const explanation = await explain(token, verifier, { method: 'GET', path: null })
-      process.stdout.write(flags.json ? `${escapeJson(JSON.stringify(explanation, null, 2))}\n` : formatExplanation(explanation))
+      printExplanation(await explain(token, verifier, { method: 'GET', path: null }), flags)
       process.exitCode = EXIT.FAILED
       return
     }
@@ -445,18 +455,11 @@ Exit codes: 0 every check passed, 1 a check failed, 2 usage error.`)
       if (flags.acl !== undefined) throw new UsageError('--acl measures an acl against --openapi documents: give --openapi')
       if (argument === undefined) throw new UsageError('missing required argument \'token\' (the JWT, or - to read it from stdin)')
       const token = readToken(argument)
-      if (token.length === 0) throw new UsageError('the token is empty')
       const methodGiven = command.getOptionValueSource('method') === 'cli'
       if (methodGiven && flags.path === undefined) throw new UsageError('--method needs --path')
-      const { options } = await resolveGuard(flags, { state: false })
-      options.cache = false
-      if (flags.now !== undefined) {
-        const at = flags.now
-        options.now = () => at
-      }
-      const verifier = createVerifier(options)
+      const verifier = await verifierOf(flags)
       const explanation = await explain(token, verifier, { method: flags.method ?? 'GET', path: flags.path ?? null, ...(flags.sub === undefined ? {} : { sub: flags.sub }) })
-      process.stdout.write(flags.json ? `${escapeJson(JSON.stringify(explanation, null, 2))}\n` : formatExplanation(explanation))
+      printExplanation(explanation, flags)
       process.exitCode = explanation.valid ? EXIT.OK : EXIT.FAILED
     })
 }

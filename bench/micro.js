@@ -175,6 +175,7 @@ console.log(JSON.stringify({
   floorVsRaw: median(paired.floor),
   floorVsRawSpread: spread(paired.floor),
   verifyVsFloor: median(paired.verify.map((ours, i) => ours / paired.floor[i])),
+  verifyVsFloorSpread: spread(paired.verify.map((ours, i) => ours / paired.floor[i])),
   verifyVsRawRounds: perRound('verifyUncached', 'rawCryptoVerify'),
   pairs: PAIRS,
   pairMs: PAIR_MS,

@@ -21,6 +21,9 @@ export const SERVERS = [
   { id: 'express-empty', module: 'express-empty', title: 'Express + an empty middleware (what any middleware costs)', auth: false, acl: false, express: true },
   { id: 'express-jwt', module: 'express-jwt', title: 'Express + express-jwt', auth: true, acl: false, express: true },
   { id: 'ours-express', module: 'ours-express', title: 'vonage-jwt-guard/express, cache on', auth: true, acl: true, express: true },
+  { id: 'app-bare', module: 'app', title: 'a Fastify app, not ours (a response schema), no guard', auth: false, acl: false },
+  { id: 'app-empty', module: 'app', options: { guard: 'empty' }, title: 'the app + an empty callback onRequest hook', auth: false, acl: false },
+  { id: 'app-ours', module: 'app', options: { guard: 'ours' }, title: 'the app + vonage-jwt-guard, registered with { publicKey } only', auth: true, acl: true },
   { id: 'cli-serve', module: 'cli-serve', title: 'the CLI\'s serve: a JSON echo of the decision', auth: true, acl: true },
   { id: 'cli-mock', module: 'cli-mock', title: 'the CLI\'s mock --openapi: the path checked, a documented example', auth: true, acl: true },
   ...(BASELINE === undefined
@@ -29,7 +32,8 @@ export const SERVERS = [
         { id: 'base-cache', module: 'ours-fastify', options: { dist: BASELINE }, title: 'baseline build, cache on', auth: true, acl: true, baseline: 'ours-cache' },
         { id: 'base-nocache', module: 'ours-fastify', options: { dist: BASELINE, cache: false }, title: 'baseline build, cache off', auth: true, acl: true, baseline: 'ours-nocache' },
         { id: 'base-5keys', module: 'ours-fastify', options: { dist: BASELINE, keys: 5 }, title: 'baseline build, five keys', auth: true, acl: true, baseline: 'ours-5keys' },
-        { id: 'base-express', module: 'ours-express', options: { dist: BASELINE }, title: 'baseline build, Express, cache on', auth: true, acl: true, express: true, baseline: 'ours-express' }
+        { id: 'base-express', module: 'ours-express', options: { dist: BASELINE }, title: 'baseline build, Express, cache on', auth: true, acl: true, express: true, baseline: 'ours-express' },
+        { id: 'base-app-ours', module: 'app', options: { guard: 'ours', dist: BASELINE }, title: 'the app + the baseline build', auth: true, acl: true, baseline: 'app-ours' }
       ])
 ]
 
@@ -37,7 +41,7 @@ const PEERS = ['fastify-bare', 'ours-cache', 'ours-nocache', 'fastify-jwt-cache'
 const CACHE_ONLY = ['ours-cache', 'ours-nocache', 'base-cache']
 
 /**
- * `tokens`: `reused` (one token), `stream` (the next token of the distinct pool for every request,
+ * `tokens`: `reused` (one token), `app` (one token of 15 minutes, minted for the run), `stream` (the next token of the distinct pool for every request,
  * a cursor kept across the warm-up and the runs of a server, so no token repeats until the pool
  * is used up), `cycle` (the first `pool` distinct tokens in order, over and over), `random` (the
  * first `pool` in random order), `unique-acl` (a stream of tokens whose nine ACL patterns are
@@ -48,6 +52,7 @@ const CACHE_ONLY = ['ours-cache', 'ours-nocache', 'base-cache']
  */
 export const SCENARIOS = [
   { id: 'reused', title: 'One token reused', detail: 'every request carries the same token (cache hits where there is a cache)', tokens: 'reused', servers: [...PEERS, 'fastify-empty', 'floor-cache', 'express-empty', 'cli-serve', 'cli-mock'] },
+  { id: 'app', title: 'A Fastify app not ours, one token reused', detail: 'one route with a response schema, one Client SDK token of 15 minutes for every request (a cache hit), 10 connections', tokens: 'app', servers: ['app-bare', 'app-empty', 'app-ours', 'base-app-ours'] },
   { id: 'distinct', title: 'Distinct tokens', detail: 'every request carries a token no earlier request carried (all misses)', tokens: 'stream', servers: [...PEERS, 'ours-5keys', 'base-5keys', 'floor-async'] },
   { id: 'cycle-9500', title: '9,500 tokens cycling', detail: 'a pool of 9,500 tokens in order, over and over: fits the default cache (10,000)', tokens: 'cycle', pool: 9500, servers: CACHE_ONLY },
   { id: 'cycle-10500', title: '10,500 tokens cycling', detail: 'a pool of 10,500 tokens in order, over and over: 5% more than the cache holds', tokens: 'cycle', pool: 10_500, servers: CACHE_ONLY },
@@ -62,6 +67,8 @@ export const SCENARIOS = [
 /**
  * Each target: the ratio of two servers' median req/s in one scenario (`versusScenario`: the
  * second server's figure in another scenario of the same run), a micro ratio, or a memory check.
+ * `maxAddedCpu`: instead of a ratio, the server CPU per request (us) the first server spends over
+ * the second, the difference of their medians, at most this much (issue 27: steadier than req/s).
  * `baseline`: needs BENCH_BASELINE. The spread is the lowest and highest per-round ratio.
  */
 export const TARGETS = [
@@ -81,9 +88,14 @@ export const TARGETS = [
   { scenario: 'conn-1', server: 'ours-cache', versus: 'base-cache', min: 1.2, baseline: true, text: 'one connection, distinct tokens: >= 1.2x the baseline build' },
   { scenario: 'conn-1', server: 'ours-cache', versus: 'floor', min: 0.9, text: 'one connection, distinct tokens: ours >= 0.9x the floor (RSA on the event loop)' },
   { micro: 'verifyVsRaw', min: 0.82, text: 'verify() uncached >= 0.82x a bare crypto.verify' },
+  { micro: 'verifyVsFloor', min: 0.9, text: 'verify() uncached >= 0.9x the floor that checks nothing (issue 27)' },
+  { scenario: 'app', server: 'app-ours', versus: 'app-bare', maxAddedCpu: 1.0, text: 'a Fastify app not ours, one token reused: ours adds <= 1.0 us of server CPU per request (issue 27)' },
+  { scenario: 'app', server: 'app-ours', versus: 'app-bare', min: 0.95, text: 'a Fastify app not ours, one token reused: ours >= 0.95x the app without the guard (issue 27)' },
+  { scenario: 'app', server: 'app-ours', versus: 'app-empty', maxAddedCpu: 1.0, text: 'a Fastify app not ours, one token reused: ours adds <= 1.0 us over an empty callback onRequest hook' },
   { scenario: 'distinct', server: 'ours-express', versus: 'express-jwt', min: 1.1, text: 'Express, distinct tokens: ours >= 1.1x express-jwt' },
   { scenario: 'reused', server: 'ours-express', versus: 'express-bare', min: 0.95, text: 'Express, one token reused: ours >= 0.95x bare Express' },
   { scenario: 'reused', server: 'ours-express', versus: 'express-empty', min: 0.95, text: 'Express, one token reused: ours >= 0.95x Express with an empty middleware' },
+  { scenario: 'reused', server: 'ours-express', versus: 'express-empty', maxAddedCpu: 1.5, text: 'Express, one token reused: ours adds <= 1.5 us of server CPU per request over an empty middleware (issue 27)' },
   { memory: 'distinct', text: '100,000 distinct tokens: the heap stays within the cache bound' },
   { scenario: 'reused', server: 'cli-mock', versus: 'cli-serve', min: 0.8, text: 'mock --openapi, one token reused, a documented example: >= 0.8x serve\'s echo' }
 ]

@@ -12,6 +12,15 @@ function perRound (a, b) {
   return a.runs.map((r, i) => ratio(r, b.runs[i])).filter(Number.isFinite)
 }
 
+/** Per-round differences of server CPU per request (us): round i with round i. */
+function perRoundCpu (a, b) {
+  if (a?.cpuRuns === undefined || b?.cpuRuns === undefined) return []
+  return a.cpuRuns.map((r, i) => r - b.cpuRuns[i]).filter(Number.isFinite)
+}
+
+const signed = (n) => `${n >= 0 ? '+' : ''}${n.toFixed(2)}`
+const cpuSpread = (diffs) => diffs.length === 0 ? '' : `${signed(Math.min(...diffs))} to ${signed(Math.max(...diffs))} us`
+
 const spread = (ratios) => ratios.length === 0 ? '' : `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`
 
 function httpTable (scenario, rows, SERVERS) {
@@ -24,8 +33,8 @@ function httpTable (scenario, rows, SERVERS) {
     '',
     `${scenario.detail[0].toUpperCase()}${scenario.detail.slice(1)}.`,
     '',
-    '| server | ACL | req/s (median) | x ceiling | x ours | x floor | p50 / p99 ms | server CPU us/req | runs (req/s) |',
-    '|---|---|--:|--:|--:|--:|--:|--:|---|'
+    '| server | ACL | req/s (median) | x ceiling | x ours | x floor | p50 / p99 ms | server CPU us/req | CPU us/req of the runs | runs (req/s) |',
+    '|---|---|--:|--:|--:|--:|--:|--:|---|---|'
   ]
   for (const spec of SERVERS) {
     const row = rows[spec.id]
@@ -33,7 +42,7 @@ function httpTable (scenario, rows, SERVERS) {
     const isExpress = spec.express === true
     const top = isExpress ? expressCeiling : ceiling
     const notes = [row.bad > 0 ? `${row.bad} non-2xx!` : '', row.wrapped === true ? 'pool used up: tokens repeated' : ''].filter(Boolean).join('; ')
-    lines.push(`| ${spec.title} | ${spec.acl ? 'yes' : 'no'} | ${fmt(row.rps)} | ${x(ratio(row.rps, top))}${isExpress && spec.id !== 'express-bare' && top !== undefined ? ' (of Express)' : ''} | ${x(ratio(row.rps, ours))} | ${x(ratio(row.rps, floor))} | ${fmt(row.p50, 0)} / ${fmt(row.p99, 0)} | ${fmt(row.cpuPerRequest, 1)} | ${row.runs.join(', ')}${notes === '' ? '' : ` (${notes})`} |`)
+    lines.push(`| ${spec.title} | ${spec.acl ? 'yes' : 'no'} | ${fmt(row.rps)} | ${x(ratio(row.rps, top))}${isExpress && spec.id !== 'express-bare' && top !== undefined ? ' (of Express)' : ''} | ${x(ratio(row.rps, ours))} | ${x(ratio(row.rps, floor))} | ${fmt(row.p50, 0)} / ${fmt(row.p99, 0)} | ${fmt(row.cpuPerRequest, 1)} | ${(row.cpuRuns ?? []).map(n => n.toFixed(1)).join(', ')} | ${row.runs.join(', ')}${notes === '' ? '' : ` (${notes})`} |`)
   }
   return lines.join('\n')
 }
@@ -94,6 +103,18 @@ function targetLines (report, TARGETS) {
         const base = report.memoryUniqueBase
         shown = `${mib(memory.heapAfter)}${base === undefined ? '' : ` (baseline build: ${mib(base.heapAfter)})`}`
       }
+    } else if (target.maxAddedCpu !== undefined) {
+      const summary = report.http?.summary ?? {}
+      const a = summary[target.scenario]?.[target.server]
+      const b = summary[target.scenario]?.[target.versus]
+      measured = (a?.cpuPerRequest ?? NaN) - (b?.cpuPerRequest ?? NaN)
+      if (Number.isFinite(measured)) {
+        met = measured <= target.maxAddedCpu
+        const diffs = perRoundCpu(a, b)
+        shown = `${signed(measured)} us (${fmt(a.cpuPerRequest, 1)} against ${fmt(b.cpuPerRequest, 1)})`
+        lines.push(`| ${target.text} | ${shown} | ${cpuSpread(diffs)} | ${met ? 'yes' : '**no**'} |`)
+        continue
+      }
     } else {
       const summary = report.http?.summary ?? {}
       const a = summary[target.scenario]?.[target.server]
@@ -125,7 +146,7 @@ export function renderResults (report, { SERVERS, SCENARIOS, TARGETS }) {
     '',
     '## Targets (issue 16)',
     '',
-    '"measured" is the ratio of the two medians; "spread" the lowest and the highest ratio of one round (the rounds interleave the servers). The verify() row is the median of pairs of 40 ms slices, its spread their 10th to 90th percentile (see Micro).',
+    '"measured" is the ratio of the two medians (CPU rows: the difference of the two medians of server CPU per request); "spread" the lowest and the highest ratio (difference) of one round (the rounds interleave the servers). The verify() row is the median of pairs of 40 ms slices, its spread their 10th to 90th percentile (see Micro).',
     '',
     targetLines(report, TARGETS),
     ''

@@ -25,7 +25,7 @@ import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { BASELINE, load } from './dist.js'
-import { makeFixture, uniquePath } from './fixture.js'
+import { freshToken, makeFixture, uniquePath } from './fixture.js'
 import { SERVERS, SCENARIOS, TARGETS } from './plan.js'
 import { renderResults } from './report.js'
 import { median } from './stats.js'
@@ -129,6 +129,7 @@ function seeded (seed) {
 function requestsFor (scenario, server, fixture, pools) {
   const headers = { authorization: `Bearer ${fixture.token}` }
   if (scenario.tokens === 'reused') return [{ method: 'GET', path: fixture.path, headers }]
+  if (scenario.tokens === 'app') return [{ method: 'GET', path: fixture.path, headers: { authorization: `Bearer ${fixture.appToken}` } }]
   const unique = scenario.tokens === 'unique-acl'
   const tokens = unique ? pools.unique : pools.distinct
   const size = scenario.pool === undefined ? tokens.length : Math.min(scenario.pool, tokens.length)
@@ -242,6 +243,7 @@ async function runScenario (scenario, fixture, pools, skipped) {
       cpuPerRequest: median(runs.map(r => r.cpuPerRequest)),
       bad: runs.reduce((sum, r) => sum + r.bad, 0),
       runs: runs.map(r => Math.round(r.rps)),
+      cpuRuns: runs.map(r => r.cpuPerRequest),
       ...(server?.wrapped === true ? { wrapped: true } : {})
     }
   }
@@ -272,6 +274,8 @@ async function runHttp (fixture) {
 const loadBefore = uptime()
 log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${loadBefore}`)
 const fixture = await makeFixture({ count: Math.max(config.memoryTokens, config.pool), uniqueCount: Math.max(config.uniquePool, MEMORY_UNIQUE_TOKENS), acl: CLIENT_SDK_ACL, dir: join(here, '.cache') })
+// The app scenario's token: 15 minutes, as `vonage jwt create` makes one by default, minted now.
+fixture.appToken = freshToken(fixture.privateKey, CLIENT_SDK_ACL)
 log(`${fixture.reused ? 'reusing' : 'made'} an RSA-2048 key, ${fixture.count} distinct RS256 tokens and ${fixture.uniqueCount} with ACLs of their own (bench/.cache/)`)
 const report = { config: { ...config, only: config.only && [...config.only], skip: [...config.skip] }, loadBefore, node: process.version, cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`, date: new Date().toISOString() }
 if (!config.skip.has('micro')) {

@@ -3,7 +3,7 @@
  * One `onRequest` hook for every route of the context (unknown routes included, so routes cannot
  * be probed without a token), per-route `config.jwtGuard` validated in `onRoute`.
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { pipeline } from 'node:stream'
 import fp from 'fastify-plugin'
 import { InvalidOptionError, misconfigured, problemBody, type GuardError } from './errors.js'
@@ -35,8 +35,20 @@ declare module 'fastify' {
   }
 }
 
+/** The symbol Fastify keeps a request's route context under, or null when none holds its `routeOptions.config`. */
+function contextKeyOf (request: FastifyRequest): symbol | null {
+  const config = request.routeOptions.config
+  for (const key of Object.getOwnPropertySymbols(request)) {
+    const value = (request as unknown as Record<symbol, unknown>)[key]
+    if (key.description === 'fastify.context' && typeof value === 'object' && value !== null && (value as { config?: unknown }).config === config) return key
+  }
+  return null
+}
+
 /** Fastify's own register options (`register(plugin, { prefix, logLevel })`), which are not the guard's. */
 const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+function ignore (): void {}
 
 /** The guard's options among a plugin's register options. */
 export function withoutRegisterOptions<T extends object> (input: T): T {
@@ -72,6 +84,21 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     return route
   }
 
+  /**
+   * The route's `config`, as `request.routeOptions.config` reads it. `routeOptions` is a getter
+   * that builds a twelve-property object (and asks the router for its constraint strategies) on
+   * every read: about 0.1 us a request in a hook that reads it (bench/, issue 27). Fastify keeps
+   * the route's context, whose `config` that is, under a symbol of its own on the request: found
+   * on the first request, by its description and by holding that very `config`; when it is not
+   * there (another Fastify), `routeOptions` is read as before.
+   */
+  let contextKey: symbol | null | undefined
+  function routeConfig (request: FastifyRequest): FastifyContextConfig {
+    contextKey ??= contextKeyOf(request)
+    if (contextKey === null) return request.routeOptions.config
+    return (request as unknown as Record<symbol, { config: FastifyContextConfig } | undefined>)[contextKey]?.config ?? request.routeOptions.config
+  }
+
   function guardRequest (request: FastifyRequest): GuardRequest<FastifyRequest> {
     return { target: request.raw.url ?? '', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
   }
@@ -87,31 +114,12 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
 
   /**
    * Answers a refusal (the guard has logged and published it): Fastify's error handler through
-   * `done(error)`, or the problem body here (then the hook chain ends without `done`).
+   * `done(error)`, or the problem body here, handed to `sent` (in a hook, the chain then ends
+   * without `done`; the `authenticate` decorator resolves with the reply).
    */
-  function answer (request: FastifyRequest, reply: FastifyReply, error: GuardError, done: HookHandlerDoneFunction): void {
-    if (options.errorFormat === 'problem') sendProblem(request, reply, error)
+  function answer (request: FastifyRequest, reply: FastifyReply, error: GuardError, done: HookHandlerDoneFunction, sent: (reply: FastifyReply) => void = ignore): void {
+    if (options.errorFormat === 'problem') sent(sendProblem(request, reply, error))
     else done(error)
-  }
-
-  /** Runs the pipeline for one request: `request.auth` and `done()`, or the refusal answered. */
-  function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard<FastifyRequest>, done: HookHandlerDoneFunction): void {
-    let auth: ReturnType<typeof guard.authenticate>
-    try {
-      auth = guard.authenticate(guardRequest(request), route)
-    } catch (error) {
-      answer(request, reply, error as GuardError, done)
-      return
-    }
-    if (auth instanceof Promise) {
-      auth.then((result) => {
-        request.auth = result
-        done()
-      }, (error: unknown) => { answer(request, reply, error as GuardError, done) })
-      return
-    }
-    request.auth = auth
-    done()
   }
 
   // Signed webhooks: the body is hashed as it streams to the app's own parser, and compared with
@@ -119,32 +127,60 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   const hashers = new WeakMap<FastifyRequest, BodyHasher>()
   const bodyRead = new WeakSet<FastifyRequest>()
 
-  /** The payload_hash check: `done()`, or the refusal answered. */
-  function checkPayload (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  /** The payload_hash check (a no-op unless the profile signs the body): `done()`, or the refusal answered. */
+  function checkPayload (request: FastifyRequest, reply: FastifyReply, input: GuardRequest<FastifyRequest>, done: HookHandlerDoneFunction, sent?: (reply: FastifyReply) => void): void {
     try {
-      guard.checkPayload(request.auth, guardRequest(request), hashers.get(request)?.digest)
+      guard.checkPayload(request.auth, input, hashers.get(request)?.digest)
     } catch (error) {
-      answer(request, reply, error as GuardError, done)
+      answer(request, reply, error as GuardError, done, sent)
       return
     }
     done()
   }
 
+  /**
+   * `request.auth`, then `done()`. Where the body was read already (the `authenticate` decorator
+   * as a preValidation or preHandler hook), the payload check cannot wait for preValidation: it
+   * is made here, after the token, as preValidation makes it.
+   */
+  function pass (request: FastifyRequest, reply: FastifyReply, input: GuardRequest<FastifyRequest>, auth: AuthResult | null, done: HookHandlerDoneFunction, sent?: (reply: FastifyReply) => void): void {
+    request.auth = auth
+    if (options.payloadHash && bodyRead.has(request)) checkPayload(request, reply, input, done, sent)
+    else done()
+  }
+
+  /**
+   * Runs the pipeline for one request: `request.auth` and `done()`, or the refusal answered. The
+   * one path of the hook and of the `authenticate` decorator; a cached token is decided without a
+   * promise or a closure.
+   */
+  function protect (request: FastifyRequest, reply: FastifyReply, route: RouteGuard<FastifyRequest>, done: HookHandlerDoneFunction, sent?: (reply: FastifyReply) => void): void {
+    const input = guardRequest(request)
+    let auth: ReturnType<typeof guard.authenticate>
+    try {
+      auth = guard.authenticate(input, route)
+    } catch (error) {
+      answer(request, reply, error as GuardError, done, sent)
+      return
+    }
+    if (auth instanceof Promise) {
+      auth.then((result) => { pass(request, reply, input, result, done, sent) }, (error: unknown) => { answer(request, reply, error as GuardError, done, sent) })
+      return
+    }
+    pass(request, reply, input, auth, done, sent)
+  }
+
   fastify.decorateRequest('auth', null)
   fastify.decorate('jwtGuard', Object.freeze({
     verify: (token: string) => guard.verifier.verify(token),
-    // A route-level hook of the user's (async, as Fastify's own route hooks usually are).
-    authenticate: async (request: FastifyRequest, reply: FastifyReply) => {
-      const input = guardRequest(request)
-      try {
-        request.auth = await guard.authenticate(input, guard.defaultRoute)
-        // Used as a hook after the body was read: the payload check cannot wait for preValidation.
-        if (bodyRead.has(request)) guard.checkPayload(request.auth, input, hashers.get(request)?.digest)
-      } catch (error) {
-        if (options.errorFormat !== 'problem') throw error
-        return sendProblem(request, reply, error as GuardError)
-      }
-    }
+    // A route-level hook of the user's, as Fastify's own route hooks usually are: a promise that
+    // settles with the hook's answer (the problem body's reply), through the hook's own path.
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => new Promise<FastifyReply | undefined>((resolve, reject) => {
+      protect(request, reply, guard.defaultRoute, (error?: Error) => {
+        if (error === undefined) resolve(undefined)
+        else reject(error)
+      }, resolve)
+    })
   }))
 
   // Per-route settings are validated when the route is declared, so a typo fails at startup.
@@ -159,7 +195,7 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   fastify.addHook('onRequest', (request, reply, done) => {
     let route: RouteGuard<FastifyRequest> | false
     try {
-      route = routeFor(request.routeOptions.config.jwtGuard, () => `config.jwtGuard of ${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
+      route = routeFor(routeConfig(request).jwtGuard, () => `config.jwtGuard of ${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
     } catch (error) {
       // A route declared before the plugin ran, with a bad config: refused (503) on every
       // request, never let through unguarded, never an anonymous 500; the log names the mistake.
@@ -183,7 +219,7 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
     })
     fastify.addHook('preValidation', (request, reply, done) => {
       bodyRead.add(request)
-      checkPayload(request, reply, done)
+      checkPayload(request, reply, guardRequest(request), done)
     })
   }
 }

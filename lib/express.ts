@@ -45,14 +45,11 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
   const route = guard.resolveRoute({ optional, acl }, 'options') as RouteGuard<Request>
 
   /**
-   * Answers a refusal (the guard has logged and published it): next(err), or, in problem format,
-   * the RFC 7807 body here, as the Fastify plugin does.
+   * In problem format, the refusal (the guard has logged and published it) answered here as the
+   * RFC 7807 body, as the Fastify plugin does: true. Otherwise false, and the caller hands it on.
    */
-  function answer (error: GuardError, req: Request, res: Response, next: NextFunction): void {
-    if (guard.options.errorFormat !== 'problem' || res.headersSent) {
-      next(error)
-      return
-    }
+  function sendProblem (error: GuardError, req: Request, res: Response): boolean {
+    if (guard.options.errorFormat !== 'problem' || res.headersSent) return false
     const id = (req as { id?: unknown }).id
     const body = JSON.stringify(problemBody(error, typeof id === 'string' || typeof id === 'number' ? String(id) : randomUUID()))
     res.statusCode = error.statusCode
@@ -60,6 +57,12 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
     res.setHeader('content-type', 'application/problem+json; charset=utf-8')
     res.setHeader('content-length', Buffer.byteLength(body))
     res.end(body)
+    return true
+  }
+
+  /** Answers a refusal: the problem body, or next(err) for Express' error handlers. */
+  function answer (error: GuardError, req: Request, res: Response, next: NextFunction): void {
+    if (!sendProblem(error, req, res)) next(error)
   }
 
   /**
@@ -83,11 +86,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
           // next() was called already: the body parser takes the error to next(err). In problem
           // format, or with nobody listening (a handler reading the body by hand), the guard answers.
           const toParser = listened && guard.options.errorFormat !== 'problem'
-          answer(coded, req, res, toParser
-            ? () => {}
-            : () => {
-                res.status(coded.statusCode).set(coded.headers).json(errorBody(coded))
-              })
+          if (!toParser && !sendProblem(coded, req, res)) res.status(coded.statusCode).set(coded.headers).json(errorBody(coded))
           return toParser
         })
         next()

@@ -22,7 +22,7 @@ import { canonicalPath } from './canonical-path.js'
 import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
-import { foldHeaderName, FORWARDING_HEADERS, quoteName, URL_REWRITE_HEADERS } from './edge.js'
+import { checkHeaderCount, checkOverrideParameter, FoldedNames, FORWARDING_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideRefusal, quoteName, URL_REWRITE_HEADERS } from './edge.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
@@ -55,18 +55,29 @@ const PAIRS = Object.freeze([
 ] as const)
 
 /** How forward-auth treats a header of the original request, by folded name. */
-type Watch = 'pair' | 'identity' | 'rewrite' | 'forwarding'
+type Watch = 'pair' | 'identity' | 'rewrite' | 'forwarding' | 'override'
 
-/** The watched headers by folded name, with their spelling (a Map: a client's header named `constructor` is none of them). */
-const WATCHED = new Map<string, { spelled: string, watch: Watch }>([
-  ['x-forwarded-method', { spelled: 'X-Forwarded-Method', watch: 'pair' }],
-  ['x-forwarded-uri', { spelled: 'X-Forwarded-Uri', watch: 'pair' }],
-  ['x-original-method', { spelled: 'X-Original-Method', watch: 'pair' }],
-  ['x-original-uri', { spelled: 'X-Original-URI', watch: 'pair' }],
-  ...Object.values(IDENTITY_HEADERS).map(name => [name, { spelled: name, watch: 'identity' }] as const),
-  ...Object.entries(URL_REWRITE_HEADERS).map(([name, spelled]) => [name, { spelled, watch: 'rewrite' }] as const),
-  ...FORWARDING_HEADERS.map(name => [name, { spelled: name, watch: 'forwarding' }] as const)
-])
+/**
+ * The watched headers by folded name, with their spelling: one scan of a check's headers finds
+ * them all, the method overrides of `forUpstream` among them (edge.ts: only a name that may fold
+ * onto one of them is folded).
+ */
+const WATCHED = new FoldedNames(([
+  ['x-forwarded-method', 'X-Forwarded-Method', 'pair'],
+  ['x-forwarded-uri', 'X-Forwarded-Uri', 'pair'],
+  ['x-original-method', 'X-Original-Method', 'pair'],
+  ['x-original-uri', 'X-Original-URI', 'pair'],
+  ...Object.values(IDENTITY_HEADERS).map(name => [name, name, 'identity'] as const),
+  ...Object.entries(URL_REWRITE_HEADERS).map(([name, spelled]) => [name, spelled, 'rewrite'] as const),
+  ...FORWARDING_HEADERS.map(name => [name, name, 'forwarding'] as const),
+  ...Object.entries(METHOD_OVERRIDE_HEADERS).map(([name, spelled]) => [name, spelled, 'override'] as const)
+] as ReadonlyArray<readonly [string, string, Watch]>).map(([name, spelled, watch]) => [name, { folded: name, spelled, watch }] as const))
+
+/** What one scan of a check's headers found: the pair headers by folded name, and the first method override header. */
+interface Scanned {
+  readonly pairs: Map<string, string>
+  override: { readonly name: string, readonly spelled: string } | undefined
+}
 
 /** RFC 9110 `method = token`. */
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -83,21 +94,25 @@ function invalid (message: string): GuardError {
 
 /**
  * The pair headers of a request, by folded name (edge.ts: every character that is not a letter or
- * a digit read as `-`, case ignored, as PHP, WSGI and Rack read a name). Refused at once: an
- * identity header in any spelling (only the guard sets it); a URL rewrite header in any spelling
- * (the upstream could serve another URL than the one judged); a pair or forwarding header spelled
- * otherwise than with `-` (a proxy never does, a client does, and the upstream could read it as
- * the proxy's own). Method overrides and the header count are the pipeline's (`forUpstream`).
+ * a digit read as `-`, case ignored, as PHP, WSGI and Rack read a name), and its first method
+ * override header, in one scan. Refused at once: an identity header in any spelling (only the
+ * guard sets it); a URL rewrite header in any spelling (the upstream could serve another URL than
+ * the one judged); a pair or forwarding header spelled otherwise than with `-` (a proxy never
+ * does, a client does, and the upstream could read it as the proxy's own). A method override is
+ * refused after the pairs are read (`forUpstream`'s check, made here in the same scan).
  */
-function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
-  const found = new Map<string, string[]>()
+function scanHeaders (raw: IncomingMessage): Scanned {
+  const scanned: Scanned = { pairs: new Map(), override: undefined }
   const list = raw.rawHeaders
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i] ?? ''
-    const folded = foldHeaderName(name)
-    const watched = WATCHED.get(folded)
+    const watched = WATCHED.get(name)
     if (watched === undefined) continue
-    const { spelled, watch } = watched
+    const { folded, spelled, watch } = watched
+    if (watch === 'override') {
+      scanned.override ??= { name, spelled }
+      continue
+    }
     if (watch === 'identity') {
       throw new GuardError('VJG_IDENTITY_HEADER', `The request carries "${quoteName(name)}": only the guard sets ${spelled}`)
     }
@@ -108,11 +123,10 @@ function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
       throw invalid(`"${quoteName(name)}" is spelled with characters a proxy never sends: a server behind the proxy would read it as ${spelled}`)
     }
     if (watch === 'forwarding') continue
-    const values = found.get(folded)
-    if (values === undefined) found.set(folded, [list[i + 1] ?? ''])
-    else throw invalid(`${spelled} is given ${values.length + 1} times: send it once`)
+    if (scanned.pairs.has(folded)) throw invalid(`${spelled} is given 2 times: send it once`)
+    scanned.pairs.set(folded, list[i + 1] ?? '')
   }
-  return found
+  return scanned
 }
 
 /**
@@ -120,8 +134,8 @@ function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
  * or null when the header pairs must name it.
  * @throws {GuardError} `VJG_IDENTITY_HEADER` or `VJG_FORWARD_INVALID` (400)
  */
-function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): OriginalRequest {
-  const found = watchedHeaders(raw)
+function originalRequest (scanned: Scanned, envoy: OriginalRequest | null): OriginalRequest {
+  const found = scanned.pairs
   if (envoy !== null) {
     if (found.size > 0) {
       throw invalid('An Envoy check names the original request in its request line: it must not also carry X-Forwarded-Method/-Uri or X-Original-Method/-URI')
@@ -130,8 +144,8 @@ function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): 
   }
   const named: OriginalRequest[] = []
   for (const pair of PAIRS) {
-    const method = found.get(pair.method)?.[0]
-    const target = found.get(pair.target)?.[0]
+    const method = found.get(pair.method)
+    const target = found.get(pair.target)
     if (method === undefined && target === undefined) continue
     if (method === undefined || target === undefined) throw invalid(`The request carries only one of ${pair.names}: send both`)
     named.push({ method, target })
@@ -174,8 +188,9 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     invalidOption('healthPath', `must not be under envoyPathPrefix (${envoyPathPrefix}): Envoy checks arrive there`)
   }
   // A grant's identity travels in headers: a claim they cannot carry is refused while verifying.
-  // Method overrides and the header count limit are refused in the pipeline (`forUpstream`).
-  const guard = createGuard<FastifyRequest>({ ...guardOptions, identityHeaders: true, forUpstream: true })
+  // Method overrides and the header count limit (`forUpstream`) are refused here, from the scan
+  // that reads the pairs: the pipeline does not scan the headers again.
+  const guard = createGuard<FastifyRequest>({ ...guardOptions, identityHeaders: true, forUpstream: false })
   if (guard.options.payloadHash) {
     invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
   }
@@ -217,13 +232,24 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   function check (request: FastifyRequest, reply: FastifyReply, envoy: OriginalRequest | null): FastifyReply | Promise<FastifyReply> {
     const own: GuardRequest<FastifyRequest> = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
     let input: GuardRequest<FastifyRequest>
+    let scanned: Scanned
     let auth: ReturnType<typeof guard.authenticate>
     try {
-      const original = originalRequest(request.raw, envoy)
+      scanned = scanHeaders(request.raw)
+      const original = originalRequest(scanned, envoy)
       input = { ...own, target: original.target, method: original.method }
     } catch (error) {
       // Not a question the guard can answer: reported as the pipeline reports its own refusals.
       return refusal(request, reply, guard.refuse(own, error))
+    }
+    try {
+      // The pipeline's first stage under `forUpstream`, on the original request, from the scan
+      // above: the header count (431), then a method override header or `_method` parameter (400).
+      checkHeaderCount(request.raw)
+      if (scanned.override !== undefined) throw methodOverrideRefusal(scanned.override.name, scanned.override.spelled)
+      checkOverrideParameter(input.target)
+    } catch (error) {
+      return refusal(request, reply, guard.refuse(input, error))
     }
     try {
       auth = guard.authenticate(input)
@@ -257,7 +283,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (healthPath !== undefined) {
     fastify.get(healthPath, { config }, (request, reply) => {
       try {
-        if (watchedHeaders(request.raw).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
+        if (scanHeaders(request.raw).pairs.size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
       } catch (error) {
         const own = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
         return refusal(request, reply, guard.refuse(own, error))

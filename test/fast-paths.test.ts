@@ -1,8 +1,8 @@
 /**
  * The shortcuts taken for speed (bench/) decide exactly what the long way decides: the token
  * cache keyed by a token's tail, remembered acl grants, acls shared by equal JSON, the header
- * cache, the duplicate-name check by counting, and the pipeline answering without a promise when
- * no stage has to wait.
+ * cache, the duplicate-name check by counting, the pipeline answering without a promise when
+ * no stage has to wait, and header names folded only where they may fold onto a watched one.
  */
 import t from 'tap'
 import { TokenCache } from '../lib/cache.js'
@@ -11,6 +11,7 @@ import { createGuard, type GuardRequest } from '../lib/guard.js'
 import { createMemoryStore, createVerifier } from '../lib/index.js'
 import type { AuthResult } from '../lib/types.js'
 import { createTokenParser } from '../lib/token.js'
+import { FoldedNames, foldHeaderName, METHOD_OVERRIDE_HEADERS, methodOverrideHeader } from '../lib/edge.js'
 import { buildApp, bearer } from './helpers/app.js'
 import { b64, claims, keys, NOW, NOW_MS, signRaw, token } from './helpers/keys.js'
 
@@ -172,4 +173,29 @@ t.test('Fastify: cached tokens through the fast path answer as the first request
     t.equal(denied.json().code, 'VJG_ACL_DENIED')
     t.match(denied.headers['www-authenticate'], /insufficient_scope/)
   }
+})
+
+t.test('FoldedNames: a name skipped without folding never folds onto a name of the table', async t => {
+  // Names with an i- (U+0130 folds onto two characters, i-), a k (the Kelvin sign folds onto k),
+  // a digit, and the override headers.
+  const table = ['x-vonage-sub', 'x-api-key', 'multi-i-x', 'k8s-id', '9x', ...Object.keys(METHOD_OVERRIDE_HEADERS)]
+  const names = new FoldedNames(table.map(name => [name, name] as const))
+  const cases = [
+    ...table,
+    ...table.map(name => name.toUpperCase()),
+    ...table.map(name => name.replaceAll('-', '_')),
+    ...table.map(name => name.replaceAll('-', '.')),
+    'x-ap\u0130key', 'x-ap\u0130-key', 'X_AP\u0130KEY', 'mult\u0130\u0130x', 'mult\u0130i-x', 'multi-\u0130x', 'x-api\u0130ey',
+    '\u212a8s-id', '\u212A8S_ID', '\u0130x', '\u{10400}', 'x\u{10400}vonage-sub', '_x-vonage-sub', '',
+    'X-HTTP-METHOD', 'x http method', 'x-http-method-overridE', 'x-http-method-override2', 'Content-Type', 'Authorization'
+  ]
+  for (const name of cases) {
+    const long = table.includes(foldHeaderName(name)) ? foldHeaderName(name) : undefined
+    t.equal(names.get(name), long, JSON.stringify(name))
+  }
+  t.equal(names.get('x-ap\u0130key'), 'x-api-key', 'U+0130 folds onto i- and is found, one character shorter')
+  t.equal(names.get('mult\u0130\u0130x'), 'multi-i-x', 'twice, two characters shorter')
+  t.equal(names.get('\u212a8s-id'), 'k8s-id', 'the Kelvin sign folds onto k and is found')
+  t.equal(methodOverrideHeader('X.Http.Method'), 'X-HTTP-Method')
+  t.equal(methodOverrideHeader('X-Http-Methods'), undefined)
 })

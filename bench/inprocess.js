@@ -9,7 +9,9 @@
  *
  * Apps (comma-separated): bare, empty (an empty callback onRequest hook), emptyro (one that reads
  * routeOptions), emptyasync, ours, base (BENCH_BASELINE's build): the app of servers/app.js;
- * xbare, xempty, xours, xbase: Express. Needs bench/.cache/ (a run of run.js made it).
+ * xbare, xempty, xours, xbase: Express; fbare (a Fastify app answering 200 to every check),
+ * fours, fbase: forward-auth, sent the checks nginx sends with docs/deployment.md's server block.
+ * Needs bench/.cache/ (a run of run.js made it).
  */
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -50,10 +52,23 @@ async function expressApp (kind) {
   await new Promise(r => server.listen(0, '127.0.0.1', r))
   return server.address().port
 }
+async function forwardAuthApp (kind) {
+  const a = Fastify({ logger: false })
+  if (kind === 'fbare') {
+    a.all('/*', (request, reply) => reply.code(200).send())
+  } else {
+    const { forwardAuth } = await load('forward-auth.js', DIST[kind === 'fours' ? 'ours' : 'base'])
+    await a.register(forwardAuth, { publicKey })
+  }
+  await a.listen({ port: 0, host: '127.0.0.1' })
+  return a.server.address().port
+}
 const kinds = kindsArg.split(',')
 const ports = {}
-for (const k of kinds) ports[k] = k.startsWith('x') ? await expressApp(k) : await fastifyApp(k)
+for (const k of kinds) ports[k] = k.startsWith('x') ? await expressApp(k) : k.startsWith('f') ? await forwardAuthApp(k) : await fastifyApp(k)
 const REQ = Buffer.from(`GET /v1/users/abc HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: pipe\r\nAccept: */*\r\nAuthorization: Bearer ${token}\r\n\r\n`)
+// What nginx sends forward-auth with the docs' location block (the client's headers passed on).
+const CHECK = Buffer.from(`GET /auth HTTP/1.1\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/users/abc\r\nHost: vonage_guard\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\nAccept-Language: en\r\nAuthorization: Bearer ${token}\r\nX-Request-Id: 5b0c4d2e\r\n\r\n`)
 const DEPTH = 16
 const sockets = {}
 for (const k of kinds) {
@@ -63,7 +78,7 @@ function run (k, n) {
   const s = sockets[k]
   return new Promise((resolve, reject) => {
     let done = 0; let sent = 0; let tail = ''; let bad = 0
-    const burst = Buffer.concat(Array(DEPTH).fill(REQ))
+    const burst = Buffer.concat(Array(DEPTH).fill(k.startsWith('f') ? CHECK : REQ))
     const onData = (chunk) => {
       const text = tail + chunk.toString('latin1')
       let i = -1
@@ -86,6 +101,6 @@ const res = Object.fromEntries(kinds.map(k => [k, []]))
 for (let r = 0; r < Number(roundsArg); r++) for (let i = 0; i < kinds.length; i++) { const k = kinds[(i + r) % kinds.length]; res[k].push(await batch(k, N)) }
 const med = (l) => { const s = [...l].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
 for (const k of kinds) console.log(k.padEnd(7), med(res[k]).toFixed(2), ' ', res[k].map(x => x.toFixed(1)).join(' '))
-const pairs = [['emptyro', 'empty'], ['emptyasync', 'empty'], ['empty', 'bare'], ['ours', 'bare'], ['ours', 'empty'], ['base', 'bare'], ['base', 'empty'], ['ours', 'base'], ['xempty', 'xbare'], ['xours', 'xempty'], ['xbase', 'xempty'], ['xours', 'xbase']]
+const pairs = [['fours', 'fbare'], ['fbase', 'fbare'], ['fours', 'fbase'], ['emptyro', 'empty'], ['emptyasync', 'empty'], ['empty', 'bare'], ['ours', 'bare'], ['ours', 'empty'], ['base', 'bare'], ['base', 'empty'], ['ours', 'base'], ['xempty', 'xbare'], ['xours', 'xempty'], ['xbase', 'xempty'], ['xours', 'xbase']]
 for (const [a, b] of pairs) { if (!res[a] || !res[b]) continue; const d = res[a].map((x, i) => x - res[b][i]); console.log(`${a}-${b}`.padEnd(14), 'median', med(d).toFixed(2), 'range', Math.min(...d).toFixed(2), Math.max(...d).toFixed(2)) }
 process.exit(0)

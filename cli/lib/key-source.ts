@@ -33,7 +33,7 @@ export function urlInLog (value: string): string {
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
 
 /** A `--public-key` value as printed: the path, or "(inline key)" for the key text itself. */
-function keyFlagValue (value: string): string {
+export function keyFlagValue (value: string): string {
   return value.includes('-----BEGIN ') || value.trimStart().startsWith('{') ? '(inline key)' : escapeTerminal(value)
 }
 

@@ -4,29 +4,15 @@
  * lines run as written, with `npx vonage-jwt-guard` resolving to the built CLI, as in a project
  * where the CLI is installed.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { rawRequest } from '../../test/helpers/http.js'
 import { APP_ID } from '../../test/helpers/keys.js'
 import { markedBlock } from '../../test/helpers/examples.js'
-import { CLI, portOf, waitFor } from './helpers/bin.js'
-
-/** A project folder where `npx vonage-jwt-guard` runs the built CLI (an installed CLI's bin, as a shell script). */
-function project (t: Test): string {
-  const dir = t.testdir({ 'package.json': JSON.stringify({ private: true }) })
-  mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true })
-  const bin = join(dir, 'node_modules', '.bin', 'vonage-jwt-guard')
-  writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`)
-  chmodSync(bin, 0o755)
-  return dir
-}
-
-/** The shell lines of a block, comments and blank lines left out. */
-const lines = (block: string): string[] => block.split('\n').map(line => line.replace(/\s+#.*$/, '').trim()).filter(line => line !== '' && !line.startsWith('#'))
-
-const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_OPTIONS' && !/^(TAP|_TAP)/.test(name)))
+import { portOf, waitFor } from './helpers/bin.js'
+import { project, shellLines as lines, userEnv as env } from './helpers/pasted.js'
 
 /** Run one pasted line to its end in `dir` (bash, as a user's shell). */
 function paste (line: string, dir: string): string {

@@ -379,7 +379,7 @@ function remember (grants: Grant[], method: string, path: string, grantedBy: str
 const SHOWN_PATH_MAX = 200
 
 /** The path as a 403 names it: bounded, and never cut inside a surrogate pair. */
-function shownPath (path: string | null): string {
+export function shownPath (path: string | null): string {
   if (path === null) return '(a path outside the acl path space)'
   if (path.length <= SHOWN_PATH_MAX) return path
   let cut = SHOWN_PATH_MAX

@@ -85,13 +85,33 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
       .send(problemBody(error, request.id))
   }
 
+  /** Routes declared with their own `errorHandler`: their refusals go to it. */
+  const routeErrorHandlers = new Set<string>()
+
   /**
    * Answers a refusal (the guard has logged and published it): Fastify's error handler through
-   * `done(error)`, or the problem body here (then the hook chain ends without `done`).
+   * `done(error)`, or the problem body here (then the hook chain ends without `done`). Fastify's
+   * default handler would log it a second time, at info with its stack: when no handler of the
+   * user's would see it, the same answer is sent here instead (one line per refusal).
    */
   function answer (request: FastifyRequest, reply: FastifyReply, error: GuardError, done: HookHandlerDoneFunction): void {
     if (options.errorFormat === 'problem') sendProblem(request, reply, error)
+    else if (handledByDefault(request)) sendDefault(reply, error)
     else done(error)
+  }
+
+  /** Whether Fastify's own default error handler would answer this request's errors. */
+  function handledByDefault (request: FastifyRequest): boolean {
+    const handler = request.server.errorHandler as { name?: string } | undefined
+    return handler?.name === 'defaultErrorHandler' && !routeErrorHandlers.has(`${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
+  }
+
+  /** What Fastify's default handler answers for a refusal: its status, the challenge, `{ statusCode, code, error, message }`. */
+  function sendDefault (reply: FastifyReply, error: GuardError): void {
+    void reply
+      .code(error.statusCode)
+      .headers(error.headers)
+      .send({ statusCode: error.statusCode, code: error.code, error: error.error, message: error.message })
   }
 
   /** Runs the pipeline for one request: `request.auth` and `done()`, or the refusal answered. */
@@ -141,8 +161,10 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
         // Used as a hook after the body was read: the payload check cannot wait for preValidation.
         if (bodyRead.has(request)) guard.checkPayload(request.auth, input, hashers.get(request)?.digest)
       } catch (error) {
-        if (options.errorFormat !== 'problem') throw error
-        return sendProblem(request, reply, error as GuardError)
+        if (options.errorFormat === 'problem') return sendProblem(request, reply, error as GuardError)
+        if (!handledByDefault(request)) throw error
+        sendDefault(reply, error as GuardError)
+        return reply
       }
     }
   }))
@@ -152,6 +174,9 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   // Fastify shows a plugin no earlier route's config (printRoutes leaves it out, findRoute hides
   // it), so those are validated on their first request, in the hook below.
   fastify.addHook('onRoute', (routeOptions) => {
+    if (routeOptions.errorHandler !== undefined) {
+      for (const method of [routeOptions.method].flat()) routeErrorHandlers.add(`${String(method)} ${routeOptions.url}`)
+    }
     routeFor(routeOptions.config?.jwtGuard, () => `config.jwtGuard of ${String(routeOptions.method)} ${routeOptions.url}`)
   })
 

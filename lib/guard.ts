@@ -11,6 +11,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
+import { shownPath } from './acl.js'
 import type { Awaitable } from './awaitable.js'
 import { canonicalPath } from './canonical-path.js'
 import { checkForUpstream } from './edge.js'
@@ -115,6 +116,26 @@ function aclPathFor<Request> (route: RouteGuard<Request>, input: GuardRequest<Re
   return mapped
 }
 
+/**
+ * A 403 that `aclPath` caused names what it did: the request's path, and the path matched against
+ * the acl (or that none could be: outside the prefix, or null from a function). Otherwise a
+ * developer reading `GET /v1/users/alice` refused sees nothing of the `/api` it was missing.
+ */
+function aclPathDenied<Request> (error: unknown, route: RouteGuard<Request>, method: string, path: string, matched: string | null): unknown {
+  if (!(error instanceof GuardError) || error.code !== 'VJG_ACL_DENIED') return error
+  // Not route.aclPathOption: how a route is named differs between the adapters, and the client sees this.
+  const mapping = typeof route.aclPath === 'string' ? `aclPath "${route.aclPath}"` : 'the aclPath function'
+  const upper = method.toUpperCase()
+  if (matched === null) {
+    const why = typeof route.aclPath === 'string'
+      ? `is outside ${mapping}: only ${route.aclPath} and the paths under it are matched against the token acl`
+      : `is not granted: ${mapping} answered null (no acl rule may grant it)`
+    return new GuardError('VJG_ACL_DENIED', `${upper} ${shownPath(path)} ${why}`)
+  }
+  const how = typeof route.aclPath === 'string' ? `with ${mapping} stripped` : `as ${mapping} mapped it`
+  return new GuardError('VJG_ACL_DENIED', `${error.message} (the request's path ${shownPath(path)}, ${how})`)
+}
+
 function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Record<string, unknown>, message: string): void {
   if (typeof log?.[level] === 'function') log[level](object, `vonage-jwt-guard: ${message}`)
 }
@@ -206,7 +227,16 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
   function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verified: VerifiedToken): AuthResult {
     let grantedBy: string | null = null
     if (route.acl) {
-      grantedBy = verifier.authorize(verified, input.method, aclPathFor(route, input, path), { request: input.request }).grantedBy
+      const matched = aclPathFor(route, input, path)
+      if (matched === path) {
+        grantedBy = verifier.authorize(verified, input.method, path, { request: input.request }).grantedBy
+      } else {
+        try {
+          grantedBy = verifier.authorize(verified, input.method, matched, { request: input.request }).grantedBy
+        } catch (error) {
+          throw aclPathDenied(error, route, input.method, path, matched)
+        }
+      }
     }
     return { header: verified.header, claims: verified.claims, expiresAt: verified.expiresAt, grantedBy }
   }

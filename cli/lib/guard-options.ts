@@ -8,6 +8,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
 import { loadConfig, type ConfigFile } from './config-file.js'
+import { publicHalf } from './key-kind.js'
+import { keyFlagValue } from './key-source.js'
 import { publicKeysOf, readKeysDir, type KeySet } from './keys-dir.js'
 import { checkSentinelName, redisAddresses, type RedisAddress } from './redis-topology.js'
 import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
@@ -209,7 +211,7 @@ function flagOptions (flags: GuardFlags): Record<string, unknown> {
   }
   set('profile', flags.profile)
   if (flags.publicKey !== undefined) {
-    const keys = flags.publicKey.map(key => readKeyText(key, '--public-key'))
+    const keys = flags.publicKey.map(key => publicHalf(readKeyText(key, '--public-key'), keyFlagValue(key)))
     options.publicKey = keys.length === 1 ? keys[0] : keys
   }
   set('jwksUrl', flags.jwksUrl)

@@ -77,6 +77,40 @@ async function trustFunction (list: string[]): Promise<TrustProxy | null> {
   }
 }
 
+/** Whether these Fastify settings log every request (`--log-requests`). */
+function logsRequests (fastify: FastifyServerOptions): boolean {
+  const controller = fastify.logController as { disableRequestLogging?: unknown } | undefined
+  if (controller === undefined) return fastify.disableRequestLogging !== true
+  return controller.disableRequestLogging === false
+}
+
+/** The messages @fastify/reply-from logs at warn, with a stack, for an upstream error that onError logs again. */
+const REPLY_FROM_ERROR_LINES = new Set(['response errored', 'response has invalid status code'])
+
+/**
+ * The logger settings without @fastify/reply-from's own line for an upstream error: onError
+ * logs each one once, at error, without a stack (docs/cli.md, Logs). A pino hook, since
+ * reply-from has no option for it. A logger instance, or none, is left as it is.
+ */
+function withoutReplyFromErrorLines (logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (typeof logger !== 'object' || logger === null || typeof (logger as { info?: unknown }).info === 'function') return logger
+  return {
+    ...logger,
+    hooks: {
+      logMethod (args: unknown[], method: (...args: unknown[]) => void, level: number) {
+        if (level === 40 && typeof args[1] === 'string' && REPLY_FROM_ERROR_LINES.has(args[1])) return
+        method.apply(this, args)
+      }
+    }
+  }
+}
+
+/** An upstream error's cause for the log: its code and message (the address, the errno), no stack. */
+function causeInLog (error: Error & { cause?: unknown }): { code?: unknown, message: string } {
+  const cause = (error.cause ?? error) as { code?: unknown, message?: unknown }
+  return { ...(cause.code === undefined ? {} : { code: cause.code }), message: String(cause.message) }
+}
+
 /** The guarded proxy, ready to listen. */
 export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
   const [{ default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }] = await Promise.all([
@@ -85,6 +119,7 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
   const trusted = config.trustProxy
   const app = await newApp({
     ...config.fastify,
+    logger: withoutReplyFromErrorLines(config.fastify.logger),
     // request.ip in the log is the client's, read through the proxies we trust.
     ...(trusted === null ? {} : { trustProxy: trusted })
   })
@@ -101,6 +136,9 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
   const timeout = config.upstreamTimeout * 1000
   await app.register(httpProxy, {
     upstream: config.upstream,
+    // @fastify/reply-from logs two lines per granted request at info: those are Fastify's request
+    // lines (--log-requests), not the default (docs/cli.md, Logs).
+    disableRequestLogging: !logsRequests(config.fastify),
     undici: {
       headersTimeout: timeout,
       bodyTimeout: timeout,
@@ -123,7 +161,7 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
       rewriteHeaders: (headers) => downstreamHeaders(headers),
       onError: (reply, { error }) => {
         const coded = upstreamError(error as Error & { statusCode?: number }, config.upstreamTimeout)
-        reply.log.error({ err: error.cause ?? error, upstream: config.upstream, code: coded.code }, `vonage-jwt-guard proxy: ${coded.message}`)
+        reply.log.error({ code: coded.code, statusCode: coded.statusCode ?? 502, upstream: config.upstream, cause: causeInLog(error) }, `vonage-jwt-guard proxy: ${coded.message}`)
         if (upstreamErrors.hasSubscribers) upstreamErrors.publish({ code: coded.code, statusCode: coded.statusCode ?? 502 })
         const body = upstreamErrorBody(coded, errorFormat, String(reply.request.id))
         if (errorFormat === 'problem') reply.type('application/problem+json')

@@ -16,7 +16,8 @@ import { availableParallelism } from 'node:os'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { canonicalPath, GuardError, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
-import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
+import { keySetSources, optionError, type GuardFlags, type ResolvedGuard } from './guard-options.js'
+import { keySource, reloadMessage } from './key-source.js'
 import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
 import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
@@ -180,19 +181,23 @@ export async function runServer (settings: RunSettings): Promise<void> {
   if (flags.workers > 1 && guard.perProcessState !== null) {
     throw new UsageError(`${guard.perProcessState} with --workers ${flags.workers} needs a shared store (--redis-url, or a store marked shared: true): each worker keeps its own records, so a token would be accepted up to ${flags.workers} times`)
   }
+  // The keys in use, above the banner: a server that refuses every token says so at start.
+  const keys = keySource(guard, flags as Partial<GuardFlags>)
+  if (keys.warning !== null && !cluster.isWorker) process.stderr.write(`${keys.warning}\n`)
+  let banner = keys.line === null ? settings.banner : (base: string) => `${keys.line}\n${settings.banner(base)}`
   if (flags.workers > 1 && cluster.isPrimary) {
     // The primary answers no request: the workers build their own guard (and Redis connection).
     await guard.close()
-    await runPrimary(flags, settings.banner)
+    await runPrimary(flags, banner)
     return
   }
-  let banner = settings.banner
   if (flags.metricsPort !== undefined) {
     if (cluster.isWorker) {
       await workerMetrics()
     } else {
       const at = metricsUrl(flags.metricsHost, await singleProcessMetrics(flags.metricsHost, flags.metricsPort))
-      banner = (base) => `metrics: ${at}\n${settings.banner(base)}`
+      const before = banner
+      banner = (base) => `metrics: ${at}\n${before(base)}`
     }
   }
   await serve({ ...settings, banner })
@@ -200,7 +205,9 @@ export async function runServer (settings: RunSettings): Promise<void> {
 
 async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
   let closing = false
-  const base = await fastifyOptions(flags)
+  // One count of request ids for every app a reload builds: ids stay unique across reloads.
+  let requests = 0
+  const base = { ...await fastifyOptions(flags), genReqId: () => `req-${++requests}` }
 
   /** An app on these options, ready, with its request handler. */
   async function generation (options: GuardOptions): Promise<Generation> {
@@ -320,7 +327,9 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       old.retired = true
       if (old.inFlight === 0) retire(old)
       const ids = Object.keys(keys).map(id => escapeTerminal(id))
-      next.app.log.info({ keysDir: dir, applications: ids, ...changes }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
+      // A reload that only left out a refused file (logged above) changes nothing in use.
+      const changed = changes.added.length + changes.removed.length + changes.replaced.length > 0
+      next.app.log[changed ? 'info' : 'debug']({ keysDir: dir, applications: ids, ...changes }, reloadMessage(changes, ids))
     }
     unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
       current.app.log.error({ keysDir: dir, reason: error.message }, `vonage-jwt-guard: watching the keys directory failed: it is read again every ${KEYS_POLL_INTERVAL / 1000} s`)

@@ -12,7 +12,7 @@ export const EXIT = Object.freeze({
   OK: 0,
   /** The command ran and the answer is no: a check failed, a file would be overwritten, a server could not start. */
   FAILED: 1,
-  /** The command line is wrong: an unknown flag, a missing or bad value, a key that cannot be read. */
+  /** The command line is wrong: an unknown flag, a missing or bad value, a key the library refuses. */
   USAGE: 2
 })
 

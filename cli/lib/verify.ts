@@ -28,7 +28,7 @@ export interface Explanation {
   checks: CheckResult[]
   header: Record<string, unknown> | null
   claims: Record<string, unknown> | null
-  /** The effective expiry (NumericDate seconds) when the token verified. */
+  /** The effective expiry (NumericDate seconds) when the token verified, or the one it expired at. */
   expiresAt: number | null
   grantedBy: string | null
 }
@@ -112,12 +112,18 @@ function dateOf (value: unknown, verifier: Verifier): number | undefined {
 
 /** The effective expiry in words, for a token the verifier refused on its lifetime (display only). */
 function displayExpiry (claims: Record<string, unknown>, verifier: Verifier, now: number): string {
+  const expiry = enforcedExpiry(claims, verifier)
+  if (expiry === undefined) return ''
+  return dateOf(claims.iat, verifier) === undefined ? ` (exp ${relative(expiry, now)})` : ` (effective expiry ${relative(expiry, now)})`
+}
+
+/** The expiry the verifier enforced on these claims: exp, or iat + defaultLifetime, capped at iat + maxLifetime. */
+function enforcedExpiry (claims: Record<string, unknown>, verifier: Verifier): number | undefined {
   const iat = dateOf(claims.iat, verifier)
   const exp = dateOf(claims.exp, verifier)
-  if (iat === undefined) return exp === undefined ? '' : ` (exp ${relative(exp, now)})`
+  if (iat === undefined) return exp
   const { defaultLifetime, maxLifetime } = verifier.options
-  const expiry = Math.min(exp ?? iat + defaultLifetime, iat + maxLifetime)
-  return ` (effective expiry ${relative(expiry, now)})`
+  return Math.min(exp ?? iat + defaultLifetime, iat + maxLifetime)
 }
 
 /** Which check a verifier error belongs to. */
@@ -318,7 +324,8 @@ export async function explain (token: string, verifier: Verifier, request: Expla
     checks,
     header,
     claims,
-    expiresAt: verified?.expiresAt ?? null,
+    // An expired token: the expiry it was refused at (exp, or the capped one), as the lifetime row says.
+    expiresAt: verified?.expiresAt ?? (failure?.error.code === 'VJG_TOKEN_EXPIRED' && claims !== null ? enforcedExpiry(claims, verifier) ?? null : null),
     grantedBy
   }
 }

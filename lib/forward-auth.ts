@@ -4,7 +4,8 @@
  * Fastify plugin. The check request carries the client's headers (so the token) and names the
  * original request; the guard decides on that original method and target exactly as it decides
  * on a request it serves itself. A grant is 200 with the verified identity in
- * `X-Vonage-Application-Id` / `X-Vonage-Sub` for the proxy to copy upstream; a refusal is the
+ * `X-Vonage-Application-Id` / `X-Vonage-Sub` (and the `claimHeaders` / `grantedByHeader` the
+ * operator named) for the proxy to copy upstream; a refusal is the
  * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`. A claim the
  * token lacks is an empty header (so no proxy passes a client's copy or a placeholder instead).
  *
@@ -24,10 +25,13 @@ import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
 import { foldHeaderName, FORWARDING_HEADERS, quoteName, URL_REWRITE_HEADERS } from './edge.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
+import { upstreamHeaderValues } from './claim-headers.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
 export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
-export { foldHeaderName, FORWARDING_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
+export { foldHeaderName, FORWARDING_HEADERS, HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
+export { compileUpstreamHeaders, upstreamHeaderValues } from './claim-headers.js'
+export type { UpstreamHeaderTable } from './claim-headers.js'
 
 /** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
 export const CODE_HEADER = 'x-vonage-guard-code'
@@ -58,7 +62,8 @@ const PAIRS = Object.freeze([
 type Watch = 'pair' | 'identity' | 'rewrite' | 'forwarding'
 
 /** The watched headers by folded name, with their spelling (a Map: a client's header named `constructor` is none of them). */
-const WATCHED = new Map<string, { spelled: string, watch: Watch }>([
+type Watched = ReadonlyMap<string, { spelled: string, watch: Watch }>
+const WATCHED: Watched = new Map<string, { spelled: string, watch: Watch }>([
   ['x-forwarded-method', { spelled: 'X-Forwarded-Method', watch: 'pair' }],
   ['x-forwarded-uri', { spelled: 'X-Forwarded-Uri', watch: 'pair' }],
   ['x-original-method', { spelled: 'X-Original-Method', watch: 'pair' }],
@@ -89,13 +94,13 @@ function invalid (message: string): GuardError {
  * otherwise than with `-` (a proxy never does, a client does, and the upstream could read it as
  * the proxy's own). Method overrides and the header count are the pipeline's (`forUpstream`).
  */
-function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
+function watchedHeaders (raw: IncomingMessage, table: Watched): Map<string, string[]> {
   const found = new Map<string, string[]>()
   const list = raw.rawHeaders
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i] ?? ''
     const folded = foldHeaderName(name)
-    const watched = WATCHED.get(folded)
+    const watched = table.get(folded)
     if (watched === undefined) continue
     const { spelled, watch } = watched
     if (watch === 'identity') {
@@ -120,8 +125,8 @@ function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
  * or null when the header pairs must name it.
  * @throws {GuardError} `VJG_IDENTITY_HEADER` or `VJG_FORWARD_INVALID` (400)
  */
-function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): OriginalRequest {
-  const found = watchedHeaders(raw)
+function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null, table: Watched): OriginalRequest {
+  const found = watchedHeaders(raw, table)
   if (envoy !== null) {
     if (found.size > 0) {
       throw invalid('An Envoy check names the original request in its request line: it must not also carry X-Forwarded-Method/-Uri or X-Original-Method/-URI')
@@ -179,7 +184,12 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (guard.options.payloadHash) {
     invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
   }
-  const { errorFormat } = guard.options
+  const { errorFormat, upstreamHeaders } = guard.options
+  // The operator's claim headers are identity headers too: only the guard sets them.
+  const watched: Watched = upstreamHeaders.names.length === 0
+    ? WATCHED
+    : new Map([...WATCHED, ...upstreamHeaders.names.map(name => [name, { spelled: name, watch: 'identity' as const }] as const)])
+  const granting: readonly string[] = [...Object.values(IDENTITY_HEADERS), ...upstreamHeaders.names]
   // The check is about another request: its own body (Envoy may send one) is never read.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, parsed) => { parsed(null) })
@@ -200,7 +210,8 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     // The default route is never optional: a grant always carries a verified token.
     if (auth === null) return refusal(request, reply, guard.refuse(input, new GuardError('VJG_TOKEN_MISSING')))
     const headers = identityHeaders(auth.claims)
-    const absent = Object.values(IDENTITY_HEADERS).filter(name => !(name in headers))
+    if (upstreamHeaders.names.length > 0) Object.assign(headers, upstreamHeaderValues(upstreamHeaders, auth.claims, auth.grantedBy))
+    const absent = granting.filter(name => !(name in headers))
     if (envoy) {
       // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.
       if (absent.length > 0) reply.header('x-envoy-auth-headers-to-remove', absent.join(', '))
@@ -219,7 +230,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     let input: GuardRequest<FastifyRequest>
     let auth: ReturnType<typeof guard.authenticate>
     try {
-      const original = originalRequest(request.raw, envoy)
+      const original = originalRequest(request.raw, envoy, watched)
       input = { ...own, target: original.target, method: original.method }
     } catch (error) {
       // Not a question the guard can answer: reported as the pipeline reports its own refusals.
@@ -257,7 +268,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (healthPath !== undefined) {
     fastify.get(healthPath, { config }, (request, reply) => {
       try {
-        if (watchedHeaders(request.raw).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
+        if (watchedHeaders(request.raw, watched).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
       } catch (error) {
         const own = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
         return refusal(request, reply, guard.refuse(own, error))

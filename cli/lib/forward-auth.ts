@@ -7,6 +7,7 @@
 import type { Command } from 'commander'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
+import { addClaimHeaderFlags } from './claim-headers.js'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { addServerFlags, healthPathFlag, newApp, runServer, type ServerFlags } from './server.js'
 
@@ -42,6 +43,7 @@ export function registerForwardAuth (program: Command): void {
     .description('answer the auth requests of nginx auth_request, Caddy forward_auth, Traefik ForwardAuth and Envoy ext_authz')
     .option('--envoy-path-prefix <path>', 'the path_prefix of Envoy\'s ext_authz http_service: checks under it name the original request in their request line', healthPathFlag)
   addGuardFlags(command, { state: true })
+  addClaimHeaderFlags(command)
   addServerFlags(command)
   command.action(async (flags: ForwardAuthFlags) => {
     const guard = await resolveGuard(flags, { state: true })

@@ -40,6 +40,9 @@ export interface GuardFlags {
   redisSentinels?: RedisAddress[]
   redisName?: string
   redisDurability?: 'leader' | 'replica'
+  /** `proxy` and `forward-auth` only (claim-headers.ts). */
+  claimHeader?: Record<string, string>
+  grantedByHeader?: string
 }
 
 /** A whole number of seconds; its range is the library's to check (and to name in the error). */
@@ -121,7 +124,9 @@ const FLAG_OF: Record<string, string> = {
   aclPath: '--acl-path',
   errorFormat: '--error-format',
   replay: '--replay',
-  revocation: '--revocation'
+  revocation: '--revocation',
+  claimHeaders: '--claim-header',
+  grantedByHeader: '--granted-by-header'
 }
 
 /** The options a source of keys is made of: a key flag replaces all of the file's. */
@@ -225,6 +230,8 @@ function flagOptions (flags: GuardFlags): Record<string, unknown> {
   set('defaultAcl', flags.defaultAcl)
   set('aclPath', flags.aclPath)
   set('errorFormat', flags.errorFormat)
+  set('claimHeaders', flags.claimHeader)
+  set('grantedByHeader', flags.grantedByHeader)
   return options
 }
 

@@ -26,6 +26,7 @@ import { createGuard } from './guard.js'
 import { foldHeaderName, FORWARDING_HEADERS, quoteName, URL_REWRITE_HEADERS } from './edge.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 import { upstreamHeaderValues } from './claim-headers.js'
+import { addReadinessCheck } from './readiness.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
 export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
@@ -184,6 +185,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (guard.options.payloadHash) {
     invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
   }
+  addReadinessCheck(fastify.server, guard.readiness)
   const { errorFormat, upstreamHeaders } = guard.options
   // The operator's claim headers are identity headers too: only the guard sets them.
   const watched: Watched = upstreamHeaders.names.length === 0

@@ -57,6 +57,7 @@ export function registerForwardAuth (program: Command): void {
         fastify,
         ...(flags.envoyPathPrefix === undefined ? {} : { envoyPathPrefix: flags.envoyPathPrefix })
       }),
+      forwardAuth: true,
       banner: (base) => `vonage-jwt-guard forward-auth: listening on ${base}, checks on any path${envoy} (Ctrl-C to stop)`
     })
   })

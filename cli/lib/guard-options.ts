@@ -43,6 +43,8 @@ export interface GuardFlags {
   /** `proxy` and `forward-auth` only (claim-headers.ts). */
   claimHeader?: Record<string, string>
   grantedByHeader?: string
+  /** `serve`, `mock` and `proxy` only (rate-limit.ts): Redis then serves the count too. */
+  rateLimit?: string
 }
 
 /** A whole number of seconds; its range is the library's to check (and to name in the error). */
@@ -180,6 +182,8 @@ export interface ResolvedGuard {
   readonly sources: ReadonlyMap<string, string>
   /** Ends what the options hold open (the Redis connection). */
   close (): Promise<void>
+  /** The Redis store's client and key prefix (`--rate-limit` counts there too); null: no Redis. */
+  readonly redis: { readonly client: unknown, readonly prefix: string, ping (): Promise<void> } | null
 }
 
 /** The secrets of `--secret`, `--secret-file` and `--secret-env`, by id. */
@@ -320,6 +324,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   }
 
   const closers: Array<() => Promise<void>> = []
+  let redis: ResolvedGuard['redis'] = null
   let perProcessState: string | null = null
   if (settings.state) {
     if (flags.replay !== undefined) {
@@ -331,8 +336,8 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
       sources.set('revocation', '--revocation')
     }
     const topology = redisTopology(flags, file)
-    const wantsRedis = options.replay === true || options.revocation === true
-    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay and --revocation: give one of them, or no Redis`)
+    const wantsRedis = options.replay === true || options.revocation === true || flags.rateLimit !== undefined
+    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay, --revocation and --rate-limit: give one of them, or no Redis`)
     if (options.revocation === true && topology === undefined) {
       throw new UsageError(`${sources.get('revocation') ?? '--revocation'}: revocation needs a shared store (--redis-url, --redis-cluster or --redis-sentinels, or the same in the config file): an in-memory one could not be written to by anyone`)
     }
@@ -351,6 +356,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
         throw new UsageError(`${topology.source}: ${(error as Error).message}`)
       }
       closers.push(() => store.close())
+      redis = { client: store.client, prefix: file?.redisPrefix ?? 'vjg:', ping: () => store.ping() }
       if (topology.where.sentinels !== undefined) {
         try {
           await checkSentinelName(topology.where.sentinels, topology.where.name ?? '')
@@ -371,7 +377,8 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
     keysDir: keysDir === null || keySet === undefined ? null : { dir: keysDir, set: keySet },
     perProcessState,
     sources,
-    close: async () => { await Promise.all(closers.map(close => close())) }
+    close: async () => { await Promise.all(closers.map(close => close())) },
+    redis
   }
   try {
     createVerifier(resolved.options)

@@ -10,6 +10,7 @@ import type { Command } from 'commander'
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
 import { addClaimHeaderFlags } from './claim-headers.js'
+import { addRateLimitFlags, parseRateLimit, rateLimitSettings } from './rate-limit.js'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { UPSTREAM_ERROR_CHANNEL } from './metrics.js'
 import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
@@ -40,6 +41,7 @@ interface ProxyFlags extends GuardFlags, ServerFlags {
   upstream: string
   upstreamTimeout: number
   trustProxy?: string[]
+  rateLimitBy?: 'sub' | 'app'
 }
 
 function upstreamFlag (value: string): string {
@@ -154,15 +156,18 @@ export function registerProxy (program: Command): void {
     .option('--trust-proxy <addresses>', 'the proxies in front (IPs, CIDRs, loopback...; comma-separated or repeated) whose X-Forwarded-* and Forwarded are kept', trustProxyFlag)
   addGuardFlags(command, { state: true })
   addClaimHeaderFlags(command)
+  addRateLimitFlags(command)
   addServerFlags(command)
   command.action(async (flags: ProxyFlags) => {
     const upstream = upstreamFlag(flags.upstream)
     // A bad --trust-proxy is found before anything starts.
     const trustProxy = await trustFunction(flags.trustProxy ?? [])
+    if (flags.rateLimit !== undefined) parseRateLimit(flags.rateLimit, 'sub')
     const guard = await resolveGuard(flags, { state: true })
     await runServer({
       guard,
       flags,
+      rateLimit: rateLimitSettings(flags, guard),
       build: (options, fastify) => buildProxy({
         upstream,
         guard: options,

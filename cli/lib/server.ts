@@ -20,6 +20,7 @@ import { keySetSources, optionError, type ResolvedGuard } from './guard-options.
 import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
 import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
+import { installRateLimit, type RateLimitSettings } from './rate-limit.js'
 import { readyRoute } from './readiness.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
 import { runPrimary } from './workers.js'
@@ -173,6 +174,8 @@ export interface RunSettings {
   banner: (base: string) => string
   /** forward-auth: a ready probe is 204, and one carrying a check's headers 400 (readiness.ts). */
   forwardAuth?: boolean
+  /** `--rate-limit` (rate-limit.ts), installed on each app after the guard. */
+  rateLimit?: RateLimitSettings | undefined
 }
 
 /**
@@ -205,7 +208,7 @@ export async function runServer (settings: RunSettings): Promise<void> {
   await serve({ ...settings, banner })
 }
 
-async function serve ({ build, guard, flags, banner, forwardAuth = false }: RunSettings): Promise<void> {
+async function serve ({ build, guard, flags, banner, forwardAuth = false, rateLimit }: RunSettings): Promise<void> {
   let closing = false
   const ready = readyRoute(flags.readyPath, { forwardAuth })
   /** Why the last reload of --public-keys-dir failed, for readiness; null: it did not. */
@@ -229,6 +232,7 @@ async function serve ({ build, guard, flags, banner, forwardAuth = false }: RunS
     // finished sending its body closes the connection once answered: otherwise Node reads the
     // rest to keep the connection alive, and a client trickling a body it announced as large
     // holds the connection (and a graceful stop) for as long as it likes.
+    if (rateLimit !== undefined) await installRateLimit(app, rateLimit)
     app.addHook('onSend', (request, reply, payload, done) => {
       if (closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
       done(null, payload)

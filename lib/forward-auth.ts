@@ -51,6 +51,14 @@ export interface ForwardAuthOptions extends GuardOptions<FastifyRequest> {
    * request carrying the header pairs (a proxy pointed here) is refused. @default undefined (none)
    */
   healthPath?: string
+  /**
+   * Let the proxy cache a grant (nginx `proxy_cache` on the auth location): a grant then carries
+   * `X-Accel-Expires: N` and `Cache-Control: private, max-age=N`, N seconds being at most this,
+   * and never past the token's expiry. A refusal is never cached (`no-store`). Refused with
+   * `replay`, where every request must be counted; a revocation reaches a cached grant only once
+   * it expires. @default undefined (off: every answer `no-store`)
+   */
+  decisionCacheMax?: number
 }
 
 /** The two ways a proxy names the original request: method header and target header. */
@@ -153,6 +161,18 @@ function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null, t
   return first
 }
 
+/** `decisionCacheMax`: 0 when off; whole seconds from 1 to 3600; never with replay. */
+function decisionCacheSeconds (value: unknown, replay: unknown): number {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 3600) {
+    invalidOption('decisionCacheMax', `must be a whole number of seconds from 1 to 3600 (got ${typeof value === 'number' ? value : typeof value})`)
+  }
+  if (replay !== undefined && replay !== false) {
+    invalidOption('decisionCacheMax', 'cannot be combined with replay: every request must reach the guard to be counted, and a cached grant would let a token through again')
+  }
+  return value
+}
+
 /** A path option: canonical, at least one segment, no query. */
 function checkPath (value: unknown, option: string): string | undefined {
   if (value === undefined) return undefined
@@ -171,7 +191,7 @@ function checkPath (value: unknown, option: string): string | undefined {
 // An async plugin with nothing to await: a bad option thrown here rejects register() and ready().
 // eslint-disable-next-line @typescript-eslint/require-await
 const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyInstance, input) => {
-  const { envoyPathPrefix: envoyInput, healthPath: healthInput, ...rest } = input
+  const { envoyPathPrefix: envoyInput, healthPath: healthInput, decisionCacheMax: cacheInput, ...rest } = input
   const guardOptions = withoutRegisterOptions(rest)
   const envoyPathPrefix = checkPath(envoyInput, 'envoyPathPrefix')
   const healthPath = checkPath(healthInput, 'healthPath')
@@ -186,7 +206,8 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
   }
   addReadinessCheck(fastify.server, guard.readiness)
-  const { errorFormat, upstreamHeaders } = guard.options
+  const decisionCacheMax = decisionCacheSeconds(cacheInput, guardOptions.replay)
+  const { errorFormat, upstreamHeaders, now } = guard.options
   // The operator's claim headers are identity headers too: only the guard sets them.
   const watched: Watched = upstreamHeaders.names.length === 0
     ? WATCHED
@@ -223,7 +244,14 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
       // and later Caddy send no header for an empty value, Traefik an empty one.
       for (const name of absent) headers[name] = ''
     }
-    return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    if (decisionCacheMax === 0) return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    // Never past the token's expiry (the clock tolerance left out): a proxy serves this grant
+    // again without asking, so it must not outlive the token.
+    const seconds = Math.min(decisionCacheMax, Math.floor(auth.expiresAt - now() / 1000))
+    if (seconds < 1) return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    // X-Accel-Expires first: nginx 1.22 reads it before Cache-Control, whose "private" it then
+    // leaves alone; a shared cache that honours Cache-Control (and not X-Accel-*) stores nothing.
+    return reply.code(200).header('x-accel-expires', String(seconds)).header('cache-control', `private, max-age=${seconds}`).headers(headers).send()
   }
 
   /** One check through the guard's pipeline, on the original request; a promise only when a stage waits. */

@@ -20,6 +20,7 @@ import { keySetSources, optionError, type ResolvedGuard } from './guard-options.
 import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
 import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
+import { startOtel, tracedRequests } from './otel.js'
 import { installRateLimit, type RateLimitSettings } from './rate-limit.js'
 import { readyRoute } from './readiness.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
@@ -44,6 +45,8 @@ export interface ServerFlags {
   metricsHost: string
   /** Processes answering requests; 1: this one. */
   workers: number
+  /** A span per decision through the OTel SDK and OTLP (otel.ts). */
+  otel?: boolean
 }
 
 /** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
@@ -84,6 +87,7 @@ export function addServerFlags (command: Command): Command {
     .option('--metrics-port <port>', 'serve Prometheus metrics at GET /metrics on this port (its own listener)', portFlag)
     .option('--metrics-host <host>', 'the address of the metrics listener', '127.0.0.1')
     .option('--workers <n>', 'processes answering requests (node:cluster): a number, or auto for one per core', workersFlag, 1)
+    .option('--otel', 'OpenTelemetry: a span per decision, sent with the OTLP HTTP exporter configured by the OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME...)', false)
 }
 
 /** Fastify's logger: pretty lines in a terminal, JSON lines (one per event) for a pipe or a file. */
@@ -211,6 +215,7 @@ export async function runServer (settings: RunSettings): Promise<void> {
 async function serve ({ build, guard, flags, banner, forwardAuth = false, rateLimit }: RunSettings): Promise<void> {
   let closing = false
   const ready = readyRoute(flags.readyPath, { forwardAuth })
+  const otel = flags.otel === true ? await startOtel() : null
   /** Why the last reload of --public-keys-dir failed, for readiness; null: it did not. */
   let reloadFailure: string | null = null
   /** The keys of --public-keys-dir in use (the library is given a stand-in key when there is none); null: no directory. */
@@ -291,6 +296,7 @@ async function serve ({ build, guard, flags, banner, forwardAuth = false, rateLi
   }
   // Fastify's keep-alive default; a whole request (head and body) must arrive within
   // --request-timeout (Node answers 408 and closes), where Fastify's default waits for ever.
+  if (otel !== null) await tracedRequests(server)
   server.keepAliveTimeout = 72_000
   server.requestTimeout = flags.requestTimeout * 1000
   server.headersTimeout = Math.min(60_000, flags.requestTimeout * 1000)
@@ -395,6 +401,7 @@ async function serve ({ build, guard, flags, banner, forwardAuth = false, rateLi
     server.close(() => {
       Promise.all([...generations].map(g => g.app.close()))
         .then(() => guard.close())
+        .then(() => otel?.shutdown())
         .then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
     })
     server.closeIdleConnections()

@@ -1,7 +1,8 @@
 /**
  * The guard at the edge, in one run on one machine:
  *   1. nginx alone -> upstream, against nginx + forward-auth (the server block of
- *      docs/deployment.md, read from the page) -> the same upstream;
+ *      docs/deployment.md, read from the page) -> the same upstream, and against the same with
+ *      the edge cache (`--decision-cache-max`, the page's `proxy_cache` configuration);
  *   2. a bare @fastify/http-proxy -> upstream, against `vonage-jwt-guard proxy` -> the same upstream.
  * Every server in its own process on 127.0.0.1; wrk (Debian's package) measures: 1 connection
  * (the latency a request pays, no queueing) and 10 connections (under load). Rounds rotate the
@@ -132,6 +133,7 @@ const upstreamPort = await spawnServer(['-e', `
 `], /port (\d+)/)
 
 const guardPort = await spawnServer([CLI, 'forward-auth', '--port', '0', '--public-key', publicPem, '--log-level', 'warn'], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
+const cachingGuardPort = await spawnServer([CLI, 'forward-auth', '--port', '0', '--public-key', publicPem, '--log-level', 'warn', '--decision-cache-max', '60'], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
 const proxyPort = await spawnServer([CLI, 'proxy', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--port', '0', '--public-key', publicPem, '--log-level', 'warn'], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
 const bareProxyPort = await spawnServer(['--input-type=module', '-e', `
   import Fastify from 'fastify'
@@ -148,11 +150,18 @@ const nginxGuarded = await startNginx('guarded', (port) => documented
   .replace('listen 80;', `listen 127.0.0.1:${port};`)
   .replaceAll('127.0.0.1:3001', `127.0.0.1:${guardPort}`)
   .replaceAll('127.0.0.1:8080', `127.0.0.1:${upstreamPort}`))
+const withCache = /<!-- config: nginx-cache -->\n```nginx\n([\s\S]*?)\n```\n/.exec(docs)[1]
+const nginxCached = await startNginx('cached', (port) => withCache
+  .replace('/var/cache/nginx/vonage_guard', join(dir, 'guard-cache'))
+  .replace('listen 80;', `listen 127.0.0.1:${port};`)
+  .replaceAll('127.0.0.1:3001', `127.0.0.1:${cachingGuardPort}`)
+  .replaceAll('127.0.0.1:8080', `127.0.0.1:${upstreamPort}`))
 const nginxAlone = await startNginx('alone', (port) => `server {\n  listen 127.0.0.1:${port};\n  location / {\n    proxy_pass http://127.0.0.1:${upstreamPort};\n  }\n}`)
 
 const targets = [
   ['nginx alone', nginxAlone],
   ['nginx + forward-auth (docs config)', nginxGuarded],
+  ['nginx + forward-auth, edge cache (docs config)', nginxCached],
   ['bare @fastify/http-proxy', bareProxyPort],
   ['vonage-jwt-guard proxy', proxyPort]
 ]
@@ -179,12 +188,14 @@ const lines = [
   '| target | connections | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms |',
   '|---|--:|--:|--:|--:|--:|--:|'
 ]
-for (const [base, guarded] of [['nginx alone', 'nginx + forward-auth (docs config)'], ['bare @fastify/http-proxy', 'vonage-jwt-guard proxy']]) {
+for (const [base, ...guarded] of [['nginx alone', 'nginx + forward-auth (docs config)', 'nginx + forward-auth, edge cache (docs config)'], ['bare @fastify/http-proxy', 'vonage-jwt-guard proxy']]) {
   for (const connections of [1, 10]) {
     const a = row(base, connections)
-    const b = row(guarded, connections)
     lines.push(`| ${base} | ${connections} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${Math.round(a.rps)} | | |`)
-    lines.push(`| ${guarded} | ${connections} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${Math.round(b.rps)} | +${fmt(b.p50 - a.p50)} | +${fmt(b.p99 - a.p99)} |`)
+    for (const name of guarded) {
+      const b = row(name, connections)
+      lines.push(`| ${name} | ${connections} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${Math.round(b.rps)} | +${fmt(b.p50 - a.p50)} | +${fmt(b.p99 - a.p99)} |`)
+    }
   }
 }
 console.log(lines.join('\n'))

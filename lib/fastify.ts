@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream'
 import fp from 'fastify-plugin'
 import { InvalidOptionError, misconfigured, problemBody, type GuardError } from './errors.js'
 import { createGuard, type RouteGuard, type RouteGuardOption } from './guard.js'
+import { addReadinessCheck } from './readiness.js'
 import type { AuthResult, GuardOptions, GuardRequest, VerifiedToken } from './types.js'
 import { BodyHasher } from './webhook.js'
 
@@ -49,6 +50,7 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   // Validation happens here, at register(); Fastify's own register options are not ours.
   const guard = createGuard<FastifyRequest>(withoutRegisterOptions(input))
   const options = guard.options
+  addReadinessCheck(fastify.server, guard.readiness)
   /** Resolved route settings by their config object; a bad one keeps its TypeError, thrown again. */
   const routes = new WeakMap<object, RouteGuard<FastifyRequest> | false | InvalidOptionError>()
 

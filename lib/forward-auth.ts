@@ -4,7 +4,8 @@
  * Fastify plugin. The check request carries the client's headers (so the token) and names the
  * original request; the guard decides on that original method and target exactly as it decides
  * on a request it serves itself. A grant is 200 with the verified identity in
- * `X-Vonage-Application-Id` / `X-Vonage-Sub` for the proxy to copy upstream; a refusal is the
+ * `X-Vonage-Application-Id` / `X-Vonage-Sub` (and the `claimHeaders` / `grantedByHeader` the
+ * operator named) for the proxy to copy upstream; a refusal is the
  * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`. A claim the
  * token lacks is an empty header (so no proxy passes a client's copy or a placeholder instead).
  *
@@ -24,10 +25,14 @@ import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
 import { foldHeaderName, FORWARDING_HEADERS, quoteName, URL_REWRITE_HEADERS } from './edge.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
+import { upstreamHeaderValues } from './claim-headers.js'
+import { addReadinessCheck } from './readiness.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
 export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
-export { foldHeaderName, FORWARDING_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
+export { foldHeaderName, FORWARDING_HEADERS, HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
+export { compileUpstreamHeaders, upstreamHeaderValues } from './claim-headers.js'
+export type { UpstreamHeaderTable } from './claim-headers.js'
 
 /** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
 export const CODE_HEADER = 'x-vonage-guard-code'
@@ -46,6 +51,14 @@ export interface ForwardAuthOptions extends GuardOptions<FastifyRequest> {
    * request carrying the header pairs (a proxy pointed here) is refused. @default undefined (none)
    */
   healthPath?: string
+  /**
+   * Let the proxy cache a grant (nginx `proxy_cache` on the auth location): a grant then carries
+   * `X-Accel-Expires: N` and `Cache-Control: private, max-age=N`, N seconds being at most this,
+   * and never past the token's expiry. A refusal is never cached (`no-store`). Refused with
+   * `replay`, where every request must be counted; a revocation reaches a cached grant only once
+   * it expires. @default undefined (off: every answer `no-store`)
+   */
+  decisionCacheMax?: number
 }
 
 /** The two ways a proxy names the original request: method header and target header. */
@@ -58,7 +71,8 @@ const PAIRS = Object.freeze([
 type Watch = 'pair' | 'identity' | 'rewrite' | 'forwarding'
 
 /** The watched headers by folded name, with their spelling (a Map: a client's header named `constructor` is none of them). */
-const WATCHED = new Map<string, { spelled: string, watch: Watch }>([
+type Watched = ReadonlyMap<string, { spelled: string, watch: Watch }>
+const WATCHED: Watched = new Map<string, { spelled: string, watch: Watch }>([
   ['x-forwarded-method', { spelled: 'X-Forwarded-Method', watch: 'pair' }],
   ['x-forwarded-uri', { spelled: 'X-Forwarded-Uri', watch: 'pair' }],
   ['x-original-method', { spelled: 'X-Original-Method', watch: 'pair' }],
@@ -89,13 +103,13 @@ function invalid (message: string): GuardError {
  * otherwise than with `-` (a proxy never does, a client does, and the upstream could read it as
  * the proxy's own). Method overrides and the header count are the pipeline's (`forUpstream`).
  */
-function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
+function watchedHeaders (raw: IncomingMessage, table: Watched): Map<string, string[]> {
   const found = new Map<string, string[]>()
   const list = raw.rawHeaders
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i] ?? ''
     const folded = foldHeaderName(name)
-    const watched = WATCHED.get(folded)
+    const watched = table.get(folded)
     if (watched === undefined) continue
     const { spelled, watch } = watched
     if (watch === 'identity') {
@@ -120,8 +134,8 @@ function watchedHeaders (raw: IncomingMessage): Map<string, string[]> {
  * or null when the header pairs must name it.
  * @throws {GuardError} `VJG_IDENTITY_HEADER` or `VJG_FORWARD_INVALID` (400)
  */
-function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): OriginalRequest {
-  const found = watchedHeaders(raw)
+function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null, table: Watched): OriginalRequest {
+  const found = watchedHeaders(raw, table)
   if (envoy !== null) {
     if (found.size > 0) {
       throw invalid('An Envoy check names the original request in its request line: it must not also carry X-Forwarded-Method/-Uri or X-Original-Method/-URI')
@@ -147,6 +161,18 @@ function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null): 
   return first
 }
 
+/** `decisionCacheMax`: 0 when off; whole seconds from 1 to 3600; never with replay. */
+function decisionCacheSeconds (value: unknown, replay: unknown): number {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 3600) {
+    invalidOption('decisionCacheMax', `must be a whole number of seconds from 1 to 3600 (got ${typeof value === 'number' ? value : typeof value})`)
+  }
+  if (replay !== undefined && replay !== false) {
+    invalidOption('decisionCacheMax', 'cannot be combined with replay: every request must reach the guard to be counted, and a cached grant would let a token through again')
+  }
+  return value
+}
+
 /** A path option: canonical, at least one segment, no query. */
 function checkPath (value: unknown, option: string): string | undefined {
   if (value === undefined) return undefined
@@ -165,7 +191,7 @@ function checkPath (value: unknown, option: string): string | undefined {
 // An async plugin with nothing to await: a bad option thrown here rejects register() and ready().
 // eslint-disable-next-line @typescript-eslint/require-await
 const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyInstance, input) => {
-  const { envoyPathPrefix: envoyInput, healthPath: healthInput, ...rest } = input
+  const { envoyPathPrefix: envoyInput, healthPath: healthInput, decisionCacheMax: cacheInput, ...rest } = input
   const guardOptions = withoutRegisterOptions(rest)
   const envoyPathPrefix = checkPath(envoyInput, 'envoyPathPrefix')
   const healthPath = checkPath(healthInput, 'healthPath')
@@ -179,7 +205,14 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (guard.options.payloadHash) {
     invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
   }
-  const { errorFormat } = guard.options
+  addReadinessCheck(fastify.server, guard.readiness)
+  const decisionCacheMax = decisionCacheSeconds(cacheInput, guardOptions.replay)
+  const { errorFormat, upstreamHeaders, now } = guard.options
+  // The operator's claim headers are identity headers too: only the guard sets them.
+  const watched: Watched = upstreamHeaders.names.length === 0
+    ? WATCHED
+    : new Map([...WATCHED, ...upstreamHeaders.names.map(name => [name, { spelled: name, watch: 'identity' as const }] as const)])
+  const granting: readonly string[] = [...Object.values(IDENTITY_HEADERS), ...upstreamHeaders.names]
   // The check is about another request: its own body (Envoy may send one) is never read.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, parsed) => { parsed(null) })
@@ -200,7 +233,8 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     // The default route is never optional: a grant always carries a verified token.
     if (auth === null) return refusal(request, reply, guard.refuse(input, new GuardError('VJG_TOKEN_MISSING')))
     const headers = identityHeaders(auth.claims)
-    const absent = Object.values(IDENTITY_HEADERS).filter(name => !(name in headers))
+    if (upstreamHeaders.names.length > 0) Object.assign(headers, upstreamHeaderValues(upstreamHeaders, auth.claims, auth.grantedBy))
+    const absent = granting.filter(name => !(name in headers))
     if (envoy) {
       // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.
       if (absent.length > 0) reply.header('x-envoy-auth-headers-to-remove', absent.join(', '))
@@ -210,7 +244,14 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
       // and later Caddy send no header for an empty value, Traefik an empty one.
       for (const name of absent) headers[name] = ''
     }
-    return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    if (decisionCacheMax === 0) return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    // Never past the token's expiry (the clock tolerance left out): a proxy serves this grant
+    // again without asking, so it must not outlive the token.
+    const seconds = Math.min(decisionCacheMax, Math.floor(auth.expiresAt - now() / 1000))
+    if (seconds < 1) return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    // X-Accel-Expires first: nginx 1.22 reads it before Cache-Control, whose "private" it then
+    // leaves alone; a shared cache that honours Cache-Control (and not X-Accel-*) stores nothing.
+    return reply.code(200).header('x-accel-expires', String(seconds)).header('cache-control', `private, max-age=${seconds}`).headers(headers).send()
   }
 
   /** One check through the guard's pipeline, on the original request; a promise only when a stage waits. */
@@ -219,7 +260,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     let input: GuardRequest<FastifyRequest>
     let auth: ReturnType<typeof guard.authenticate>
     try {
-      const original = originalRequest(request.raw, envoy)
+      const original = originalRequest(request.raw, envoy, watched)
       input = { ...own, target: original.target, method: original.method }
     } catch (error) {
       // Not a question the guard can answer: reported as the pipeline reports its own refusals.
@@ -257,7 +298,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (healthPath !== undefined) {
     fastify.get(healthPath, { config }, (request, reply) => {
       try {
-        if (watchedHeaders(request.raw).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
+        if (watchedHeaders(request.raw, watched).size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
       } catch (error) {
         const own = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
         return refusal(request, reply, guard.refuse(own, error))

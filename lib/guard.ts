@@ -18,6 +18,7 @@ import { checkForUpstream } from './edge.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
 import { checkAclPath, normalizeOptions, type NormalizedOptions } from './options.js'
+import { guardReadiness, type ReadinessCheck } from './readiness.js'
 import { createStateStage, type StateFailure } from './state.js'
 import { tokenOf } from './token-source.js'
 import type { AclPathOption, AuthResult, GuardDecision, GuardOptions, GuardRequest, RequestLog, StateCheck, VerifiedToken } from './types.js'
@@ -71,6 +72,8 @@ export interface Guard<Request = unknown> {
    * the realm. `auth` is the request's grant, for a refusal of its body.
    */
   refuse (input: GuardRequest<Request>, error: unknown, auth?: AuthResult | null): GuardError
+  /** Readiness (readiness.ts): the keys loaded, each store that can be pinged answering. */
+  readonly readiness: ReadinessCheck
 }
 
 /** What one request's decision event is built from, kept only while the channel has subscribers. */
@@ -143,7 +146,7 @@ function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Re
 export function createGuard<Request = unknown> (input: GuardOptions<Request>): Guard<Request> {
   const options = normalizeOptions(input)
   // RSA on the thread pool: measured faster for a server under concurrent requests (bench/).
-  const { verifier, verifyToken } = createTokenVerifier(options, { signaturesOnPool: true })
+  const { verifier, verifyToken, keysLoaded } = createTokenVerifier(options, { signaturesOnPool: true })
   const state = createStateStage(options.state, options)
   const defaultRoute: RouteGuard<Request> = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath, aclPathOption: 'aclPath' })
 
@@ -318,5 +321,6 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     }
   }
 
-  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate, checkPayload, refuse })
+  const readiness = guardReadiness(keysLoaded, [options.state.replayStore, options.state.revocationStore], options.state.timeout)
+  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate, checkPayload, refuse, readiness })
 }

@@ -14,7 +14,7 @@ export const IDENTITY_HEADERS = Object.freeze({
 } as const)
 
 /** A header value we pass on: printable ASCII. Control characters would split or smuggle headers. */
-const HEADER_SAFE = /^[\x20-\x7e]*$/
+export const HEADER_SAFE = /^[\x20-\x7e]*$/
 
 /**
  * The identity headers for verified claims: `application_id` and `sub`, each when present.

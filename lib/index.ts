@@ -18,6 +18,8 @@ export type { AclDecision, AclFilter, AclContext, AclRule, CompiledAcl } from '.
 export { aclCoverage, openApiMount, openApiOperations, OPENAPI_METHODS, operationParameters, sampleParameter, servedPath } from './openapi-coverage.js'
 export type { AclCoverage, AclCoverageOptions, OpenApiMountOptions, OpenApiOperation } from './openapi-coverage.js'
 export { DECISION_CHANNEL } from './guard.js'
+export { readiness, readyz } from './readiness.js'
+export type { ReadinessReport } from './readiness.js'
 export type { CacheOutcome, GuardDecision, RequestLog, StateCheck } from './types.js'
 export { errors, GuardError, isGuardError } from './errors.js'
 export type { ErrorCode, ProblemBody } from './errors.js'

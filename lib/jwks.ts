@@ -37,6 +37,8 @@ export interface RemoteKeySet {
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
   /** Whether `key` is still in the set: now, or once the set was refreshed when a refresh is due. */
   holds (key: PreparedKey): boolean | Promise<boolean>
+  /** Readiness: whether a set was fetched; not yet, and the endpoint may be asked, it is asked now. */
+  loaded (): Promise<boolean>
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -244,5 +246,11 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     return ensure().then(() => listed.has(key))
   }
 
-  return Object.freeze({ keysFor, holds })
+  async function everLoaded (): Promise<boolean> {
+    if (inflight !== undefined) await inflight
+    if (!isLoaded() && !coolingDown()) await refresh()
+    return isLoaded()
+  }
+
+  return Object.freeze({ keysFor, holds, loaded: everLoaded })
 }

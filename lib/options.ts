@@ -10,8 +10,9 @@ import { preparePublicKeys, prepareSecret, type PreparedKey } from './keys.js'
 import { PROFILES, type ClaimCheck, type Profile } from './profiles.js'
 import { jwksSettings, type JwksSettings } from './jwks.js'
 import { identityHeaders } from './identity.js'
+import { claimHeaderValues, compileUpstreamHeaders, type UpstreamHeaderTable } from './claim-headers.js'
 import { stateOptions, type StateOptions } from './state.js'
-import type { AclFilter, AclPathOption, GuardOptions, ProfileName, TokenGetter } from './types.js'
+import type { AclFilter, AclPathOption, GuardOptions, JsonObject, ProfileName, TokenGetter } from './types.js'
 
 export type { AclPathOption, GuardOptions, SecretInput, TokenSource, VonageClaims } from './types.js'
 
@@ -48,6 +49,8 @@ export interface NormalizedOptions<Request = unknown> {
   readonly now: () => number
   /** Profile-specific claim rules, run after the common ones. */
   readonly claimChecks: readonly ClaimCheck[]
+  /** `claimHeaders` and `grantedByHeader`, compiled (claim-headers.ts). */
+  readonly upstreamHeaders: UpstreamHeaderTable
   /** Seconds after `iat` past which a token is stale; null: no such rule. */
   readonly maxAge: number | null
   /** The profile signs the request body: adapters compare it with `payload_hash` (webhook.ts). */
@@ -84,7 +87,7 @@ const OPTION_NAMES = {
   aclPath: true, aclFilter: true, tokenSources: true, getToken: true, maxTokenLength: true, cache: true,
   errorFormat: true, realm: true, now: true, jwksUrl: true, jwks: true, replay: true, isRevoked: true,
   revocation: true, failOpen: true, stateTimeout: true, identityHeaders: true,
-  forUpstream: true
+  forUpstream: true, claimHeaders: true, grantedByHeader: true
 } as const satisfies Record<keyof GuardOptions, true>
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OPTION_NAMES))
@@ -254,6 +257,9 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
   const tokenSources = options.tokenSources
   if (!Array.isArray(tokenSources) || tokenSources.length === 0) invalidOption('tokenSources', 'must be a non-empty array')
 
+  const upstreamHeaders = compileUpstreamHeaders(options.claimHeaders, options.grantedByHeader,
+    tokenSources.flatMap((source: unknown) => isPlainObject(source) && typeof source.header === 'string' ? [source.header] : []))
+
   const cache = options.cache
   let cacheMax = 0
   if (cache !== false) {
@@ -291,7 +297,12 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
     errorFormat: oneOf(options.errorFormat, 'errorFormat', ['fastify', 'problem']),
     realm,
     now: fn<() => number>(options.now, 'now'),
-    claimChecks: boolean(options.identityHeaders, 'identityHeaders') ? Object.freeze([...preset.claimChecks, identityHeaders]) : preset.claimChecks,
+    claimChecks: Object.freeze([
+      ...preset.claimChecks,
+      ...(boolean(options.identityHeaders, 'identityHeaders') ? [identityHeaders] : []),
+      ...(upstreamHeaders.claims.length > 0 ? [(claims: JsonObject) => { claimHeaderValues(upstreamHeaders, claims) }] : [])
+    ]),
+    upstreamHeaders,
     maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
     payloadHash: preset.payloadHash === true,
     forUpstream: boolean(options.forUpstream, 'forUpstream'),

@@ -358,16 +358,18 @@ interface KeyLookup {
   readonly keysFor: (parsed: ParsedToken, alg: string) => Awaitable<readonly PreparedKey[]>
   /** Whether a cached token's key still verifies: always for configured keys; while listed, for a remote key set. */
   readonly holds: (key: PreparedKey) => Awaitable<boolean>
+  /** Readiness: some key is configured, or the remote key set was fetched at least once. */
+  readonly loaded: () => Awaitable<boolean>
 }
 
 const ALWAYS = (): boolean => true
 
 function createKeyLookup (source: KeySource, now: () => number): KeyLookup {
-  if (source.kind === 'static') return { keysFor: () => source.keys, holds: ALWAYS }
+  if (source.kind === 'static') return { keysFor: () => source.keys, holds: ALWAYS, loaded: () => source.keys.length > 0 }
   if (source.kind === 'jwks') {
     const remote = createRemoteKeySet(source.jwks, now)
     // A key removed from the JWKS stops verifying cached tokens as soon as the set is refreshed.
-    return { keysFor: (parsed, alg) => remote.keysFor(parsed.header, alg), holds: key => remote.holds(key) }
+    return { keysFor: (parsed, alg) => remote.keysFor(parsed.header, alg), holds: key => remote.holds(key), loaded: () => remote.loaded() }
   }
   return {
     keysFor: (parsed) => {
@@ -378,7 +380,9 @@ function createKeyLookup (source: KeySource, now: () => number): KeyLookup {
       if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${source.claim}"`)
       return keys
     },
-    holds: ALWAYS
+    holds: ALWAYS,
+    // An empty --public-keys-dir: every token is refused (KEY_UNKNOWN) until a key arrives.
+    loaded: () => source.keys.size > 0
   }
 }
 
@@ -397,6 +401,8 @@ export interface TokenVerifier<Request = unknown> {
    * cache outcome into `trace` when given one.
    */
   readonly verifyToken: (token: string, trace?: VerifyTrace) => Awaitable<VerifiedToken>
+  /** Readiness: whether this verifier has keys (a remote key set: fetched at least once; asked when not yet). */
+  readonly keysLoaded: () => Awaitable<boolean>
 }
 
 /** Verify tokens and decide their ACL with these options (validated by `normalizeOptions`). */
@@ -522,7 +528,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
 
   // async: a throw of verifyToken is a rejection, as the public verify() promises.
   const verify = async (token: string): Promise<VerifiedToken> => verifyToken(token)
-  return Object.freeze({ verifier: Object.freeze({ verify, authorize, options }), verifyToken })
+  return Object.freeze({ verifier: Object.freeze({ verify, authorize, options }), verifyToken, keysLoaded: keys.loaded })
 }
 
 /** A verifier for these options (validated here: a bad one throws a TypeError naming it). */

@@ -42,6 +42,11 @@ export interface GuardFlags {
   redisSentinels?: RedisAddress[]
   redisName?: string
   redisDurability?: 'leader' | 'replica'
+  /** `proxy` and `forward-auth` only (claim-headers.ts). */
+  claimHeader?: Record<string, string>
+  grantedByHeader?: string
+  /** `serve`, `mock` and `proxy` only (rate-limit.ts): Redis then serves the count too. */
+  rateLimit?: string
 }
 
 /** A whole number of seconds; its range is the library's to check (and to name in the error). */
@@ -123,7 +128,9 @@ const FLAG_OF: Record<string, string> = {
   aclPath: '--acl-path',
   errorFormat: '--error-format',
   replay: '--replay',
-  revocation: '--revocation'
+  revocation: '--revocation',
+  claimHeaders: '--claim-header',
+  grantedByHeader: '--granted-by-header'
 }
 
 /** The options a source of keys is made of: a key flag replaces all of the file's. */
@@ -177,6 +184,8 @@ export interface ResolvedGuard {
   readonly sources: ReadonlyMap<string, string>
   /** Ends what the options hold open (the Redis connection). */
   close (): Promise<void>
+  /** The Redis store's client and key prefix (`--rate-limit` counts there too); null: no Redis. */
+  readonly redis: { readonly client: unknown, readonly prefix: string, ping (): Promise<void> } | null
 }
 
 /** The secrets of `--secret`, `--secret-file` and `--secret-env`, by id. */
@@ -227,6 +236,8 @@ function flagOptions (flags: GuardFlags): Record<string, unknown> {
   set('defaultAcl', flags.defaultAcl)
   set('aclPath', flags.aclPath)
   set('errorFormat', flags.errorFormat)
+  set('claimHeaders', flags.claimHeader)
+  set('grantedByHeader', flags.grantedByHeader)
   return options
 }
 
@@ -315,6 +326,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   }
 
   const closers: Array<() => Promise<void>> = []
+  let redis: ResolvedGuard['redis'] = null
   let perProcessState: string | null = null
   if (settings.state) {
     if (flags.replay !== undefined) {
@@ -326,8 +338,8 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
       sources.set('revocation', '--revocation')
     }
     const topology = redisTopology(flags, file)
-    const wantsRedis = options.replay === true || options.revocation === true
-    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay and --revocation: give one of them, or no Redis`)
+    const wantsRedis = options.replay === true || options.revocation === true || flags.rateLimit !== undefined
+    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay, --revocation and --rate-limit: give one of them, or no Redis`)
     if (options.revocation === true && topology === undefined) {
       throw new UsageError(`${sources.get('revocation') ?? '--revocation'}: revocation needs a shared store (--redis-url, --redis-cluster or --redis-sentinels, or the same in the config file): an in-memory one could not be written to by anyone`)
     }
@@ -346,6 +358,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
         throw new UsageError(`${topology.source}: ${(error as Error).message}`)
       }
       closers.push(() => store.close())
+      redis = { client: store.client, prefix: file?.redisPrefix ?? 'vjg:', ping: () => store.ping() }
       if (topology.where.sentinels !== undefined) {
         try {
           await checkSentinelName(topology.where.sentinels, topology.where.name ?? '')
@@ -366,7 +379,8 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
     keysDir: keysDir === null || keySet === undefined ? null : { dir: keysDir, set: keySet },
     perProcessState,
     sources,
-    close: async () => { await Promise.all(closers.map(close => close())) }
+    close: async () => { await Promise.all(closers.map(close => close())) },
+    redis
   }
   try {
     createVerifier(resolved.options)

@@ -9,6 +9,8 @@ import { channel } from 'node:diagnostics_channel'
 import type { Command } from 'commander'
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
+import { addClaimHeaderFlags } from './claim-headers.js'
+import { addRateLimitFlags, parseRateLimit, rateLimitSettings } from './rate-limit.js'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { UPSTREAM_ERROR_CHANNEL } from './metrics.js'
 import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
@@ -39,6 +41,7 @@ interface ProxyFlags extends GuardFlags, ServerFlags {
   upstream: string
   upstreamTimeout: number
   trustProxy?: string[]
+  rateLimitBy?: 'sub' | 'app'
 }
 
 function upstreamFlag (value: string): string {
@@ -113,7 +116,7 @@ function causeInLog (error: Error & { cause?: unknown }): { code?: unknown, mess
 
 /** The guarded proxy, ready to listen. */
 export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
-  const [{ default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }] = await Promise.all([
+  const [{ default: httpProxy }, { default: vonageJwtGuard }, { compileUpstreamHeaders, identityHeaders, upstreamHeaderValues }] = await Promise.all([
     import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth')
   ])
   const trusted = config.trustProxy
@@ -132,6 +135,15 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
   if (config.healthPath !== false) {
     // Answers without the upstream: the orchestrator checks the upstream on the upstream.
     app.get(config.healthPath, { config: { jwtGuard: false } }, async () => ({ status: 'ok' }))
+  }
+  // The operator's claim headers (validated by the guard above): set from the verified claims,
+  // a client's copy stripped in every spelling.
+  const table = compileUpstreamHeaders(config.guard.claimHeaders, config.guard.grantedByHeader, [])
+  const stripped: ReadonlySet<string> = new Set(table.names)
+  const identity = (auth: FastifyRequest['auth']): Record<string, string> => {
+    if (auth === null) return {}
+    const headers = identityHeaders(auth.claims)
+    return table.names.length === 0 ? headers : Object.assign(headers, upstreamHeaderValues(table, auth.claims, auth.grantedBy))
   }
   const timeout = config.upstreamTimeout * 1000
   await app.register(httpProxy, {
@@ -155,7 +167,8 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
           received: raw.headers,
           peer: plainAddress(raw.socket.remoteAddress),
           trusted: trusted !== null && trusted(raw.socket.remoteAddress ?? '', 0),
-          identity: (request as FastifyRequest).auth === null ? {} : identityHeaders((request as FastifyRequest).auth!.claims)
+          identity: identity((request as FastifyRequest).auth),
+          stripped
         })
       },
       rewriteHeaders: (headers) => downstreamHeaders(headers),
@@ -180,15 +193,19 @@ export function registerProxy (program: Command): void {
     .option('--upstream-timeout <seconds>', 'how long the upstream may take to answer, and between two pieces of its body (then 504)', integerFlag(1, 3600), DEFAULT_UPSTREAM_TIMEOUT)
     .option('--trust-proxy <addresses>', 'the proxies in front (IPs, CIDRs, loopback...; comma-separated or repeated) whose X-Forwarded-* and Forwarded are kept', trustProxyFlag)
   addGuardFlags(command, { state: true })
+  addClaimHeaderFlags(command)
+  addRateLimitFlags(command)
   addServerFlags(command)
   command.action(async (flags: ProxyFlags) => {
     const upstream = upstreamFlag(flags.upstream)
     // A bad --trust-proxy is found before anything starts.
     const trustProxy = await trustFunction(flags.trustProxy ?? [])
+    if (flags.rateLimit !== undefined) parseRateLimit(flags.rateLimit, 'sub')
     const guard = await resolveGuard(flags, { state: true })
     await runServer({
       guard,
       flags,
+      rateLimit: rateLimitSettings(flags, guard),
       build: (options, fastify) => buildProxy({
         upstream,
         guard: options,

@@ -13,6 +13,7 @@ import { canonicalPath, type GuardOptions } from 'vonage-jwt-guard'
 import { CLIENT_SDK_ACL, mintToken } from 'vonage-jwt-guard/mint'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from './keygen.js'
+import { addRateLimitFlags, parseRateLimit, rateLimitSettings } from './rate-limit.js'
 import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
 import { fsFailure, integerFlag, readText, shellQuote } from './shared.js'
 
@@ -23,6 +24,7 @@ export const SAMPLE_PATH = '/v1/users'
 export interface ServeFlags extends GuardFlags, ServerFlags {
   keysDir: string
   ttl: number
+  rateLimitBy?: 'sub' | 'app'
 }
 
 interface DevKeys {
@@ -76,6 +78,7 @@ export function addServeFlags (command: Command): Command {
     .option('--keys-dir <dir>', 'where dev keys are made and reused (when no key is given)', DEV_KEYS_DIR)
     .option('--ttl <seconds>', 'lifetime of the sample token', integerFlag(60, 86_400), 86_400)
   addGuardFlags(command, { state: true })
+  addRateLimitFlags(command)
   return addServerFlags(command)
 }
 
@@ -92,6 +95,8 @@ export interface DevServer {
  * Client SDK ACL) in a ready curl line.
  */
 export async function runDevServer (flags: ServeFlags, server: DevServer): Promise<void> {
+  // A --rate-limit that does not parse is refused before anything starts.
+  if (flags.rateLimit !== undefined) parseRateLimit(flags.rateLimit, 'sub')
   let dev: DevKeys | undefined
   const guard = await resolveGuard(flags, {
     state: true,
@@ -109,6 +114,7 @@ export async function runDevServer (flags: ServeFlags, server: DevServer): Promi
   await runServer({
     guard,
     flags,
+    rateLimit: rateLimitSettings(flags, guard),
     build: server.build,
     banner: (base) => {
       lines.push(`vonage-jwt-guard ${server.title} listening on ${base} (Ctrl-C to stop)`)

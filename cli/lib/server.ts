@@ -21,6 +21,9 @@ import { keySource, reloadMessage } from './key-source.js'
 import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
 import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
+import { startOtel, tracedRequests } from './otel.js'
+import { installRateLimit, type RateLimitSettings } from './rate-limit.js'
+import { readyRoute } from './readiness.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
 import { runPrimary } from './workers.js'
 
@@ -30,6 +33,8 @@ export interface ServerFlags {
   host: string
   /** The unguarded health route, or false for none. */
   healthPath: string | false
+  /** The unguarded readiness route (readiness.ts), or false for none. */
+  readyPath: string | false
   /** Seconds the requests in flight get after SIGTERM. */
   gracePeriod: number
   /** Seconds a client may take to send a whole request, head and body. */
@@ -41,6 +46,8 @@ export interface ServerFlags {
   metricsHost: string
   /** Processes answering requests; 1: this one. */
   workers: number
+  /** A span per decision through the OTel SDK and OTLP (otel.ts). */
+  otel?: boolean
 }
 
 /** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
@@ -72,6 +79,8 @@ export function addServerFlags (command: Command): Command {
     .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
     .option('--health-path <path>', 'the unguarded health route (GET and HEAD)', healthPathFlag, '/healthz')
     .option('--no-health-path', 'no health route: every path is guarded')
+    .option('--ready-path <path>', 'the unguarded readiness route (GET and HEAD): 503 until the keys are loaded, while Redis does not answer or a key reload fails', healthPathFlag, '/readyz')
+    .option('--no-ready-path', 'no readiness route')
     .option('--request-timeout <seconds>', 'how long a client may take to send a whole request, head and body (then 408 and the connection is closed)', integerFlag(1, 86_400), DEFAULT_REQUEST_TIMEOUT)
     .option('--grace-period <seconds>', 'after SIGTERM, how long requests in flight may take before the process exits', integerFlag(0, 3600), DEFAULT_GRACE_PERIOD)
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent); refusals are logged at info', logLevelFlag, 'info')
@@ -79,6 +88,7 @@ export function addServerFlags (command: Command): Command {
     .option('--metrics-port <port>', 'serve Prometheus metrics at GET /metrics on this port (its own listener)', portFlag)
     .option('--metrics-host <host>', 'the address of the metrics listener', '127.0.0.1')
     .option('--workers <n>', 'processes answering requests (node:cluster): a number, or auto for one per core', workersFlag, 1)
+    .option('--otel', 'OpenTelemetry: a span per decision, sent with the OTLP HTTP exporter configured by the OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME...)', false)
 }
 
 /** Fastify's logger: pretty lines in a terminal, JSON lines (one per event) for a pipe or a file. */
@@ -167,6 +177,10 @@ export interface RunSettings {
   flags: ServerFlags
   /** The line printed once listening; ends with "(Ctrl-C to stop)". */
   banner: (base: string) => string
+  /** forward-auth: a ready probe is 204, and one carrying a check's headers 400 (readiness.ts). */
+  forwardAuth?: boolean
+  /** `--rate-limit` (rate-limit.ts), installed on each app after the guard. */
+  rateLimit?: RateLimitSettings | undefined
 }
 
 /**
@@ -203,8 +217,14 @@ export async function runServer (settings: RunSettings): Promise<void> {
   await serve({ ...settings, banner })
 }
 
-async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
+async function serve ({ build, guard, flags, banner, forwardAuth = false, rateLimit }: RunSettings): Promise<void> {
   let closing = false
+  const ready = readyRoute(flags.readyPath, { forwardAuth })
+  const otel = flags.otel === true ? await startOtel() : null
+  /** Why the last reload of --public-keys-dir failed, for readiness; null: it did not. */
+  let reloadFailure: string | null = null
+  /** The keys of --public-keys-dir in use (the library is given a stand-in key when there is none); null: no directory. */
+  let keysInDir = guard.keysDir === null ? null : Object.keys(guard.keysDir.set.keys).length
   // One count of request ids for every app a reload builds: ids stay unique across reloads.
   let requests = 0
   const base = { ...await fastifyOptions(flags), genReqId: () => `req-${++requests}` }
@@ -224,6 +244,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     // finished sending its body closes the connection once answered: otherwise Node reads the
     // rest to keep the connection alive, and a client trickling a body it announced as large
     // holds the connection (and a graceful stop) for as long as it likes.
+    if (rateLimit !== undefined) await installRateLimit(app, rateLimit)
     app.addHook('onSend', (request, reply, payload, done) => {
       if (closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
       done(null, payload)
@@ -246,7 +267,28 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
   }
 
   let server: Server
-  if (guard.keysDir === null) {
+  if (ready !== null) {
+    // Answered before the app: a probe reads the app in use and the reloads' state.
+    server = createServer(SERVER_OPTIONS, (request, response) => {
+      if (ready.matches(request)) {
+        ready.answer(request, response, current.app, {
+          ...(keysInDir === 0 ? { keys: 'no key is loaded (the keys directory holds none)' } : {}),
+          reload: reloadFailure ?? 'ok'
+        })
+        return
+      }
+      const serving = current
+      if (guard.keysDir === null) {
+        serving.handler(request, response)
+        return
+      }
+      serving.inFlight++
+      response.once('close', () => {
+        if (--serving.inFlight === 0 && serving.retired) retire(serving)
+      })
+      serving.handler(request, response)
+    })
+  } else if (guard.keysDir === null) {
     server = createServer(SERVER_OPTIONS, current.handler)
   } else {
     // Counting what each app is answering costs a listener per request: only when apps are swapped.
@@ -261,6 +303,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
   }
   // Fastify's keep-alive default; a whole request (head and body) must arrive within
   // --request-timeout (Node answers 408 and closes), where Fastify's default waits for ever.
+  if (otel !== null) await tracedRequests(server)
   server.keepAliveTimeout = 72_000
   server.requestTimeout = flags.requestTimeout * 1000
   server.headersTimeout = Math.min(60_000, flags.requestTimeout * 1000)
@@ -279,13 +322,17 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       let read: KeySet
       try {
         read = readKeysDir(dir, false)
-        if (unreadable) log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
+        if (unreadable) {
+          log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
+          reloadFailure = null
+        }
         unreadable = false
       } catch (error) {
         // Nothing can be read (the directory was removed, or swapped and not back yet): fail
         // closed, every token is refused until it can be read again.
         if (!unreadable) log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: every token is refused until it can')
         unreadable = true
+        reloadFailure = 'the keys directory cannot be read'
         read = { keys: {}, files: {}, skipped: [] }
       }
       const text = JSON.stringify(read.keys)
@@ -308,6 +355,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
           const reason = (optionError(error, sources) as Error).message
           if (id === undefined || !Object.hasOwn(keys, id)) {
             log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
+            reloadFailure = 'the keys in the directory cannot be used: the last good set stays in use'
             return
           }
           log.error({ keysDir: dir, file: escapeTerminal(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
@@ -318,7 +366,10 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
         void next.app.close()
         return
       }
+      // A file left out (unreadable, refused) is a reload that failed in part.
+      reloadFailure = unreadable ? reloadFailure : read.skipped.length > 0 || Object.keys(keys).length < Object.keys(read.keys).length ? 'a key file in the directory cannot be read or is refused' : null
       const used: KeySet = { ...read, keys }
+      keysInDir = Object.keys(keys).length
       const changes = keyChanges(applied, used)
       applied = used
       const old = current
@@ -359,6 +410,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     server.close(() => {
       Promise.all([...generations].map(g => g.app.close()))
         .then(() => guard.close())
+        .then(() => otel?.shutdown())
         .then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
     })
     server.closeIdleConnections()

@@ -73,7 +73,7 @@ t.test('the real nginx with the documented proxy_cache: an identical request is 
     ['127.0.0.1:8080', `127.0.0.1:${up.port}`]
   ]))
   const jwt = await liveToken({ sub: 'alice', acl: { paths: { '/v1/users/**': {}, '/v1/files/**': { methods: ['GET', 'POST'] } } } })
-  const send = (target: string, method = 'GET', extra: Record<string, string> = {}): Promise<{ status: number }> =>
+  const send = (target: string, method = 'GET', extra: Record<string, string | string[]> = {}): Promise<{ status: number }> =>
     rawRequest(nginx.port, target, { authorization: `Bearer ${jwt}`, ...extra }, method)
 
   const steps: Array<[string, () => Promise<{ status: number }>, number, number]> = [
@@ -87,7 +87,9 @@ t.test('the real nginx with the documented proxy_cache: an identical request is 
     ['the same refusal: asks again (never cached)', () => send('/v1/calls/x'), 403, 1],
     ['the cached request plus the client\'s X-Vonage-Sub: asks, refused', () => send('/v1/users/abc', 'GET', { 'X-Vonage-Sub': 'mallory' }), 400, 1],
     ['plus a method override: asks, refused', () => send('/v1/users/abc', 'GET', { 'X-HTTP-Method-Override': 'DELETE' }), 400, 1],
-    ['plus X-Original-URL: asks, refused', () => send('/v1/users/abc', 'GET', { 'X-Original-URL': '/admin' }), 400, 1]
+    ['plus X-Original-URL: asks, refused', () => send('/v1/users/abc', 'GET', { 'X-Original-URL': '/admin' }), 400, 1],
+    // The key holds the first Authorization line only: nginx itself refuses a second one, before the cache.
+    ['the cached token and a second Authorization: nginx refuses it, no cache hit', () => send('/v1/users/abc', 'GET', { authorization: [`Bearer ${jwt}`, 'Bearer forged'] }), 400, 0]
   ]
   let before = await decisions(metrics)
   for (const [name, step, status, asked] of steps) {
@@ -99,5 +101,9 @@ t.test('the real nginx with the documented proxy_cache: an identical request is 
   }
   const cached = up.seen.filter(seen => seen.url === '/v1/users/abc')
   t.equal(cached.length, 3, 'the three granted identical requests reached the upstream')
-  for (const seen of cached) t.equal(seen.headers['x-vonage-sub'], 'alice', 'with the identity of the cached grant')
+  for (const seen of cached) {
+    t.equal(seen.headers['x-vonage-sub'], 'alice', 'with the identity of the cached grant')
+    const authorizations = seen.rawHeaders.filter((_, i) => i % 2 === 1 && seen.rawHeaders[i - 1]!.toLowerCase() === 'authorization')
+    t.same(authorizations, [`Bearer ${jwt}`], 'and only the Authorization it was granted for')
+  }
 })

@@ -1,5 +1,5 @@
 /**
- * The `acl` claim (SPEC section 3): its shape is checked once per token, then `decide` answers
+ * The `acl` claim (docs/acl.md, "The ACL and the canonical path"): its shape is checked once per token, then `decide` answers
  * per request whether a rule grants the method on the canonical path. Pure functions, so they
  * test without a server. What is cached (compiled patterns, the last acls compiled) belongs to
  * an `AclCompiler`, one per verifier: two guards in one process share nothing, and a test starts

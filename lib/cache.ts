@@ -1,5 +1,5 @@
 /**
- * The verified-token cache of a verifier (SPEC 6): bounded, keyed by the token string, with a
+ * The verified-token cache of a verifier (docs/options.md, "The verified-token cache"): bounded, keyed by the token string, with a
  * W-TinyLFU policy (a small LRU window in front of a segmented LRU whose door is a frequency
  * sketch), as in Caffeine (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
  * Admission Policy", 2017).

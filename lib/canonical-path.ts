@@ -1,6 +1,6 @@
 /**
  * The canonical path: the one view of the request target that the ACL matches and a 403 names
- * (SPEC section 3.1). Authorize exactly what the router and the upstream will receive, so any
+ * (docs/acl.md, "The canonical path"). Authorize exactly what the router and the upstream will receive, so any
  * target that two parsers could read differently is refused (400 `VJG_PATH_INVALID`), never
  * repaired: a repaired path is a path some other component did not see.
  */

@@ -1,5 +1,5 @@
 /**
- * ACL patterns (SPEC 3) compiled to a test of a canonical path: minimatch's answer, with the
+ * ACL patterns (docs/acl.md) compiled to a test of a canonical path: minimatch's answer, with the
  * trailing-`/**` rule on top. Patterns in the grammar Vonage's ACLs use (`*`, `**` and literal
  * segments) are matched by our own code, which mirrors minimatch's matching of those portions
  * (`#matchGlobstar` and `#matchOne` of minimatch 11) step for step; anything else (`?`, `[...]`,

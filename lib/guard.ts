@@ -1,5 +1,5 @@
 /**
- * The request pipeline both adapters call: `authenticate` runs the stages of SPEC 9, each once,
+ * The request pipeline both adapters call: `authenticate` runs the stages of docs/options.md "Order of checks", each once,
  * in order: (with `forUpstream`, method overrides 400 and the header limit 431) -> canonical path (400) -> one token (401/400) -> verify (401) -> replay and revocation
  * (401/503, on cache hits too) -> ACL (403). It answers at once when no stage has to wait, and
  * with a promise only when one does (a remote key set, RSA on the thread pool, a store, a user
@@ -153,7 +153,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     return result.then(auth => granted(input, auth, trace), (error: unknown) => { throw refused(input, error, trace) })
   }
 
-  // The stages, each once, in the order of SPEC 9, each handing on to the next: at once, or once
+  // The stages, each once, in the order docs/options.md "Order of checks" gives, each handing on to the next: at once, or once
   // its promise settled when it answered with one (then, and only then, a closure is made).
 
   /** 1. The canonical path (400), before any token work; 2. the one token (401 missing, 400 ambiguous). */

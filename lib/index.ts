@@ -1,6 +1,6 @@
 /**
  * vonage-jwt-guard: accept Vonage-style JWTs exactly as Vonage's APIs do.
- * The Fastify plugin (default and named export) and the framework-free core (SPEC 1), with the
+ * The Fastify plugin (default and named export) and the framework-free core (docs/options.md, "The framework-free core"), with the
  * types a user names in their own code. Everything else in lib/ is internal: the package's
  * `exports` map offers no path to it, and nothing here re-exports it.
  */

@@ -32,7 +32,7 @@ export interface Profile {
 
 const DAY = 86_400
 
-/** Defaults shared by every profile (SPEC section 9). */
+/** Defaults shared by every profile (docs/options.md, the options table). */
 const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   algorithms: ['RS256'],
   clockTolerance: 30,
@@ -77,7 +77,7 @@ const VIDEO_ROLES: ReadonlySet<unknown> = new Set(['publisher', 'subscriber', 'p
 /** Vonage Video refuses connection data longer than this. */
 export const VIDEO_CONNECTION_DATA_MAX = 1000
 
-/** Vonage Video client token (`@vonage/video` generateClientToken): SPEC 2.2. */
+/** Vonage Video client token (`@vonage/video` generateClientToken): docs/profiles.md, "vonage-video". */
 const videoClaims: ClaimCheck = (claims) => {
   if (claims.scope !== 'session.connect') invalid('The "scope" claim must be "session.connect"')
   if (typeof claims.session_id !== 'string' || claims.session_id.length === 0) invalid('The "session_id" claim must be a non-empty string')
@@ -104,7 +104,7 @@ export function issuerId (iss: unknown): string | undefined {
   return undefined
 }
 
-/** Legacy OpenTok REST token (`X-OPENTOK-AUTH`): SPEC 2.2. The lifetime rules are preset options. */
+/** Legacy OpenTok REST token (`X-OPENTOK-AUTH`): docs/profiles.md, "opentok". The lifetime rules are preset options. */
 const opentokClaims: ClaimCheck = (claims) => {
   if (issuerId(claims.iss) === undefined) invalid('The "iss" claim must be the OpenTok API key (a string or an integer)')
   if (!OPENTOK_ISSUER_TYPES.has(claims.ist)) invalid('The "ist" claim must be "project" or "account"')
@@ -112,7 +112,7 @@ const opentokClaims: ClaimCheck = (claims) => {
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/
 
-/** Vonage signed webhook: SPEC 2.2. The body itself is compared by the adapters (webhook.ts). */
+/** Vonage signed webhook: docs/profiles.md, "vonage-webhook". The body itself is compared by the adapters (webhook.ts). */
 const webhookClaims: ClaimCheck = (claims) => {
   if (claims.iss !== 'Vonage') invalid('The "iss" claim of a signed webhook must be "Vonage"')
   if (typeof claims.api_key !== 'string' || claims.api_key.length === 0) invalid('The "api_key" claim must be a non-empty string')
@@ -134,7 +134,7 @@ export const WEBHOOK_MAX_AGE = 300
 export type { ProfileName } from './types.js'
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
-  /** Vonage application JWTs (Client SDK and REST): SPEC 2.1. */
+  /** Vonage application JWTs (Client SDK and REST): docs/options.md, "Token format and header" and "Token lifetime". */
   vonage: Object.freeze({ defaults: RS_COMMON, lifetimeCeiling: DAY, claimChecks: Object.freeze([]) }),
   /** Vonage Video client connection tokens: RS256 with the application key, up to 30 days. */
   'vonage-video': Object.freeze({

@@ -1,5 +1,5 @@
 /**
- * Replay protection (SPEC 7): a `jti` is accepted once, and remembered until the token can no
+ * Replay protection (docs/several-instances.md, "Replay protection"): a `jti` is accepted once, and remembered until the token can no
  * longer be accepted anyway: its effective expiry plus the clock tolerance. Off by default,
  * because Vonage's Client SDKs send one token with many requests.
  */

@@ -1,5 +1,6 @@
 /**
- * The replay and revocation stage of the request pipeline (SPEC 7): after the token verified
+ * The replay and revocation stage of the request pipeline (docs/several-instances.md, "Replay protection" and "Revocation"):
+ * after the token verified
  * (cache hits included) and before the ACL. Its options are validated here, once, for
  * `normalizeOptions()`. One store serving both replay and revocation is asked once per request.
  * A store or hook that fails or does not answer within `stateTimeout` is reported to the pipeline,

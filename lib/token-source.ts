@@ -1,5 +1,5 @@
 /**
- * Where the token of a request comes from (SPEC 2.1): `Authorization: Bearer` by default, the
+ * Where the token of a request comes from (docs/options.md, `tokenSources` and `getToken`): `Authorization: Bearer` by default, the
  * configured `tokenSources` (headers, a cookie, a query parameter), or the user's `getToken`.
  * Two tokens in one request are 400 `VJG_TOKEN_AMBIGUOUS`; headers are counted from the raw
  * list, since Node's parsed headers keep one of two `Authorization` fields.

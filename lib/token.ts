@@ -309,7 +309,7 @@ export function createTokenParser (maxLength: number): TokenParser {
 }
 
 /**
- * Header rules of SPEC 2.1: `alg` in the allow-list (never `none`), no `crit`, `typ` JWT when
+ * Header rules of docs/options.md "Token format and header": `alg` in the allow-list (never `none`), no `crit`, `typ` JWT when
  * present, `b64` only its default, `kid` a string. `jwk`, `jku`, `x5u`, `x5c` are never read.
  */
 export function checkHeader (header: JsonObject, algorithms: ReadonlySet<string>): string {

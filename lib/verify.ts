@@ -222,7 +222,7 @@ interface Lifetime {
   validFrom: number
 }
 
-/** SPEC 2.1 lifetime rules: one tolerance on every check; exp defaults to iat + defaultLifetime; cap or reject past maxLifetime. */
+/** The lifetime rules of docs/options.md "Token lifetime": one tolerance on every check; exp defaults to iat + defaultLifetime; cap or reject past maxLifetime. */
 function lifetime (claims: JsonObject, options: ClaimRules, now: number): Lifetime {
   const tolerance = options.clockTolerance
   const iat = numericDate(claims, 'iat', options)

@@ -15,7 +15,7 @@ export function payloadHash (data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
-/** Requests without a body sign their query instead (SPEC 2.2). */
+/** Requests without a body sign their query instead (docs/profiles.md, "vonage-webhook"). */
 export function signsQuery (method: string): boolean {
   return method === 'GET' || method === 'HEAD'
 }

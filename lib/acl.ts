@@ -431,3 +431,62 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
   }
   throw denied(upper, path, options.fromDefault === true ? 'is not granted by defaultAcl (the token has no acl claim)' : undefined)
 }
+
+/** The options the ACL stage decides with. */
+interface AclStageOptions {
+  /** The acl of a token without one (already compiled), or null: such a token is a root token. */
+  readonly defaultAcl: CompiledAcl | null
+  readonly requireAcl: boolean
+  readonly aclFilter: AclFilter | undefined
+}
+
+/**
+ * The ACL stage of one verifier: it compiles the `acl` claim of each verified token (its shape is
+ * part of verification: 401), keeps what it compiled, and decides requests on it. The pipeline
+ * hands the compiled acl on with the token; `verify()` and `authorize()` of the public verifier,
+ * which hand out and take a plain `VerifiedToken`, find it again through `keep` and `aclOf`.
+ */
+export interface AclStage {
+  /** The compiled `acl` claim of a payload out of `JSON.parse` (null: no claim). @throws {GuardError} `VJG_CLAIM_INVALID`. */
+  compileClaim (claims: Readonly<Record<string, unknown>>): CompiledAcl | null
+  /** Remember the acl compiled for a token `verify()` hands out, for `aclOf`. */
+  keep (verified: VerifiedLike, acl: CompiledAcl | null): void
+  /** The compiled acl of a verified token: the one kept for it, else its claim compiled now (and kept). */
+  aclOf (verified: VerifiedLike): CompiledAcl | null
+  /** Whether the token's acl (or `defaultAcl` without one) grants `method` on `path`. @throws {GuardError} `VJG_ACL_DENIED`. */
+  decide (acl: CompiledAcl | null, claims: Readonly<Record<string, unknown>>, method: string, path: string | null, request: unknown): AclDecision
+}
+
+/** What the ACL stage reads of a verified token. */
+interface VerifiedLike {
+  readonly claims: Readonly<Record<string, unknown>>
+}
+
+export function createAclStage (options: AclStageOptions): AclStage {
+  const compiler = createAclCompiler()
+  /**
+   * The compiled acls of tokens the public `verify()` handed out, or `authorize()` was given. A
+   * WeakMap entry per token is work for the garbage collector, so the pipeline (which hands the
+   * compiled acl on itself) never adds one.
+   */
+  const kept = new WeakMap<VerifiedLike, CompiledAcl | null>()
+  const { defaultAcl, requireAcl, aclFilter } = options
+  return Object.freeze({
+    compileClaim: (claims: Readonly<Record<string, unknown>>) => claims.acl === undefined ? null : compiler.compileAclClaim(claims.acl),
+    keep: (verified: VerifiedLike, acl: CompiledAcl | null) => { kept.set(verified, acl) },
+    aclOf (verified: VerifiedLike): CompiledAcl | null {
+      let acl = kept.get(verified)
+      if (acl === undefined) {
+        // A token verified elsewhere: its claim may be any value, so it is compiled as `compileAcl` does.
+        acl = verified.claims.acl === undefined ? null : compiler.compileAcl(verified.claims.acl)
+        kept.set(verified, acl)
+      }
+      return acl
+    },
+    decide (acl: CompiledAcl | null, claims: Readonly<Record<string, unknown>>, method: string, path: string | null, request: unknown): AclDecision {
+      // A token without acl gets defaultAcl (null under requireAcl, which then refuses it).
+      const fromDefault = acl === null && defaultAcl !== null
+      return decide(fromDefault ? defaultAcl : acl, method, path, { requireAcl, aclFilter, claims, request, fromDefault })
+    }
+  })
+}

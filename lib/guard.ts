@@ -20,7 +20,7 @@ import { checkAclPath, normalizeOptions, type NormalizedOptions } from './option
 import { createStateStage, type StateFailure } from './state.js'
 import { tokenOf } from './token-source.js'
 import type { AclPathOption, AuthResult, GuardDecision, GuardOptions, GuardRequest, RequestLog, StateCheck, VerifiedToken } from './types.js'
-import { createTokenVerifier, type Verifier, type VerifyTrace } from './verify.js'
+import { createTokenVerifier, type Verification, type Verifier, type VerifyTrace } from './verify.js'
 import { checkPayloadHash, requestDigest } from './webhook.js'
 
 export type { AuthResult, GuardDecision, GuardRequest, RequestLog } from './types.js'
@@ -122,7 +122,7 @@ function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Re
 export function createGuard<Request = unknown> (input: GuardOptions<Request>): Guard<Request> {
   const options = normalizeOptions(input)
   // RSA on the thread pool: measured faster for a server under concurrent requests (bench/).
-  const { verifier, verifyToken } = createTokenVerifier(options, { signaturesOnPool: true })
+  const { verifier, verifyToken, authorizeVerified } = createTokenVerifier(options, { signaturesOnPool: true })
   const state = createStateStage(options.state, options)
   const defaultRoute: RouteGuard<Request> = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath, aclPathOption: 'aclPath' })
 
@@ -172,23 +172,23 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
       if (route.optional) return null
       throw new GuardError('VJG_TOKEN_MISSING')
     }
-    const verified = verifyToken(token, trace)
-    if (verified instanceof Promise) return verified.then(found => withVerified(input, route, trace, path, found))
-    return withVerified(input, route, trace, path, verified)
+    const verification = verifyToken(token, trace)
+    if (verification instanceof Promise) return verification.then(found => withVerified(input, route, trace, path, found))
+    return withVerified(input, route, trace, path, verification)
   }
 
   /** 4. Replay and revocation (401 replayed or revoked, 503), on cache hits too; 5. the ACL (403). */
-  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verified: VerifiedToken): Awaitable<AuthResult> {
-    if (trace !== undefined) trace.verified = verified
-    const failed = state === null ? null : state(verified, input.request)
+  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verification: Verification): Awaitable<AuthResult> {
+    if (trace !== undefined) trace.verified = verification.verified
+    const failed = state === null ? null : state(verification.verified, input.request)
     if (failed instanceof Promise) {
       return failed.then((settled) => {
         unmade(input, trace, settled)
-        return authorized(input, route, path, verified)
+        return authorized(input, route, path, verification)
       })
     }
     unmade(input, trace, failed)
-    return authorized(input, route, path, verified)
+    return authorized(input, route, path, verification)
   }
 
   /**
@@ -203,11 +203,12 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
   }
 
   /** The ACL stage and the result, for a verified token. */
-  function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verified: VerifiedToken): AuthResult {
+  function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verification: Verification): AuthResult {
     let grantedBy: string | null = null
     if (route.acl) {
-      grantedBy = verifier.authorize(verified, input.method, aclPathFor(route, input, path), { request: input.request }).grantedBy
+      grantedBy = authorizeVerified(verification, input.method, aclPathFor(route, input, path), input.request).grantedBy
     }
+    const { verified } = verification
     return { header: verified.header, claims: verified.claims, expiresAt: verified.expiresAt, grantedBy }
   }
 

@@ -5,7 +5,7 @@
  * The verifier owns its caches (verified tokens, decoded headers, compiled acls and patterns):
  * two verifiers in one process share none of them.
  */
-import { createAclCompiler, decide, type AclDecision, type CompiledAcl } from './acl.js'
+import { createAclStage, type AclDecision, type CompiledAcl } from './acl.js'
 import type { Awaitable } from './awaitable.js'
 import { TokenCache } from './cache.js'
 import { checkClaims, withNumericDates } from './claims.js'
@@ -14,7 +14,7 @@ import type { PreparedKey } from './keys.js'
 import { normalizeOptions, type NormalizedOptions } from './options.js'
 import { ALGORITHMS, createKeyLookup, createPoolRule, orderedKeys, signingBytes, verifySignature } from './signature.js'
 import { checkHeader, createTokenParser, deepFreeze, type ParsedToken } from './token.js'
-import type { CacheOutcome, GuardOptions, JsonObject, VerifiedToken } from './types.js'
+import type { CacheOutcome, GuardOptions, VerifiedToken } from './types.js'
 
 export type { VerifiedToken } from './types.js'
 
@@ -47,8 +47,19 @@ export interface VerifierRuntime {
 
 
 
-interface CacheEntry {
+/**
+ * A verified token and what the ACL stage compiled of it, as the pipeline hands them on (and the
+ * cache keeps them): the compiled acl travels beside the token, never inside it.
+ */
+export interface Verification {
   readonly verified: VerifiedToken
+  /** The compiled `acl` claim; null: the token has none. */
+  readonly acl: CompiledAcl | null
+  /** Whether `verify()` handed this token out already (its acl is then kept for `authorize()`). */
+  handedOut: boolean
+}
+
+interface CacheEntry extends Verification {
   readonly validFrom: number
   /** The key that verified the signature: a hit is served only while a remote key set still lists it. */
   readonly key: PreparedKey
@@ -66,34 +77,6 @@ function expired (entry: CacheEntry, now: number, clockTolerance: number): boole
 
 
 
-/**
- * A verified token as verify() hands it out (frozen: header, claims, expiresAt), carrying the
- * compiled `acl` claim (null: a root token) in a private field: not a claim, invisible to
- * Object.keys, JSON and spreads. A private field rather than a non-enumerable symbol property
- * (defining one cost about 0.17 us per token, measured) or a WeakMap (an entry per token is work
- * for every garbage collection).
- */
-class Verified implements VerifiedToken {
-  readonly header: Readonly<JsonObject>
-  readonly claims: Readonly<JsonObject>
-  readonly expiresAt: number
-  readonly #acl: CompiledAcl | null
-
-  constructor (header: Readonly<JsonObject>, claims: Readonly<JsonObject>, expiresAt: number, acl: CompiledAcl | null) {
-    this.header = header
-    this.claims = claims
-    this.expiresAt = expiresAt
-    this.#acl = acl
-    Object.freeze(this)
-  }
-
-  /** The compiled acl of a token this module verified; undefined for any other object. */
-  static aclOf (verified: VerifiedToken): CompiledAcl | null | undefined {
-    return #acl in verified ? verified.#acl : undefined
-  }
-}
-
-
 /** Where one verification writes how the cache took part, for the guard's decision event. */
 export interface VerifyTrace {
   cache: CacheOutcome
@@ -103,49 +86,62 @@ export interface VerifyTrace {
 export interface TokenVerifier<Request = unknown> {
   readonly verifier: Verifier<Request>
   /**
-   * `verify()` without the promise when nothing waits: the verified token now (a cache hit,
+   * `verify()` without the promise when nothing waits: the verification now (a cache hit,
    * RSA on the calling thread, a static key), a promise of it when a remote key set or RSA on
    * the thread pool must answer first. Throws, or rejects with, a coded GuardError. Writes the
    * cache outcome into `trace` when given one.
    */
-  readonly verifyToken: (token: string, trace?: VerifyTrace) => Awaitable<VerifiedToken>
+  readonly verifyToken: (token: string, trace?: VerifyTrace) => Awaitable<Verification>
+  /** `authorize()` on a verification: the acl it carries, no look-up. */
+  readonly authorizeVerified: (verification: Verification, method: string, path: string | null, request: unknown) => AclDecision
+}
+
+/** One token's signature check: what every key tried is checked against. */
+interface Attempt {
+  readonly token: string
+  readonly parsed: ParsedToken
+  readonly alg: string
+  /** The keys to try, best first. */
+  readonly candidates: readonly PreparedKey[]
+  readonly signingInput: Buffer
+  readonly onPool: boolean
+  readonly now: number
 }
 
 /** Verify tokens and decide their ACL with these options (validated by `normalizeOptions`). */
 export function createTokenVerifier<Request> (options: NormalizedOptions<Request>, runtime: VerifierRuntime = {}): TokenVerifier<Request> {
   const pool = createPoolRule(runtime.signaturesOnPool === true)
-  const { clockTolerance, defaultAcl } = options
+  const { clockTolerance } = options
   const cache = options.cacheMax > 0
     ? new TokenCache<CacheEntry>(options.cacheMax, { expired: (entry, now) => expired(entry, now, clockTolerance) })
     : null
   const parse = createTokenParser(options.maxTokenLength)
-  const acls = createAclCompiler()
-  /** The compiled `acl` claim of tokens verified elsewhere (null: a root token). */
-  const foreignAcls = new WeakMap<VerifiedToken, CompiledAcl | null>()
+  const acls = createAclStage(options)
   const keys = createKeyLookup(options.keys, options.now)
   /** The key that verified the last token: tried first among several. */
   let lastKey: PreparedKey | undefined
 
   /**
-   * The first of `candidates` from `index` on that verifies the signature, then the claims
-   * (`accept`); no key verifies: 401. On the thread pool, one promise reaction per key tried
-   * carries the verification and the claims (each reaction costs the event loop a little).
+   * The first candidate from `index` on that verifies the signature, then the claims (`accept`);
+   * no key verifies: 401. On the thread pool, one promise reaction per key tried carries the
+   * verification and the claims (each reaction costs the event loop a little).
    */
-  function verifiedBy (token: string, parsed: ParsedToken, candidates: readonly PreparedKey[], index: number, alg: string, signingInput: Buffer, onPool: boolean, now: number): Awaitable<VerifiedToken> {
+  function verifiedBy (attempt: Attempt, index: number): Awaitable<Verification> {
+    const { candidates } = attempt
     for (let i = index; i < candidates.length; i++) {
       const key = candidates[i] as PreparedKey
-      const valid = verifySignature(alg, signingInput, parsed.signature, key, onPool)
+      const valid = verifySignature(attempt.alg, attempt.signingInput, attempt.parsed.signature, key, attempt.onPool)
       if (valid === true) {
         lastKey = key
-        return accept(token, parsed, key, now)
+        return accept(attempt, key)
       }
       if (valid !== false) {
         pool.started()
         return valid.then((ok) => {
           pool.settled()
-          if (!ok) return verifiedBy(token, parsed, candidates, i + 1, alg, signingInput, onPool, now)
+          if (!ok) return verifiedBy(attempt, i + 1)
           lastKey = key
-          return accept(token, parsed, key, now)
+          return accept(attempt, key)
         })
       }
     }
@@ -156,7 +152,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
    * The claims of a token whose signature verified: checked, handed out frozen, and cached from
    * the token's second sighting on (`TokenCache.seen`).
    */
-  function accept (token: string, parsed: ParsedToken, key: PreparedKey, now: number): VerifiedToken {
+  function accept ({ token, parsed, now }: Attempt, key: PreparedKey): Verification {
     const time = checkClaims(parsed.payload, options, now)
     const kept = cache !== null && cache.seen(token)
     // The parser froze the payload at its top level; a cached one is shared by every request
@@ -166,14 +162,16 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     if (kept) deepFreeze(payload)
     const claims = withNumericDates(payload)
     if (claims !== payload) Object.freeze(claims)
-    const acl = claims.acl === undefined ? null : acls.compileAclClaim(claims.acl)
-    const verified = new Verified(parsed.header, claims, time.expiresAt, acl)
-    if (kept) cache.set(token, { verified, validFrom: time.validFrom, key }, now)
-    return verified
+    const acl = acls.compileClaim(claims)
+    const verified: VerifiedToken = Object.freeze({ header: parsed.header, claims, expiresAt: time.expiresAt })
+    if (!kept) return { verified, acl, handedOut: false }
+    const entry: CacheEntry = { verified, acl, handedOut: false, validFrom: time.validFrom, key }
+    cache.set(token, entry, now)
+    return entry
   }
 
   /** Parse, header, keys: a token the cache does not vouch for (a remote key set may have to answer first). */
-  function verifyAfresh (token: string, now: number): Awaitable<VerifiedToken> {
+  function verifyAfresh (token: string, now: number): Awaitable<Verification> {
     const parsed = parse(token)
     const alg = checkHeader(parsed.header, options.algorithms)
     const candidates = keys.keysFor(parsed, alg)
@@ -182,14 +180,14 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   }
 
   /** The signature (on the thread pool: once it answered), then the claims, trusted from `accept` on. */
-  function verifyWith (token: string, parsed: ParsedToken, alg: string, candidates: readonly PreparedKey[], now: number): Awaitable<VerifiedToken> {
+  function verifyWith (token: string, parsed: ParsedToken, alg: string, candidates: readonly PreparedKey[], now: number): Awaitable<Verification> {
     // HMAC never leaves the calling thread: only RSA asks where to run.
     const onPool = ALGORITHMS[alg]?.kind !== 'hmac' && pool.toPool()
-    const input = signingBytes(parsed.signingInput, !onPool)
-    return verifiedBy(token, parsed, orderedKeys(candidates, parsed.header.kid, lastKey), 0, alg, input, onPool, now)
+    const signingInput = signingBytes(parsed.signingInput, !onPool)
+    return verifiedBy({ token, parsed, alg, candidates: orderedKeys(candidates, parsed.header.kid, lastKey), signingInput, onPool, now }, 0)
   }
 
-  function verifyToken (token: string, trace?: VerifyTrace): Awaitable<VerifiedToken> {
+  function verifyToken (token: string, trace?: VerifyTrace): Awaitable<Verification> {
     if (typeof token !== 'string' || token.length === 0) throw new GuardError('VJG_TOKEN_MALFORMED', 'The token must be a non-empty string')
     const now = options.now() / 1000
     const hit = cache?.get(token)
@@ -197,12 +195,12 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
       const held = keys.holds(hit.key)
       if (held === true) {
         if (trace !== undefined) trace.cache = 'hit'
-        return hit.verified
+        return hit
       }
       if (held !== false) {
         return held.then((stillHeld) => {
           if (trace !== undefined) trace.cache = stillHeld ? 'hit' : 'miss'
-          if (stillHeld) return hit.verified
+          if (stillHeld) return hit
           cache?.delete(token)
           return verifyAfresh(token, now)
         })
@@ -213,28 +211,29 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     return verifyAfresh(token, now)
   }
 
+  const authorizeVerified = ({ verified, acl }: Verification, method: string, path: string | null, request: unknown): AclDecision =>
+    acls.decide(acl, verified.claims, method, path, request)
+
   function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
-    // null: the token has no acl claim (its own compiled acl is null, not undefined).
-    let acl = Verified.aclOf(verified)
-    if (acl === undefined) acl = foreignAcls.get(verified)
-    if (acl === undefined) {
-      acl = verified.claims.acl === undefined ? null : acls.compileAcl(verified.claims.acl)
-      foreignAcls.set(verified, acl)
-    }
-    // A token without acl gets defaultAcl (null under requireAcl, which then refuses it).
-    const fromDefault = acl === null && defaultAcl !== null
-    return decide(fromDefault ? defaultAcl : acl, method, path, {
-      requireAcl: options.requireAcl,
-      aclFilter: options.aclFilter,
-      claims: verified.claims,
-      request: context.request,
-      fromDefault
-    })
+    return acls.decide(acls.aclOf(verified), verified.claims, method, path, context.request)
   }
 
-  // async: a throw of verifyToken is a rejection, as the public verify() promises.
-  const verify = async (token: string): Promise<VerifiedToken> => verifyToken(token)
-  return Object.freeze({ verifier: Object.freeze({ verify, authorize, options }), verifyToken })
+  /** A token as `verify()` hands it out, its compiled acl kept (once) for `authorize()`. */
+  function handOut (verification: Verification): VerifiedToken {
+    if (!verification.handedOut) {
+      acls.keep(verification.verified, verification.acl)
+      verification.handedOut = true
+    }
+    return verification.verified
+  }
+
+  // async: a throw of verifyToken is a rejection, as the public verify() promises; a promise is
+  // awaited only when verifyToken made one (an await of a token at hand costs a cache hit a tick).
+  async function verify (token: string): Promise<VerifiedToken> {
+    const verification = verifyToken(token)
+    return handOut(verification instanceof Promise ? await verification : verification)
+  }
+  return Object.freeze({ verifier: Object.freeze({ verify, authorize, options }), verifyToken, authorizeVerified })
 }
 
 /** A verifier for these options (validated here: a bad one throws a TypeError naming it). */

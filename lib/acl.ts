@@ -166,7 +166,7 @@ function eagerRules (testFor: (pattern: string) => PatternTest): RuleMaker {
 }
 
 function claimInvalid (reason: string, cause?: unknown): GuardError {
-  return new GuardError('VJG_CLAIM_INVALID', reason, cause === undefined ? {} : { cause })
+  return new GuardError('VJG_CLAIM_INVALID', reason, cause === undefined ? { claim: 'acl' } : { claim: 'acl', cause })
 }
 
 /** Own properties only, so a polluted `Object.prototype` cannot supply `methods` or `filters`. */
@@ -388,6 +388,12 @@ function shownPath (path: string | null): string {
   return `${path.slice(0, cut)}...`
 }
 
+/** Whether a rule's methods let `upper` (an upper-cased method) through. */
+function methodAllowed (rule: AclRule, upper: string): boolean {
+  // HEAD is a GET without the body: a rule that grants GET grants HEAD.
+  return rule.methods === null || rule.methods.has(upper) || (upper === 'HEAD' && rule.methods.has('GET'))
+}
+
 function denied (method: string, path: string | null, why = 'is not granted by the token acl'): GuardError {
   return new GuardError('VJG_ACL_DENIED', `${method} ${shownPath(path)} ${why}`)
 }
@@ -415,8 +421,7 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
       }
     }
     for (const rule of acl.rules) {
-      // HEAD is a GET without the body: a rule that grants GET grants HEAD.
-      if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) continue
+      if (!methodAllowed(rule, upper)) continue
       if (!rule.test(path)) continue
       if (rule.filters !== null) {
         if (options.aclFilter === undefined) continue
@@ -489,4 +494,35 @@ export function createAclStage (options: AclStageOptions): AclStage {
       return decide(fromDefault ? defaultAcl : acl, method, path, { requireAcl, aclFilter, claims, request, fromDefault })
     }
   })
+}
+
+/** What one rule of an acl makes of a request, for a tool that explains a 403. */
+export interface AclRuleVerdict {
+  /** The pattern as the token states it. */
+  readonly pattern: string
+  /** Whether the pattern matches the path. */
+  readonly matches: boolean
+  /** Whether the rule's `methods` (all when it has none) let the method through, HEAD counting as GET. */
+  readonly methodAllowed: boolean
+  /** The rule's methods, upper-cased; null: every method. */
+  readonly methods: readonly string[] | null
+  /** Whether the rule has `filters`, which only `aclFilter` can make grant. */
+  readonly hasFilters: boolean
+}
+
+/**
+ * Rule by rule, what an acl claim makes of `method` on the canonical `path`: the same match and
+ * method rules as a decision, without `aclFilter`.
+ *
+ * @throws {GuardError} `VJG_CLAIM_INVALID`, as `compileAcl`.
+ */
+export function explainAcl (acl: unknown, method: string, path: string): AclRuleVerdict[] {
+  const upper = method.toUpperCase()
+  return compileAcl(acl).rules.map(rule => ({
+    pattern: rule.pattern,
+    matches: rule.test(path),
+    methodAllowed: methodAllowed(rule, upper),
+    methods: rule.methods === null ? null : [...rule.methods],
+    hasFilters: rule.filters !== null
+  }))
 }

@@ -282,7 +282,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     if (!options.payloadHash || auth === null) return
     const digest = requestDigest(input.method, input.target, input.raw, bodyDigest)
     try {
-      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked')
+      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked', { check: 'body', claim: 'payload_hash' })
       checkPayloadHash(auth.claims.payload_hash, digest)
     } catch (error) {
       throw refuse(input, error, auth)

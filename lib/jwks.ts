@@ -223,7 +223,7 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
 
   async function keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]> {
     const kid = header.kid
-    if (kid !== undefined && typeof kid !== 'string') throw new GuardError('VJG_KEY_UNKNOWN', 'The token "kid" header must be a string')
+    if (kid !== undefined && typeof kid !== 'string') throw new GuardError('VJG_KEY_UNKNOWN', 'The token "kid" header must be a string', { claim: 'kid' })
     await ensure()
     let found = select(kid, alg)
     if (found.length === 0 && !coolingDown()) {

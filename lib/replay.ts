@@ -11,7 +11,7 @@ import type { VerifiedToken } from './types.js'
 export function consumeQuery (token: VerifiedToken, clockTolerance: number): NonNullable<StoreQuery['consume']> {
   const { jti, application_id: applicationId } = token.claims
   if (typeof jti !== 'string' || jti.length === 0) {
-    throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "jti" claim, which replay protection needs')
+    throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "jti" claim, which replay protection needs', { claim: 'jti' })
   }
   return {
     // jti values are unique per issuing application; scoping keeps one application from burning another's.

@@ -164,7 +164,7 @@ export function createKeyLookup (source: KeySource, now: () => number): KeyLooku
       // OpenTok SDKs send the API key in `iss` as a string or a JSON integer: the same key.
       const id = source.integerIds === true ? issuerId(claim) : claim
       const keys = typeof id === 'string' ? source.keys.get(id) : undefined
-      if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${source.claim}"`)
+      if (keys === undefined) throw new GuardError('VJG_KEY_UNKNOWN', `No key is configured for the token's "${source.claim}"`, { claim: source.claim })
       return keys
     },
     holds: ALWAYS

@@ -314,23 +314,23 @@ export function createTokenParser (maxLength: number): TokenParser {
  */
 export function checkHeader (header: JsonObject, algorithms: ReadonlySet<string>): string {
   const alg = header.alg
-  if (typeof alg !== 'string') throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has no "alg"')
+  if (typeof alg !== 'string') throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has no "alg"', { claim: 'alg' })
   if (!algorithms.has(alg)) {
-    throw new GuardError('VJG_ALG_NOT_ALLOWED', `The token algorithm is not accepted here (accepted: ${[...algorithms].join(', ')})`)
+    throw new GuardError('VJG_ALG_NOT_ALLOWED', `The token algorithm is not accepted here (accepted: ${[...algorithms].join(', ')})`, { claim: 'alg', expected: [...algorithms] })
   }
   if (Object.hasOwn(header, 'crit')) {
-    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "crit": no critical extension is supported')
+    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "crit": no critical extension is supported', { claim: 'crit' })
   }
   if (Object.hasOwn(header, 'b64') && header.b64 !== true) {
-    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "b64": unencoded payloads are not supported')
+    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "b64": unencoded payloads are not supported', { claim: 'b64' })
   }
   const typ = header.typ
   if (typ !== undefined && (typeof typ !== 'string' || typ.toUpperCase() !== 'JWT')) {
-    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "typ" must be "JWT" when present')
+    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "typ" must be "JWT" when present', { check: 'header', claim: 'typ', expected: 'JWT' })
   }
   const kid = header.kid
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) {
-    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "kid" must be a non-empty string of at most 256 characters')
+    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "kid" must be a non-empty string of at most 256 characters', { check: 'header', claim: 'kid', limit: 256 })
   }
   return alg
 }

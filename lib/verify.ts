@@ -18,9 +18,9 @@ import type { CacheOutcome, GuardOptions, VerifiedToken } from './types.js'
 
 export type { VerifiedToken } from './types.js'
 
-export interface AuthorizeContext {
+export interface AuthorizeContext<Request = unknown> {
   /** The framework request, handed to `aclFilter`. */
-  request?: unknown
+  request?: Request
 }
 
 export interface Verifier<Request = unknown> {
@@ -30,9 +30,35 @@ export interface Verifier<Request = unknown> {
    * Decide the ACL for a verified token, a method and a canonical path (from `canonicalPath()`).
    * Returns `{ granted: true, grantedBy }` or throws `VJG_ACL_DENIED` (403).
    */
-  authorize (verified: VerifiedToken, method: string, path: string | null, context?: AuthorizeContext): AclDecision
-  /** The frozen, defaulted options this verifier runs on. */
-  readonly options: NormalizedOptions<Request>
+  authorize (verified: VerifiedToken, method: string, path: string | null, context?: AuthorizeContext<Request>): AclDecision
+  /** What this verifier checks, as a tool that explains its decisions reads it. */
+  readonly rules: VerifierRules
+}
+
+/**
+ * The rules a verifier checks a token by (its options, defaulted and validated), as far as a
+ * tool that explains its decisions needs them: no keys, stores or hooks.
+ */
+export interface VerifierRules {
+  readonly algorithms: ReadonlySet<string>
+  /** The accepted `application_id`s; null: any. */
+  readonly applicationIds: ReadonlySet<string> | null
+  readonly requiredClaims: readonly string[]
+  readonly clockTolerance: number
+  readonly defaultLifetime: number
+  readonly maxLifetime: number
+  readonly maxAge: number | null
+  readonly allowNumericStringDates: boolean
+  readonly requireAcl: boolean
+  /** Whether an `aclFilter` decides the rules that carry filters. */
+  readonly hasAclFilter: boolean
+  /** The verifier's clock, in milliseconds. */
+  readonly now: () => number
+}
+
+function rulesOf<Request> (options: NormalizedOptions<Request>): VerifierRules {
+  const { algorithms, applicationIds, requiredClaims, clockTolerance, defaultLifetime, maxLifetime, maxAge, allowNumericStringDates, requireAcl, now } = options
+  return Object.freeze({ algorithms, applicationIds, requiredClaims, clockTolerance, defaultLifetime, maxLifetime, maxAge, allowNumericStringDates, requireAcl, hasAclFilter: options.aclFilter !== undefined, now })
 }
 
 /** How a verifier runs, as its callers inside the package choose; not a user option. */
@@ -214,7 +240,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
   const authorizeVerified = ({ verified, acl }: Verification, method: string, path: string | null, request: unknown): AclDecision =>
     acls.decide(acl, verified.claims, method, path, request)
 
-  function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext = {}): AclDecision {
+  function authorize (verified: VerifiedToken, method: string, path: string | null, context: AuthorizeContext<Request> = {}): AclDecision {
     return acls.decide(acls.aclOf(verified), verified.claims, method, path, context.request)
   }
 
@@ -233,7 +259,7 @@ export function createTokenVerifier<Request> (options: NormalizedOptions<Request
     const verification = verifyToken(token)
     return handOut(verification instanceof Promise ? await verification : verification)
   }
-  return Object.freeze({ verifier: Object.freeze({ verify, authorize, options }), verifyToken, authorizeVerified })
+  return Object.freeze({ verifier: Object.freeze({ verify, authorize, rules: rulesOf(options) }), verifyToken, authorizeVerified })
 }
 
 /** A verifier for these options (validated here: a bad one throws a TypeError naming it). */

@@ -31,11 +31,11 @@ export function rawQuery (target: string): string {
  * The claim's shape (64 lowercase hex characters) was checked with the other claims.
  */
 export function checkPayloadHash (claim: unknown, digest: string): void {
-  if (typeof claim !== 'string') throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "payload_hash" claim')
+  if (typeof claim !== 'string') throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "payload_hash" claim', { claim: 'payload_hash' })
   const expected = Buffer.from(claim, 'latin1')
   const actual = Buffer.from(digest, 'latin1')
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
-    throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body does not match the token "payload_hash" (was it changed on the way?)')
+    throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body does not match the token "payload_hash" (was it changed on the way?)', { check: 'body', claim: 'payload_hash' })
   }
 }
 

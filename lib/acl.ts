@@ -20,8 +20,17 @@ export interface AclRule {
   readonly methods: ReadonlySet<string> | null
   /** The rule's non-empty `filters`, or `null` when it has none (absent or `{}`). */
   readonly filters: Readonly<Record<string, unknown>> | null
+}
+
+/** A rule as this module compiles it: with its match, which only this module's decisions call. */
+export interface MatchRule extends AclRule {
   /** Whether the pattern matches a canonical path. Shared by every rule with this pattern compiled by one compiler. */
   readonly test: (path: string) => boolean
+}
+
+/** The rules of an acl this module compiled (every CompiledAcl is one: nothing else makes them). */
+function matchRules (acl: CompiledAcl): readonly MatchRule[] {
+  return acl.rules as readonly MatchRule[]
 }
 
 export interface CompiledAcl {
@@ -69,10 +78,10 @@ const GRANT_PATH_MAX = 256
  * acl, gone with it, and invisible to its users.
  */
 class Compiled implements CompiledAcl {
-  readonly rules: readonly AclRule[]
+  readonly rules: readonly MatchRule[]
   readonly #grants: Grant[] | undefined
 
-  constructor (rules: AclRule[]) {
+  constructor (rules: MatchRule[]) {
     this.rules = Object.freeze(rules)
     this.#grants = rules.every(rule => rule.filters === null) ? [] : undefined
     Object.freeze(this)
@@ -124,7 +133,7 @@ class PatternCache {
  * needs it, so a token whose ACL is its own holds strings only, and memory stays bounded by the
  * cache whatever the tokens' patterns (bench/memory.js: unique ACLs).
  */
-class LazyRule implements AclRule {
+class LazyRule implements MatchRule {
   readonly pattern: string
   readonly methods: ReadonlySet<string> | null
   readonly filters: Readonly<Record<string, unknown>> | null
@@ -149,8 +158,8 @@ class LazyRule implements AclRule {
   }
 }
 
-/** How a compiler turns one checked rule into an AclRule. */
-type RuleMaker = (pattern: string, matched: string, methods: ReadonlySet<string> | null, filters: Readonly<Record<string, unknown>> | null, index: number) => AclRule
+/** How a compiler turns one checked rule into a MatchRule. */
+type RuleMaker = (pattern: string, matched: string, methods: ReadonlySet<string> | null, filters: Readonly<Record<string, unknown>> | null, index: number) => MatchRule
 
 /** A rule with its test compiled now (`compileAcl`): through `testFor`, so a compiler shares it by pattern. */
 function eagerRules (testFor: (pattern: string) => PatternTest): RuleMaker {
@@ -223,7 +232,7 @@ function compileRules (acl: unknown, makeRule: RuleMaker): CompiledAcl {
   // refused below like any pattern that does not start with `/`.
   const entries = Object.entries(paths)
   if (entries.length > MAX_PATTERNS) throw claimInvalid(`acl.paths has more than ${MAX_PATTERNS} patterns`)
-  const rules: AclRule[] = []
+  const rules: MatchRule[] = []
   for (let index = 0; index < entries.length; index++) {
     const [pattern, rule] = entries[index] as [string, unknown]
     const problem = patternProblem(pattern)
@@ -420,7 +429,7 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
         if (grant.path === path && grant.method === upper) return { granted: true, grantedBy: grant.grantedBy }
       }
     }
-    for (const rule of acl.rules) {
+    for (const rule of matchRules(acl)) {
       if (!methodAllowed(rule, upper)) continue
       if (!rule.test(path)) continue
       if (rule.filters !== null) {
@@ -518,7 +527,7 @@ export interface AclRuleVerdict {
  */
 export function explainAcl (acl: unknown, method: string, path: string): AclRuleVerdict[] {
   const upper = method.toUpperCase()
-  return compileAcl(acl).rules.map(rule => ({
+  return matchRules(compileAcl(acl)).map(rule => ({
     pattern: rule.pattern,
     matches: rule.test(path),
     methodAllowed: methodAllowed(rule, upper),

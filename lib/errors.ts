@@ -102,6 +102,13 @@ interface GuardErrorOptions extends RefusalFacts {
 }
 
 /**
+ * The brand of a GuardError, in the global symbol registry: two installed copies of the package
+ * (a library and an app each with their own) make two GuardError classes, and `instanceof` one
+ * is false for the other's errors; both copies read the same brand.
+ */
+const GUARD_ERROR = Symbol.for('vonage-jwt-guard.GuardError')
+
+/**
  * A coded rejection. Shaped for both frameworks: Fastify's error handler reads `statusCode`,
  * `code` and `headers`; Express' finalhandler reads `status` and `headers`.
  */
@@ -139,6 +146,11 @@ export class GuardError extends Error {
     this.realm = options.realm ?? DEFAULT_REALM
   }
 
+  /** The brand `isGuardError` reads (on the prototype: nothing per error). */
+  get [GUARD_ERROR] (): true {
+    return true
+  }
+
   /** The HTTP reason phrase of the status, as Fastify's body names it in `error`. */
   get error (): string {
     return STATUS_TEXT[this.statusCode] ?? 'Error'
@@ -156,8 +168,9 @@ export class GuardError extends Error {
   }
 }
 
+/** Whether a value is a GuardError, of this copy of the package or of another one installed beside it. */
 export function isGuardError (value: unknown): value is GuardError {
-  return value instanceof GuardError
+  return typeof value === 'object' && value !== null && (value as { [GUARD_ERROR]?: unknown })[GUARD_ERROR] === true
 }
 
 /** The developer-mistake family: thrown at registration, never at request time. */

@@ -16,6 +16,8 @@ interface LifetimeCase {
   expect: Expect
   /** The effective expiry when the token passes. */
   expiresAt?: number
+  /** Claims the verified token must hand out as they came. */
+  kept?: Record<string, unknown>
 }
 
 const lifetimeCases: LifetimeCase[] = [
@@ -60,7 +62,7 @@ const lifetimeCases: LifetimeCase[] = [
   { name: 'custom required claim missing', claims: {}, options: { requiredClaims: ['application_id', 'iat', 'jti', 'sub'] }, expect: 'VJG_CLAIM_MISSING' },
   { name: 'applicationId allow-list, string', claims: {}, options: { applicationId: APP_ID }, expect: 'ok' },
   { name: 'applicationId allow-list, miss', claims: {}, options: { applicationId: ['x', 'y'] }, expect: 'VJG_APPLICATION_MISMATCH' },
-  { name: 'unknown claims are kept and ignored', claims: { custom: { deep: [1, 2] } }, expect: 'ok' }
+  { name: 'unknown claims are kept and ignored', claims: { custom: { deep: [1, 2] }, 'x-tenant': 'acme', n: 0 }, expect: 'ok', expiresAt: NOW + 890, kept: { custom: { deep: [1, 2] }, 'x-tenant': 'acme', n: 0 } }
 ]
 
 t.test('lifetime and claims at the boundaries', async t => {
@@ -71,6 +73,7 @@ t.test('lifetime and claims at the boundaries', async t => {
       const verified = await result
       if (c.expiresAt !== undefined) t.equal(verified.expiresAt, c.expiresAt, `${c.name}: expiresAt`)
       else t.pass(c.name)
+      for (const [name, value] of Object.entries(c.kept ?? {})) t.strictSame(verified.claims[name], value, `${c.name}: ${name} handed out as it came`)
     } else {
       await t.rejects(result, { code: c.expect, statusCode: 401 }, c.name)
     }

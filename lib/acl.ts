@@ -99,8 +99,8 @@ function grantsOf (acl: CompiledAcl): Grant[] | undefined {
 /**
  * Compiled patterns by the pattern as matched, bounded: the oldest goes first. The order is kept
  * in a ring of the keys rather than read from the Map: the first key of a Map that has seen many
- * deletions is found by walking over their holes, which cost about 5 us per eviction once tokens
- * with patterns of their own kept the cache turning over (bench/: unique ACLs).
+ * deletions is found by walking over their holes, which was slow once tokens with patterns of
+ * their own kept the cache turning over (docs/benchmark.md, "Measured choices in the code").
  */
 class PatternCache {
   readonly #tests = new Map<string, PatternTest>()
@@ -288,8 +288,7 @@ function shapeOf (value: unknown): Shape | undefined {
 /**
  * Whether a value out of JSON.parse is the JSON of a snapshot: same own keys in the same order,
  * same strings, numbers, booleans and nulls. A for-in walk against the snapshot's key lists
- * makes no array per object (Object.keys on both sides did: about 0.4 us per verified token
- * against 0.25, measured).
+ * makes no array per object, which Object.keys on both sides did (docs/benchmark.md, "Measured choices in the code").
  */
 function sameJson (value: unknown, shape: Shape): boolean {
   if (typeof shape !== 'object' || shape === null) return value === shape
@@ -378,8 +377,8 @@ function remember (grants: Grant[], method: string, path: string, grantedBy: str
   if (path.length > GRANT_PATH_MAX) return
   // A copy: `path` may be a slice of the request target, and a kept slice would keep the whole
   // target (its query too) alive for as long as the acl lives. structuredClone makes a flat
-  // string of its own, which is also what the comparison above is fastest with (measured: a
-  // remembered grant kept as a slice made each decision about 40 ns slower).
+  // string of its own, which is also what the comparison above is fastest with (a slice was
+  // slower: docs/benchmark.md, "Measured choices in the code").
   const grant = { method, path: structuredClone(path), grantedBy }
   if (grants.length >= GRANTS_KEPT) grants.pop()
   grants.unshift(grant)

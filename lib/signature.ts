@@ -76,15 +76,15 @@ export interface PoolRule {
 }
 
 /**
- * RSA on the thread pool only when the server is busy. A hop to the pool costs a request about
- * 50 us of latency (two thread handovers) and saves the event loop the RSA work (about 22 us for
- * RSA-2048): worth it when requests queue behind each other, a loss when one is alone or two
- * take turns. "Busy" is BUSY verifications already under way, counted from two signs that cost
+ * RSA on the thread pool only when the server is busy. A hop to the pool costs a request latency
+ * (two thread handovers) and saves the event loop the RSA work: worth it when requests queue
+ * behind each other, a loss when one is alone or two take turns (the measured costs are in
+ * docs/benchmark.md, "Measured choices in the code"). "Busy" is BUSY verifications already under way, counted from two signs that cost
  * nothing to keep: those still on the pool, and those run on the calling thread in this turn of
  * the event loop (the poll phase handed over several requests at once). One or two connections
  * never get there, so every token is verified on the calling thread; under load the pool keeps
  * two or more and every token goes there. (Going to the pool as soon as one verification was on
- * it made the pool hold itself at two connections: 0.66x the floor, bench/ conn-2.)
+ * it made the pool hold itself at two connections, a loss in bench/ conn-2.)
  */
 export function createPoolRule (enabled: boolean): PoolRule {
   let onPool = 0

@@ -183,7 +183,8 @@ export function deepFreeze (value: unknown): void {
 
 /**
  * Where a JSON part is decoded: its bytes are only read into a string, which nothing else runs
- * between, so one buffer serves every token (a Buffer per payload cost about 0.1 us, measured).
+ * between, so one buffer serves every token (a Buffer per payload
+ * costs more: docs/benchmark.md, "Measured choices in the code").
  */
 let scratch = Buffer.allocUnsafeSlow(8192)
 
@@ -272,8 +273,8 @@ export type TokenParser = (token: string) => ParsedToken
  * A parser for one verifier: tokens at most `maxLength` characters, and the headers it decoded
  * kept by their base64url text (the tokens of one issuer share one header), deeply frozen and
  * shared; the last one is compared before the map (one issuer, one header, one string compare).
- * Payloads are frozen only at their top level: freezing a Client SDK payload's objects costs
- * about 0.6 us, paid (`deepFreeze`) only for a payload a cache will share between requests.
+ * Payloads are frozen only at their top level: freezing a Client SDK payload's objects is paid
+ * (`deepFreeze`) only for a payload a cache will share between requests (its cost: docs/benchmark.md, "Measured choices in the code").
  */
 export function createTokenParser (maxLength: number): TokenParser {
   const headers = new Map<string, JsonObject>()

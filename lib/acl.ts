@@ -11,7 +11,6 @@ import { isPlainObject } from './is-plain-object.js'
 import type { AclContext, AclFilter } from './types.js'
 
 export type { AclContext, AclFilter } from './types.js'
-export { MINIMATCH_OPTIONS } from './glob.js'
 
 export interface AclRule {
   /** The pattern as the token states it. */
@@ -43,7 +42,7 @@ export interface AclDecision {
   grantedBy: string | null
 }
 
-export interface DecideOptions {
+interface DecideOptions {
   requireAcl?: boolean
   /** `acl` is the `defaultAcl` option, standing in for a token without an acl claim (a 403 says so). */
   fromDefault?: boolean
@@ -53,11 +52,11 @@ export interface DecideOptions {
 }
 
 export const MAX_PATTERNS = 128
-export const MAX_PATTERN_LENGTH = 512
+const MAX_PATTERN_LENGTH = 512
 /** Bound of a compiler's pattern cache; the oldest entry goes first. */
 export const PATTERN_CACHE_MAX = 10_000
 /** How many acls a compiler remembers with the claim they came from (see `compileAclClaim`). */
-export const KNOWN_ACLS_MAX = 8
+const KNOWN_ACLS_MAX = 8
 
 /** One remembered grant of a compiled acl. */
 interface Grant {
@@ -315,7 +314,7 @@ interface KnownAcl {
 }
 
 /** A verifier's acl compilation, with the caches it owns. */
-export interface AclCompiler {
+interface AclCompiler {
   /** `compileAcl`, each pattern compiled once per compiler (a bounded cache, the oldest going first). */
   compileAcl (acl: unknown): CompiledAcl
   /**
@@ -459,7 +458,7 @@ interface AclStageOptions {
  * hands the compiled acl on with the token; `verify()` and `authorize()` of the public verifier,
  * which hand out and take a plain `VerifiedToken`, find it again through `keep` and `aclOf`.
  */
-export interface AclStage {
+interface AclStage {
   /** The compiled `acl` claim of a payload out of `JSON.parse` (null: no claim). @throws {GuardError} `VJG_CLAIM_INVALID`. */
   compileClaim (claims: Readonly<Record<string, unknown>>): CompiledAcl | null
   /** Remember the acl compiled for a token `verify()` hands out, for `aclOf`. */

@@ -180,7 +180,7 @@ export const WINDOW_MIN = 100
 /** Share of the main space kept for entries hit since they entered it (Caffeine's 80%). */
 const PROTECTED_SHARE = 0.8
 
-export interface TokenCacheOptions<V> {
+interface TokenCacheOptions<V> {
   /**
    * Whether a value is dead at `now` (the number given to `set`): a dead entry is evicted before
    * any live one is turned away, so expired tokens with a history of hits do not hold the space.

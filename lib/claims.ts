@@ -13,7 +13,7 @@ type ClaimRules = Pick<NormalizedOptions, 'requiredClaims' | 'applicationIds' | 
 'allowNumericStringDates' | 'defaultLifetime' | 'maxLifetime' | 'lifetimePolicy' | 'minLifetime' | 'maxAge'>
 
 /** The options the effective expiry is computed from. */
-export type LifetimeRules = Pick<NormalizedOptions, 'allowNumericStringDates' | 'defaultLifetime' | 'maxLifetime' | 'maxAge'>
+type LifetimeRules = Pick<NormalizedOptions, 'allowNumericStringDates' | 'defaultLifetime' | 'maxLifetime' | 'maxAge'>
 
 const MAX_NUMERIC_DATE = 2 ** 53
 /**
@@ -85,7 +85,7 @@ function nonEmptyString (claims: JsonObject, name: string, max: number): void {
   }
 }
 
-export interface Lifetime {
+interface Lifetime {
   /** The effective expiry, seconds. */
   expiresAt: number
   /** Before this instant (seconds, tolerance included) the token is not valid yet. */

@@ -23,7 +23,7 @@ import type { AclPathOption, AuthResult, GuardDecision, GuardOptions, GuardReque
 import { createTokenVerifier, type Verification, type Verifier, type VerifyTrace } from './verify.js'
 import { checkPayloadHash, requestDigest } from './webhook.js'
 
-export type { AuthResult, GuardDecision, GuardRequest, RequestLog } from './types.js'
+export type { AuthResult, GuardRequest } from './types.js'
 
 /** The `node:diagnostics_channel` channel every decision is published on (see `GuardDecision`). */
 export const DECISION_CHANNEL = 'vonage-jwt-guard:decision'
@@ -46,7 +46,7 @@ export type RouteGuardOption<Request = unknown> = false | {
   aclPath?: AclPathOption<Request>
 }
 
-export interface Guard<Request = unknown> {
+interface Guard<Request = unknown> {
   readonly verifier: Verifier<Request>
   readonly options: NormalizedOptions<Request>
   /** The route settings the options give, unless a route says otherwise. */

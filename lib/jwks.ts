@@ -32,7 +32,7 @@ export interface JwksSettings {
   readonly cacheMaxAge: number
 }
 
-export interface RemoteKeySet {
+interface RemoteKeySet {
   /** The keys that may verify a token with this header and `alg`; throws 401 `VJG_KEY_UNKNOWN` or 503 `VJG_UNAVAILABLE`. */
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
   /** Whether `key` is still in the set: now, or once the set was refreshed when a refresh is due. */

@@ -13,7 +13,7 @@ import { identityHeaders } from './identity.js'
 import { stateOptions, type StateOptions } from './state.js'
 import type { AclFilter, AclPathOption, GuardOptions, ProfileName, TokenGetter } from './types.js'
 
-export type { AclPathOption, GuardOptions, SecretInput, TokenSource, VonageClaims } from './types.js'
+export type { AclPathOption, GuardOptions, TokenSource, VonageClaims } from './types.js'
 
 /** A token source after validation: header names lower-cased, the scheme resolved. */
 export type ResolvedTokenSource =
@@ -71,7 +71,7 @@ export type KeySource =
   | { readonly kind: 'jwks', readonly jwks: JwksSettings }
 
 /** Every algorithm the hot path implements. */
-export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
+const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
 
 /**
  * Every option name, as a record the compiler holds to `GuardOptions`: a name added there and

@@ -75,7 +75,7 @@ function optionalString (claims: JsonObject, name: string, max: number): void {
 
 const VIDEO_ROLES: ReadonlySet<unknown> = new Set(['publisher', 'subscriber', 'publisheronly', 'moderator'])
 /** Vonage Video refuses connection data longer than this. */
-export const VIDEO_CONNECTION_DATA_MAX = 1000
+const VIDEO_CONNECTION_DATA_MAX = 1000
 
 /** Vonage Video client token (`@vonage/video` generateClientToken): docs/profiles.md, "vonage-video". */
 const videoClaims: ClaimCheck = (claims) => {
@@ -129,7 +129,7 @@ const OPENTOK_LIFETIME = 300
 /** Video client tokens live 30 days at most. */
 const VIDEO_LIFETIME = 30 * DAY
 /** A signed webhook older than this is stale (now - iat <= maxAge). */
-export const WEBHOOK_MAX_AGE = 300
+const WEBHOOK_MAX_AGE = 300
 
 export type { ProfileName } from './types.js'
 

@@ -67,7 +67,7 @@ export function verifySignature (alg: string, signingInput: Buffer, signature: B
 export const BUSY = 2
 
 /** Where the RSA work of one token runs. */
-export interface PoolRule {
+interface PoolRule {
   /** True: on the thread pool; false: on the calling thread. Asked once per token. */
   readonly toPool: () => boolean
   /** A verification went to the pool; `settled` when it answered. */
@@ -142,7 +142,7 @@ export function orderedKeys (candidates: readonly PreparedKey[], kid: unknown, l
 }
 
 /** How one verifier finds the keys of a token, and whether a key that verified one still counts. */
-export interface KeyLookup {
+interface KeyLookup {
   /** The keys that may verify this token: configured ones now, a remote key set's once it answered. */
   readonly keysFor: (parsed: ParsedToken, alg: string) => Awaitable<readonly PreparedKey[]>
   /** Whether a cached token's key still verifies: always for configured keys; while listed, for a remote key set. */

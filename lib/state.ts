@@ -38,7 +38,7 @@ export interface StateFailure {
  * made (the pipeline refuses or skips them as `failOpen` says), or a thrown GuardError (401
  * replayed / revoked). A promise only when a store or the hook answers with one.
  */
-export type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<StateFailure | null>
+type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<StateFailure | null>
 
 function isStore (value: unknown, methods: readonly string[]): value is GuardStore {
   return typeof value === 'object' && value !== null && methods.every(m => typeof (value as Record<string, unknown>)[m] === 'function')

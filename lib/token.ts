@@ -231,7 +231,7 @@ export function decodeJsonObject (part: string, what: string, deep = true): Json
 }
 
 /** The three parts of a compact JWS, before any JSON: what the signature layer needs. */
-export interface CompactParts {
+interface CompactParts {
   readonly header: string
   readonly payload: string
   /** `base64url(header) . base64url(payload)`: the bytes the signature covers. */
@@ -267,7 +267,7 @@ const HEADER_CACHE_MAX = 64
 const HEADER_TEXT_MAX = 512
 
 /** Splits and decodes a compact JWS; throws VJG_TOKEN_MALFORMED on anything but the strict form. */
-export type TokenParser = (token: string) => ParsedToken
+type TokenParser = (token: string) => ParsedToken
 
 /**
  * A parser for one verifier: tokens at most `maxLength` characters, and the headers it decoded

@@ -62,7 +62,7 @@ function rulesOf<Request> (options: NormalizedOptions<Request>): VerifierRules {
 }
 
 /** How a verifier runs, as its callers inside the package choose; not a user option. */
-export interface VerifierRuntime {
+interface VerifierRuntime {
   /**
    * Verify RSA signatures on the libuv thread pool when the server is busy (see `createPoolRule`)
    * rather than always on the event loop. The adapters turn it on; a lone verify() is faster
@@ -109,7 +109,7 @@ export interface VerifyTrace {
 }
 
 /** What `createGuard` builds on: the public verifier, and its verification without the promise. */
-export interface TokenVerifier<Request = unknown> {
+interface TokenVerifier<Request = unknown> {
   readonly verifier: Verifier<Request>
   /**
    * `verify()` without the promise when nothing waits: the verification now (a cache hit,

@@ -1,8 +1,9 @@
 import t from 'tap'
 import {
-  compileAcl, createAclCompiler, decide, MINIMATCH_OPTIONS, MAX_PATTERNS,
+  compileAcl, createAclCompiler, decide, MAX_PATTERNS,
   PATTERN_CACHE_MAX
 } from '../lib/acl.js'
+import { MINIMATCH_OPTIONS } from '../lib/glob.js'
 import type { AclContext, AclFilter, AclRule, CompiledAcl, MatchRule } from '../lib/acl.js'
 import { GuardError } from '../lib/errors.js'
 import { CLIENT_SDK_ACL, DENIED, decisions } from './helpers/acl-table.js'

@@ -19,7 +19,7 @@ interface CreateFlags {
 }
 
 /** NumericDate seconds: a positive integer below 2^53. */
-export const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
+const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
 
 /** Why the verifier would refuse this `acl` claim, or undefined when it accepts it. */
 function aclProblem (acl: unknown): string | undefined {

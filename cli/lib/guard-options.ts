@@ -245,7 +245,7 @@ export function keySetSources (set: KeySet, dir: string, sources: Map<string, st
   for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, escapeTerminal(`${dir}/${file}`))
 }
 
-export interface ResolveSettings {
+interface ResolveSettings {
   /** The replay and revocation options are used (the servers), or left out (`verify`). */
   state: boolean
   /** The public key when no source of keys is given (serve's dev keys); otherwise the library asks for one. */

@@ -14,7 +14,7 @@ import { foldHeaderName, FORWARDING_HEADERS, IDENTITY_HEADERS, METHOD_OVERRIDE_H
  * `100-continue` itself (Node sends it before the body is read), the upstream connection is ours.
  * `Proxy-Authorization` is the client's credential for a proxy, never for the upstream.
  */
-export const HOP_BY_HOP_HEADERS = Object.freeze(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+const HOP_BY_HOP_HEADERS = Object.freeze(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 const ANSWERED_HERE = Object.freeze(['expect', 'proxy-authorization'])
 
 /**
@@ -40,7 +40,7 @@ function connectionNames (value: string | string[] | undefined): Set<string> {
 }
 
 /** The client side of one forwarded request. */
-export interface Hop {
+interface Hop {
   /** The client's own request headers, as Node parsed them (its Host, its Connection). */
   readonly received: IncomingHttpHeaders
   /** The peer's address (IPv4-mapped IPv6 shown as IPv4). */

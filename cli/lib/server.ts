@@ -43,9 +43,9 @@ export interface ServerFlags {
 }
 
 /** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
-export const DEFAULT_GRACE_PERIOD = 10
+const DEFAULT_GRACE_PERIOD = 10
 /** The default of `--request-timeout`: Node's own `requestTimeout`, room for a slow upload. */
-export const DEFAULT_REQUEST_TIMEOUT = 300
+const DEFAULT_REQUEST_TIMEOUT = 300
 
 /** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
 export function healthPathFlag (value: string): string {
@@ -81,7 +81,7 @@ export function addServerFlags (command: Command): Command {
 }
 
 /** Fastify's logger: pretty lines in a terminal, JSON lines (one per event) for a pipe or a file. */
-export function loggerOptions (level: string): { level: string, transport?: { target: string, options: Record<string, unknown> } } {
+function loggerOptions (level: string): { level: string, transport?: { target: string, options: Record<string, unknown> } } {
   if (process.stdout.isTTY === true) {
     return { level, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } }
   }
@@ -111,7 +111,7 @@ function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: F
 }
 
 /** The Fastify settings of the servers. */
-export async function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): Promise<FastifyServerOptions> {
+async function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): Promise<FastifyServerOptions> {
   const { LogController } = await import('fastify')
   return {
     logger: { ...loggerOptions(flags.logLevel), serializers: { req: requestInLog } },
@@ -146,7 +146,7 @@ export async function newApp (options: FastifyServerOptions): Promise<FastifyIns
 }
 
 /** Builds the app of a server command on these guard options (with the given Fastify settings). */
-export type BuildApp = (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
+type BuildApp = (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void
 
@@ -160,7 +160,7 @@ interface Generation {
   retired: boolean
 }
 
-export interface RunSettings {
+interface RunSettings {
   build: BuildApp
   guard: ResolvedGuard
   flags: ServerFlags

@@ -12,9 +12,9 @@ import { loadDocuments, openApiFlags, type OpenApiSource } from './openapi.js'
 import { EXIT, UsageError } from './shared.js'
 import { escapeJson, escapeTerminal as safe } from './terminal.js'
 
-export type CheckStatus = 'pass' | 'fail' | 'skip'
+type CheckStatus = 'pass' | 'fail' | 'skip'
 
-export interface CheckResult {
+interface CheckResult {
   /** `format`, `header`, `signature`, `claim <name>`, `application`, `lifetime`, `path`, `acl`, `sub`. */
   check: string
   status: CheckStatus
@@ -23,7 +23,7 @@ export interface CheckResult {
   code?: ErrorCode
 }
 
-export interface Explanation {
+interface Explanation {
   valid: boolean
   checks: CheckResult[]
   header: Record<string, unknown> | null
@@ -33,7 +33,7 @@ export interface Explanation {
   grantedBy: string | null
 }
 
-export interface ExplainRequest {
+interface ExplainRequest {
   method: string
   /** The request target; null: the ACL is not checked. */
   path: string | null
@@ -59,7 +59,7 @@ function decodePart (part: string | undefined): Record<string, unknown> | null {
 const UNITS: Array<[string, number]> = [['day', 86_400], ['hour', 3_600], ['minute', 60], ['second', 1]]
 
 /** 3725 -> "1 hour 2 minutes" (the two largest units; seconds only under an hour). */
-export function durationInWords (seconds: number): string {
+function durationInWords (seconds: number): string {
   let rest = Math.round(Math.abs(seconds))
   if (rest === 0) return '0 seconds'
   const parts: string[] = []

@@ -31,7 +31,7 @@ export async function deleteKeys (client: Redis, prefix: string): Promise<void> 
 /** Whether a redis-server binary is on PATH (CI installs one). */
 export const HAS_REDIS_SERVER = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 
-export interface OwnRedis {
+interface OwnRedis {
   url: string
   process: ChildProcess
   /** SIGKILL, and wait for the exit. */

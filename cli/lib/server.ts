@@ -21,26 +21,10 @@ import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir
 import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
+import type { ServerFlags } from './server-flags.js'
 import { runPrimary } from './workers.js'
 
-/** The flags of a long-running server. */
-export interface ServerFlags {
-  port: number
-  host: string
-  /** The unguarded health route, or false for none. */
-  healthPath: string | false
-  /** Seconds the requests in flight get after SIGTERM. */
-  gracePeriod: number
-  /** Seconds a client may take to send a whole request, head and body. */
-  requestTimeout: number
-  logLevel: string
-  /** Log every request (Fastify's incoming / completed lines), not only refusals. */
-  logRequests: boolean
-  metricsPort?: number
-  metricsHost: string
-  /** Processes answering requests; 1: this one. */
-  workers: number
-}
+export type { ServerFlags } from './server-flags.js'
 
 /** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
 const DEFAULT_GRACE_PERIOD = 10

@@ -8,7 +8,7 @@
  */
 import cluster, { type Worker } from 'node:cluster'
 import { metricsUrl, primaryMetrics } from './metrics.js'
-import type { ServerFlags } from './server.js'
+import type { ServerFlags } from './server-flags.js'
 import { EXIT, reachableHost } from './shared.js'
 import threadpool from './threadpool.cjs'
 

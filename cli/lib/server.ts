@@ -182,56 +182,67 @@ export async function runServer (settings: RunSettings): Promise<void> {
   await serve({ ...settings, banner })
 }
 
-async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
-  let closing = false
-  const base = await fastifyOptions(flags)
+/**
+ * The apps a server has built, one per key set (`--public-keys-dir` builds a new one when the
+ * keys change), and the one that answers new requests. An older one is closed once the requests
+ * it was answering are done.
+ */
+interface Apps {
+  current: Generation
+  readonly all: Set<Generation>
+  /** Set once the server stops: answers close their connection, no new app is started. */
+  closing: boolean
+}
 
-  /** An app on these options, ready, with its request handler. */
-  async function generation (options: GuardOptions): Promise<Generation> {
-    let handler: Handler | undefined
-    const app = await build(options, {
-      ...base,
-      // Fastify's own server is never listened on: ours calls the handler it is given here.
-      serverFactory: (h) => {
-        handler = h as Handler
-        return createServer()
-      }
-    })
-    // A callback hook: no promise per request on the hot path. A refusal sent before the client
-    // finished sending its body closes the connection once answered: otherwise Node reads the
-    // rest to keep the connection alive, and a client trickling a body it announced as large
-    // holds the connection (and a graceful stop) for as long as it likes.
-    app.addHook('onSend', (request, reply, payload, done) => {
-      if (closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
-      done(null, payload)
-    })
-    await app.ready()
-    return { app, handler: handler!, inFlight: 0, retired: false }
-  }
+/** An app on these options, ready, with its request handler. */
+async function generation (build: BuildApp, base: FastifyServerOptions, apps: Pick<Apps, 'closing'>, options: GuardOptions): Promise<Generation> {
+  let handler: Handler | undefined
+  const app = await build(options, {
+    ...base,
+    // Fastify's own server is never listened on: ours calls the handler it is given here.
+    serverFactory: (h) => {
+      handler = h as Handler
+      return createServer()
+    }
+  })
+  // A callback hook: no promise per request on the hot path. A refusal sent before the client
+  // finished sending its body closes the connection once answered: otherwise Node reads the
+  // rest to keep the connection alive, and a client trickling a body it announced as large
+  // holds the connection (and a graceful stop) for as long as it likes.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (apps.closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
+    done(null, payload)
+  })
+  await app.ready()
+  return { app, handler: handler!, inFlight: 0, retired: false }
+}
 
-  let current: Generation
-  try {
-    current = await generation(guard.options)
-  } catch (error) {
-    await guard.close()
-    throw optionError(error, guard.sources)
-  }
-  const generations = new Set([current])
-  const retire = (old: Generation): void => {
-    generations.delete(old)
-    old.app.close().catch((error: unknown) => { current.app.log.error({ err: error }, 'vonage-jwt-guard: closing the previous guard failed') })
-  }
+function retire (apps: Apps, old: Generation): void {
+  apps.all.delete(old)
+  old.app.close().catch((error: unknown) => { apps.current.app.log.error({ err: error }, 'vonage-jwt-guard: closing the previous guard failed') })
+}
 
+/** The next app answers new requests; the one before is closed once its requests are done. */
+function replaceCurrent (apps: Apps, next: Generation): void {
+  const old = apps.current
+  apps.current = next
+  apps.all.add(next)
+  old.retired = true
+  if (old.inFlight === 0) retire(apps, old)
+}
+
+/** The HTTP server, handing each request to the current app. */
+function serverFor (apps: Apps, swapped: boolean, flags: ServerFlags): Server {
   let server: Server
-  if (guard.keysDir === null) {
-    server = createServer(SERVER_OPTIONS, current.handler)
+  if (!swapped) {
+    server = createServer(SERVER_OPTIONS, apps.current.handler)
   } else {
     // Counting what each app is answering costs a listener per request: only when apps are swapped.
     server = createServer(SERVER_OPTIONS, (request, response) => {
-      const serving = current
+      const serving = apps.current
       serving.inFlight++
       response.once('close', () => {
-        if (--serving.inFlight === 0 && serving.retired) retire(serving)
+        if (--serving.inFlight === 0 && serving.retired) retire(apps, serving)
       })
       serving.handler(request, response)
     })
@@ -241,87 +252,87 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
   server.keepAliveTimeout = 72_000
   server.requestTimeout = flags.requestTimeout * 1000
   server.headersTimeout = Math.min(60_000, flags.requestTimeout * 1000)
+  return server
+}
 
-  let unwatch = (): void => {}
-  if (guard.keysDir !== null) {
-    const dir = guard.keysDir.dir
-    // The set the running app was built from (read once, by resolveGuard), and the text it was read as.
-    let applied: KeySet = guard.keysDir.set
-    let last = JSON.stringify(applied.keys)
-    let unreadable = false
-    let queue = Promise.resolve()
-    const reload = async (): Promise<void> => {
-      if (closing) return
-      const log = current.app.log
-      let read: KeySet
-      try {
-        read = readKeysDir(dir, false)
-        if (unreadable) log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
-        unreadable = false
-      } catch (error) {
-        // Nothing can be read (the directory was removed, or swapped and not back yet): fail
-        // closed, every token is refused until it can be read again.
-        if (!unreadable) log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: every token is refused until it can')
-        unreadable = true
-        read = { keys: {}, files: {}, skipped: [] }
-      }
-      const text = JSON.stringify(read.keys)
-      if (text === last) return
-      last = text
-      for (const { file, reason } of read.skipped) {
-        log.error({ keysDir: dir, file: escapeTerminal(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
-      }
-      // A key the guard refuses is left out and named; the others apply (a removal too).
-      const keys: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, read.keys)
-      let next: Generation | undefined
-      while (next === undefined) {
-        try {
-          next = await generation({ ...guard.options, publicKeys: publicKeysOf({ ...read, keys }) })
-        } catch (error) {
-          const option = String((error as { option?: unknown }).option ?? '')
-          const id = option.startsWith('publicKeys.') ? option.slice('publicKeys.'.length) : undefined
-          const sources = new Map(guard.sources)
-          keySetSources(read, dir, sources)
-          const reason = (optionError(error, sources) as Error).message
-          if (id === undefined || !Object.hasOwn(keys, id)) {
-            log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
-            return
-          }
-          log.error({ keysDir: dir, file: escapeTerminal(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
-          delete keys[id]
-        }
-      }
-      if (closing) {
-        void next.app.close()
-        return
-      }
-      const used: KeySet = { ...read, keys }
-      const changes = keyChanges(applied, used)
-      applied = used
-      const old = current
-      current = next
-      generations.add(next)
-      old.retired = true
-      if (old.inFlight === 0) retire(old)
-      const ids = Object.keys(keys).map(id => escapeTerminal(id))
-      next.app.log.info({ keysDir: dir, applications: ids, ...changes }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
+/** `--public-keys-dir`: a new app on every change of the keys; returns the function that stops watching. */
+function reloadKeys (keysDir: NonNullable<ResolvedGuard['keysDir']>, guard: ResolvedGuard, apps: Apps, newGeneration: (options: GuardOptions) => Promise<Generation>): () => void {
+  const dir = keysDir.dir
+  // The set the running app was built from (read once, by resolveGuard), and the text it was read as.
+  let applied: KeySet = keysDir.set
+  let last = JSON.stringify(applied.keys)
+  let unreadable = false
+  let queue = Promise.resolve()
+  const reload = async (): Promise<void> => {
+    if (apps.closing) return
+    const log = apps.current.app.log
+    let read: KeySet
+    try {
+      read = readKeysDir(dir, false)
+      if (unreadable) log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
+      unreadable = false
+    } catch (error) {
+      // Nothing can be read (the directory was removed, or swapped and not back yet): fail
+      // closed, every token is refused until it can be read again.
+      if (!unreadable) log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: every token is refused until it can')
+      unreadable = true
+      read = { keys: {}, files: {}, skipped: [] }
     }
-    unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
-      current.app.log.error({ keysDir: dir, reason: error.message }, `vonage-jwt-guard: watching the keys directory failed: it is read again every ${KEYS_POLL_INTERVAL / 1000} s`)
-    })
-    // A change made between that read and the watch sent no event: one look now (a no-op when none).
-    queue = queue.then(reload)
+    const text = JSON.stringify(read.keys)
+    if (text === last) return
+    last = text
+    for (const { file, reason } of read.skipped) {
+      log.error({ keysDir: dir, file: escapeTerminal(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
+    }
+    // A key the guard refuses is left out and named; the others apply (a removal too).
+    const keys: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, read.keys)
+    let next: Generation | undefined
+    while (next === undefined) {
+      try {
+        next = await newGeneration({ ...guard.options, publicKeys: publicKeysOf({ ...read, keys }) })
+      } catch (error) {
+        const option = String((error as { option?: unknown }).option ?? '')
+        const id = option.startsWith('publicKeys.') ? option.slice('publicKeys.'.length) : undefined
+        const sources = new Map(guard.sources)
+        keySetSources(read, dir, sources)
+        const reason = (optionError(error, sources) as Error).message
+        if (id === undefined || !Object.hasOwn(keys, id)) {
+          log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
+          return
+        }
+        log.error({ keysDir: dir, file: escapeTerminal(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
+        delete keys[id]
+      }
+    }
+    if (apps.closing) {
+      void next.app.close()
+      return
+    }
+    const used: KeySet = { ...read, keys }
+    const changes = keyChanges(applied, used)
+    applied = used
+    replaceCurrent(apps, next)
+    const ids = Object.keys(keys).map(id => escapeTerminal(id))
+    next.app.log.info({ keysDir: dir, applications: ids, ...changes }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
   }
+  const unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
+    apps.current.app.log.error({ keysDir: dir, reason: error.message }, `vonage-jwt-guard: watching the keys directory failed: it is read again every ${KEYS_POLL_INTERVAL / 1000} s`)
+  })
+  // A change made between that read and the watch sent no event: one look now (a no-op when none).
+  queue = queue.then(reload)
+  return unwatch
+}
 
-  /**
-   * SIGINT (Ctrl-C), SIGTERM, or the primary's word: no new connection is accepted, the requests
-   * in flight finish (each answered with `Connection: close`, so an idle keep-alive connection
-   * does not hold the exit), then the process exits 0. When they have not finished after the
-   * grace period, or on a second signal, it exits 1 at once.
-   */
-  const stop = (why: string): void => {
-    if (closing) process.exit(EXIT.FAILED)
-    closing = true
+/**
+ * SIGINT (Ctrl-C), SIGTERM, or the primary's word: no new connection is accepted, the requests
+ * in flight finish (each answered with `Connection: close`, so an idle keep-alive connection
+ * does not hold the exit), then the process exits 0. When they have not finished after the
+ * grace period, or on a second signal, it exits 1 at once.
+ */
+function gracefulStop (server: Server, apps: Apps, guard: ResolvedGuard, flags: ServerFlags, unwatch: () => void): (why: string) => void {
+  return (why) => {
+    if (apps.closing) process.exit(EXIT.FAILED)
+    apps.closing = true
     unwatch()
     if (!cluster.isWorker) process.stderr.write(`\n${why}: closing the server (requests in flight get ${flags.gracePeriod} s to finish)\n`)
     const force = setTimeout(() => {
@@ -332,12 +343,16 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     // A connection that turns idle after its last answer is closed too.
     setInterval(() => { server.closeIdleConnections() }, 100).unref()
     server.close(() => {
-      Promise.all([...generations].map(g => g.app.close()))
+      Promise.all([...apps.all].map(g => g.app.close()))
         .then(() => guard.close())
         .then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
     })
     server.closeIdleConnections()
   }
+}
+
+/** The signals (and, in a worker, the primary's messages) that stop the server. */
+function stopOnSignals (stop: (why: string) => void, apps: Pick<Apps, 'closing'>): void {
   if (cluster.isWorker) {
     // Ctrl-C reaches every process of the terminal's group: the primary relays it once.
     process.on('SIGINT', () => {})
@@ -346,12 +361,15 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       if (message?.vjg === 'stop') stop('stop')
     })
     // The primary is gone: nobody restarts or stops this worker any more.
-    process.on('disconnect', () => { if (!closing) stop('disconnect') })
+    process.on('disconnect', () => { if (!apps.closing) stop('disconnect') })
   } else {
     process.on('SIGINT', () => { stop('SIGINT') })
     process.on('SIGTERM', () => { stop('SIGTERM') })
   }
+}
 
+/** Listen on --host and --port, then print the banner; a port that cannot be had closes everything. */
+async function listen (server: Server, apps: Apps, guard: ResolvedGuard, flags: ServerFlags, unwatch: () => void, banner: (base: string) => string): Promise<void> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -359,7 +377,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     })
   } catch (error) {
     unwatch()
-    await Promise.all([...generations].map(g => g.app.close())).catch(() => undefined)
+    await Promise.all([...apps.all].map(g => g.app.close())).catch(() => undefined)
     await guard.close()
     throw new CommandFailed(`cannot listen on ${flags.host}:${flags.port} (${(error as Error).message})`)
   }
@@ -367,4 +385,22 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     const address = server.address() as AddressInfo
     process.stdout.write(`${banner(`http://${reachableHost(flags.host)}:${address.port}`)}\n`)
   }
+}
+
+/** This process serves: the first app, key reloads, the signals that stop it, and the listener. */
+async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
+  const base = await fastifyOptions(flags)
+  const state = { closing: false }
+  let first: Generation
+  try {
+    first = await generation(build, base, state, guard.options)
+  } catch (error) {
+    await guard.close()
+    throw optionError(error, guard.sources)
+  }
+  const apps: Apps = Object.assign(state, { current: first, all: new Set([first]) })
+  const server = serverFor(apps, guard.keysDir !== null, flags)
+  const unwatch = guard.keysDir === null ? () => {} : reloadKeys(guard.keysDir, guard, apps, async options => await generation(build, base, apps, options))
+  stopOnSignals(gracefulStop(server, apps, guard, flags, unwatch), apps)
+  await listen(server, apps, guard, flags, unwatch, banner)
 }

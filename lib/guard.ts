@@ -11,7 +11,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
-import type { Awaitable } from './awaitable.js'
+import { isThenable, type Awaitable } from './awaitable.js'
 import { canonicalPath } from './canonical-path.js'
 import { checkForUpstream } from './edge.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
@@ -88,7 +88,7 @@ function startTrace (): Trace {
 
 function returned (value: unknown): string {
   if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string that does not start with "/"'
-  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') return 'a promise (aclPath must answer synchronously)'
+  if (isThenable(value)) return 'a promise (aclPath must answer synchronously)'
   return value === undefined ? 'undefined' : `a value of type ${typeof value}`
 }
 

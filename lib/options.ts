@@ -3,6 +3,7 @@
  * once and returns one frozen, fully defaulted object. A bad option is a `TypeError` with code
  * `VJG_INVALID_OPTION` naming it; nothing on the security path falls back silently.
  */
+import { isToken } from './http-token.js'
 import { compileAcl, type CompiledAcl } from './acl.js'
 import { GuardError, invalidOption } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
@@ -130,19 +131,18 @@ function claimNames (value: unknown): readonly string[] {
   return Object.freeze(names)
 }
 
-const TOKEN_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 function tokenSource (value: unknown, name: string): ResolvedTokenSource {
   if (!isPlainObject(value)) invalidOption(name, 'must be { header, scheme? }, { cookie } or { query }')
   const keys = Object.keys(value)
   if (typeof value.header === 'string' && keys.every(k => k === 'header' || k === 'scheme')) {
-    if (!TOKEN_NAME.test(value.header)) invalidOption(`${name}.header`, 'must be an HTTP header name')
+    if (!isToken(value.header)) invalidOption(`${name}.header`, 'must be an HTTP header name')
     const scheme = value.scheme === undefined ? (value.header.toLowerCase() === 'authorization' ? 'Bearer' : null) : value.scheme
-    if (scheme !== null && (typeof scheme !== 'string' || !TOKEN_NAME.test(scheme))) invalidOption(`${name}.scheme`, 'must be an auth scheme name or null')
+    if (scheme !== null && (typeof scheme !== 'string' || !isToken(scheme))) invalidOption(`${name}.scheme`, 'must be an auth scheme name or null')
     return Object.freeze({ header: value.header.toLowerCase(), scheme })
   }
   if (typeof value.cookie === 'string' && keys.length === 1) {
-    if (!TOKEN_NAME.test(value.cookie)) invalidOption(`${name}.cookie`, 'must be a cookie name')
+    if (!isToken(value.cookie)) invalidOption(`${name}.cookie`, 'must be a cookie name')
     return Object.freeze({ cookie: value.cookie })
   }
   if (typeof value.query === 'string' && keys.length === 1 && value.query.length > 0) {

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
-import { canonicalPath, GuardError, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
+import { GuardError, isCanonicalRoutePath, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
 import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
 import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
 import { escapeTerminal } from './terminal.js'
@@ -33,13 +33,7 @@ const DEFAULT_REQUEST_TIMEOUT = 300
 
 /** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
 export function healthPathFlag (value: string): string {
-  let canonical: string | undefined
-  try {
-    canonical = /[?#]/.test(value) ? undefined : canonicalPath(value)
-  } catch {
-    canonical = undefined
-  }
-  if (canonical !== value || value === '/') throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
+  if (!isCanonicalRoutePath(value)) throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
   return value
 }
 

@@ -28,7 +28,7 @@ export interface UpstreamHeaderTable {
   readonly names: readonly string[]
 }
 
-export const NO_UPSTREAM_HEADERS: UpstreamHeaderTable = Object.freeze({ claims: Object.freeze([]), grantedBy: null, names: Object.freeze([]) })
+const NO_UPSTREAM_HEADERS: UpstreamHeaderTable = Object.freeze({ claims: Object.freeze([]), grantedBy: null, names: Object.freeze([]) })
 
 /**
  * Headers no claim may be copied into, by folded name: what the guard sets itself or strips

@@ -19,11 +19,12 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { canonicalPath } from './canonical-path.js'
+import { isCanonicalRoutePath } from './canonical-path.js'
 import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
 import { foldHeaderName, FORWARDING_HEADERS, quoteName, URL_REWRITE_HEADERS } from './edge.js'
+import { isToken } from './http-token.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
 import { upstreamHeaderValues } from './claim-headers.js'
 import { addReadinessCheck } from './readiness.js'
@@ -83,7 +84,6 @@ const WATCHED: Watched = new Map<string, { spelled: string, watch: Watch }>([
 ])
 
 /** RFC 9110 `method = token`. */
-const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** What the check is about: the original request's method and raw request target. */
 interface OriginalRequest {
@@ -157,7 +157,7 @@ function originalRequest (raw: IncomingMessage, envoy: OriginalRequest | null, t
   if (second !== undefined && (second.method !== first.method || second.target !== first.target)) {
     throw invalid('X-Forwarded-Method/-Uri and X-Original-Method/-URI name different requests')
   }
-  if (!METHOD.test(first.method)) throw invalid('The original method is not an HTTP method')
+  if (!isToken(first.method)) throw invalid('The original method is not an HTTP method')
   return first
 }
 
@@ -176,16 +176,10 @@ function decisionCacheSeconds (value: unknown, replay: unknown): number {
 /** A path option: canonical, at least one segment, no query. */
 function checkPath (value: unknown, option: string): string | undefined {
   if (value === undefined) return undefined
-  let canonical: string | undefined
-  try {
-    canonical = typeof value === 'string' && !/[?#]/.test(value) ? canonicalPath(value) : undefined
-  } catch {
-    canonical = undefined
-  }
-  if (canonical === undefined || canonical !== value || canonical === '/') {
+  if (!isCanonicalRoutePath(value)) {
     invalidOption(option, 'must be a canonical path of at least one segment, such as /envoy (no trailing slash, no query)')
   }
-  return canonical
+  return value
 }
 
 // An async plugin with nothing to await: a bad option thrown here rejects register() and ready().

@@ -1,5 +1,5 @@
 /**
- * The request pipeline both adapters call: `authenticate` runs the stages of SPEC 9, each once,
+ * The request pipeline both adapters call: `authenticate` runs the stages of docs/options.md "Order of checks", each once,
  * in order: (with `forUpstream`, method overrides 400 and the header limit 431) -> canonical path (400) -> one token (401/400) -> verify (401) -> replay and revocation
  * (401/503, on cache hits too) -> ACL (403). It answers at once when no stage has to wait, and
  * with a promise only when one does (a remote key set, RSA on the thread pool, a store, a user
@@ -12,7 +12,7 @@
 import { channel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
 import { shownPath } from './acl.js'
-import type { Awaitable } from './awaitable.js'
+import { isThenable, type Awaitable } from './awaitable.js'
 import { canonicalPath } from './canonical-path.js'
 import { checkForUpstream } from './edge.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
@@ -22,10 +22,10 @@ import { guardReadiness, type ReadinessCheck } from './readiness.js'
 import { createStateStage, type StateFailure } from './state.js'
 import { tokenOf } from './token-source.js'
 import type { AclPathOption, AuthResult, GuardDecision, GuardOptions, GuardRequest, RequestLog, StateCheck, VerifiedToken } from './types.js'
-import { createTokenVerifier, type Verifier, type VerifyTrace } from './verify.js'
+import { createTokenVerifier, type Verification, type Verifier, type VerifyTrace } from './verify.js'
 import { checkPayloadHash, requestDigest } from './webhook.js'
 
-export type { AuthResult, GuardDecision, GuardRequest, RequestLog } from './types.js'
+export type { AuthResult, GuardRequest } from './types.js'
 
 /** The `node:diagnostics_channel` channel every decision is published on (see `GuardDecision`). */
 export const DECISION_CHANNEL = 'vonage-jwt-guard:decision'
@@ -48,7 +48,7 @@ export type RouteGuardOption<Request = unknown> = false | {
   aclPath?: AclPathOption<Request>
 }
 
-export interface Guard<Request = unknown> {
+interface Guard<Request = unknown> {
   readonly verifier: Verifier<Request>
   readonly options: NormalizedOptions<Request>
   /** The route settings the options give, unless a route says otherwise. */
@@ -92,7 +92,7 @@ function startTrace (): Trace {
 
 function returned (value: unknown): string {
   if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string that does not start with "/"'
-  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') return 'a promise (aclPath must answer synchronously)'
+  if (isThenable(value)) return 'a promise (aclPath must answer synchronously)'
   return value === undefined ? 'undefined' : `a value of type ${typeof value}`
 }
 
@@ -146,7 +146,7 @@ function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Re
 export function createGuard<Request = unknown> (input: GuardOptions<Request>): Guard<Request> {
   const options = normalizeOptions(input)
   // RSA on the thread pool: measured faster for a server under concurrent requests (bench/).
-  const { verifier, verifyToken, keysLoaded } = createTokenVerifier(options, { signaturesOnPool: true })
+  const { verifier, verifyToken, authorizeVerified, keysLoaded } = createTokenVerifier(options, { signaturesOnPool: true })
   const state = createStateStage(options.state, options)
   const defaultRoute: RouteGuard<Request> = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath, aclPathOption: 'aclPath' })
 
@@ -177,7 +177,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     return result.then(auth => granted(input, auth, trace), (error: unknown) => { throw refused(input, error, trace) })
   }
 
-  // The stages, each once, in the order of SPEC 9, each handing on to the next: at once, or once
+  // The stages, each once, in the order docs/options.md "Order of checks" gives, each handing on to the next: at once, or once
   // its promise settled when it answered with one (then, and only then, a closure is made).
 
   /** 1. The canonical path (400), before any token work; 2. the one token (401 missing, 400 ambiguous). */
@@ -196,23 +196,23 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
       if (route.optional) return null
       throw new GuardError('VJG_TOKEN_MISSING')
     }
-    const verified = verifyToken(token, trace)
-    if (verified instanceof Promise) return verified.then(found => withVerified(input, route, trace, path, found))
-    return withVerified(input, route, trace, path, verified)
+    const verification = verifyToken(token, trace)
+    if (verification instanceof Promise) return verification.then(found => withVerified(input, route, trace, path, found))
+    return withVerified(input, route, trace, path, verification)
   }
 
   /** 4. Replay and revocation (401 replayed or revoked, 503), on cache hits too; 5. the ACL (403). */
-  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verified: VerifiedToken): Awaitable<AuthResult> {
-    if (trace !== undefined) trace.verified = verified
-    const failed = state === null ? null : state(verified, input.request)
+  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verification: Verification): Awaitable<AuthResult> {
+    if (trace !== undefined) trace.verified = verification.verified
+    const failed = state === null ? null : state(verification.verified, input.request)
     if (failed instanceof Promise) {
       return failed.then((settled) => {
         unmade(input, trace, settled)
-        return authorized(input, route, path, verified)
+        return authorized(input, route, path, verification)
       })
     }
     unmade(input, trace, failed)
-    return authorized(input, route, path, verified)
+    return authorized(input, route, path, verification)
   }
 
   /**
@@ -227,20 +227,21 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
   }
 
   /** The ACL stage and the result, for a verified token. */
-  function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verified: VerifiedToken): AuthResult {
+  function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verification: Verification): AuthResult {
     let grantedBy: string | null = null
     if (route.acl) {
       const matched = aclPathFor(route, input, path)
       if (matched === path) {
-        grantedBy = verifier.authorize(verified, input.method, path, { request: input.request }).grantedBy
+        grantedBy = authorizeVerified(verification, input.method, path, input.request).grantedBy
       } else {
         try {
-          grantedBy = verifier.authorize(verified, input.method, matched, { request: input.request }).grantedBy
+          grantedBy = authorizeVerified(verification, input.method, matched, input.request).grantedBy
         } catch (error) {
           throw aclPathDenied(error, route, input.method, path, matched)
         }
       }
     }
+    const { verified } = verification
     return { header: verified.header, claims: verified.claims, expiresAt: verified.expiresAt, grantedBy }
   }
 
@@ -314,7 +315,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     if (!options.payloadHash || auth === null) return
     const digest = requestDigest(input.method, input.target, input.raw, bodyDigest)
     try {
-      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked')
+      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked', { check: 'body', claim: 'payload_hash' })
       checkPayloadHash(auth.claims.payload_hash, digest)
     } catch (error) {
       throw refuse(input, error, auth)

@@ -32,7 +32,7 @@ export interface JwksSettings {
   readonly cacheMaxAge: number
 }
 
-export interface RemoteKeySet {
+interface RemoteKeySet {
   /** The keys that may verify a token with this header and `alg`; throws 401 `VJG_KEY_UNKNOWN` or 503 `VJG_UNAVAILABLE`. */
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
   /** Whether `key` is still in the set: now, or once the set was refreshed when a refresh is due. */
@@ -225,7 +225,7 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
 
   async function keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]> {
     const kid = header.kid
-    if (kid !== undefined && typeof kid !== 'string') throw new GuardError('VJG_KEY_UNKNOWN', 'The token "kid" header must be a string')
+    if (kid !== undefined && typeof kid !== 'string') throw new GuardError('VJG_KEY_UNKNOWN', 'The token "kid" header must be a string', { claim: 'kid' })
     await ensure()
     let found = select(kid, alg)
     if (found.length === 0 && !coolingDown()) {

@@ -3,6 +3,7 @@
  * once and returns one frozen, fully defaulted object. A bad option is a `TypeError` with code
  * `VJG_INVALID_OPTION` naming it; nothing on the security path falls back silently.
  */
+import { isToken } from './http-token.js'
 import { compileAcl, type CompiledAcl } from './acl.js'
 import { GuardError, invalidOption } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
@@ -14,7 +15,7 @@ import { claimHeaderValues, compileUpstreamHeaders, type UpstreamHeaderTable } f
 import { stateOptions, type StateOptions } from './state.js'
 import type { AclFilter, AclPathOption, GuardOptions, JsonObject, ProfileName, TokenGetter } from './types.js'
 
-export type { AclPathOption, GuardOptions, SecretInput, TokenSource, VonageClaims } from './types.js'
+export type { AclPathOption, GuardOptions, TokenSource, VonageClaims } from './types.js'
 
 /** A token source after validation: header names lower-cased, the scheme resolved. */
 export type ResolvedTokenSource =
@@ -74,7 +75,7 @@ export type KeySource =
   | { readonly kind: 'jwks', readonly jwks: JwksSettings }
 
 /** Every algorithm the hot path implements. */
-export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
+const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
 
 /**
  * Every option name, as a record the compiler holds to `GuardOptions`: a name added there and
@@ -133,19 +134,18 @@ function claimNames (value: unknown): readonly string[] {
   return Object.freeze(names)
 }
 
-const TOKEN_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 function tokenSource (value: unknown, name: string): ResolvedTokenSource {
   if (!isPlainObject(value)) invalidOption(name, 'must be { header, scheme? }, { cookie } or { query }')
   const keys = Object.keys(value)
   if (typeof value.header === 'string' && keys.every(k => k === 'header' || k === 'scheme')) {
-    if (!TOKEN_NAME.test(value.header)) invalidOption(`${name}.header`, 'must be an HTTP header name')
+    if (!isToken(value.header)) invalidOption(`${name}.header`, 'must be an HTTP header name')
     const scheme = value.scheme === undefined ? (value.header.toLowerCase() === 'authorization' ? 'Bearer' : null) : value.scheme
-    if (scheme !== null && (typeof scheme !== 'string' || !TOKEN_NAME.test(scheme))) invalidOption(`${name}.scheme`, 'must be an auth scheme name or null')
+    if (scheme !== null && (typeof scheme !== 'string' || !isToken(scheme))) invalidOption(`${name}.scheme`, 'must be an auth scheme name or null')
     return Object.freeze({ header: value.header.toLowerCase(), scheme })
   }
   if (typeof value.cookie === 'string' && keys.length === 1) {
-    if (!TOKEN_NAME.test(value.cookie)) invalidOption(`${name}.cookie`, 'must be a cookie name')
+    if (!isToken(value.cookie)) invalidOption(`${name}.cookie`, 'must be a cookie name')
     return Object.freeze({ cookie: value.cookie })
   }
   if (typeof value.query === 'string' && keys.length === 1 && value.query.length > 0) {

@@ -30,7 +30,7 @@ export function addReadinessCheck (owner: object, check: ReadinessCheck): void {
   else list.push(check)
 }
 
-export const OK = 'ok'
+const OK = 'ok'
 
 /** The checks of one guard: keys, and each store that can be pinged. */
 export function guardReadiness (keysLoaded: () => Awaitable<boolean>, stores: ReadonlyArray<GuardStore | null>, timeout: number): ReadinessCheck {
@@ -48,7 +48,7 @@ export function guardReadiness (keysLoaded: () => Awaitable<boolean>, stores: Re
 }
 
 /** A report from checks: ready when every one is `ok`. */
-export function readinessReport (checks: Readonly<Record<string, string>>): ReadinessReport {
+function readinessReport (checks: Readonly<Record<string, string>>): ReadinessReport {
   return { status: Object.values(checks).every(value => value === OK) ? 'ready' : 'not ready', checks }
 }
 

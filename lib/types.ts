@@ -199,7 +199,7 @@ export interface GuardOptions<Request = unknown> {
   getToken?: TokenGetter<Request>
   /** Longest token accepted, in characters. @default 8192 */
   maxTokenLength?: number
-  /** The verified-token cache (LRU, never past a token's effective expiry); `false` turns it off. @default { max: 10000 } */
+  /** The verified-token cache (W-TinyLFU, never past a token's effective expiry); `false` turns it off. @default { max: 10000 } */
   cache?: false | { max?: number }
   /** Body of rejections: Fastify's `{ statusCode, code, error, message }` or RFC 7807 problem JSON. @default 'fastify' */
   errorFormat?: 'fastify' | 'problem'

@@ -5,8 +5,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
 import { compileAcl, createVerifier, GuardError } from 'vonage-jwt-guard'
-import { isPublicOnly } from './key-kind.js'
-import { keyFlagValue } from './key-source.js'
+import { isPublicOnly, keyFlagValue } from './key-kind.js'
 import { mintToken } from 'vonage-jwt-guard/mint'
 import { integerFlag, readKeyText, UsageError } from './shared.js'
 
@@ -21,7 +20,7 @@ interface CreateFlags {
 }
 
 /** NumericDate seconds: a positive integer below 2^53. */
-export const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
+const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
 
 /** Why the verifier would refuse this `acl` claim, or undefined when it accepts it. */
 function aclProblem (acl: unknown): string | undefined {
@@ -81,7 +80,7 @@ function privateKeyFrom (value: string): KeyObject {
  * --max-lifetime accepts it). The limits are the library's own defaults, read from a verifier.
  */
 function warnPastMaxLifetime (key: KeyObject, iat: number, lifetime: number, given: string): void {
-  const { maxLifetime } = createVerifier({ publicKey: createPublicKey(key) }).options
+  const { maxLifetime } = createVerifier({ publicKey: createPublicKey(key) }).rules
   if (lifetime <= maxLifetime) return
   const capped = new Date((iat + maxLifetime) * 1000).toISOString().replace('.000Z', 'Z')
   process.stderr.write(`warning: ${given} makes a lifetime of ${lifetime} s, past the guard's default --max-lifetime of ${maxLifetime} s: a guard with the defaults accepts this token only until iat + ${maxLifetime} (${capped}, --lifetime-policy cap, as Vonage does), and refuses it (401 VJG_LIFETIME_EXCEEDED) under --lifetime-policy reject\n`)

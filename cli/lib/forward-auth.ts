@@ -12,7 +12,7 @@ import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js
 import { addServerFlags, healthPathFlag, newApp, runServer, type ServerFlags } from './server.js'
 import { integerFlag, UsageError } from './shared.js'
 
-export interface ForwardAuthConfig {
+interface ForwardAuthConfig {
   guard: GuardOptions
   /** Envoy's `path_prefix`: checks under it carry the original method and target in their request line. */
   envoyPathPrefix?: string
@@ -30,7 +30,7 @@ interface ForwardAuthFlags extends GuardFlags, ServerFlags {
 }
 
 /** The forward-auth service, ready to listen. */
-export async function buildForwardAuth (config: ForwardAuthConfig): Promise<FastifyInstance> {
+async function buildForwardAuth (config: ForwardAuthConfig): Promise<FastifyInstance> {
   const { forwardAuth } = await import('vonage-jwt-guard/forward-auth')
   const app = await newApp(config.fastify)
   await app.register(forwardAuth, {

@@ -8,8 +8,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
 import { loadConfig, type ConfigFile } from './config-file.js'
-import { publicHalf } from './key-kind.js'
-import { keyFlagValue } from './key-source.js'
+import { keyFlagValue, publicHalf } from './key-kind.js'
 import { publicKeysOf, readKeysDir, type KeySet } from './keys-dir.js'
 import { checkSentinelName, redisAddresses, type RedisAddress } from './redis-topology.js'
 import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
@@ -109,30 +108,6 @@ export function addGuardFlags (command: Command, { state }: { state: boolean }):
   return command
 }
 
-/** The flag of each option a flag can give, to name it in an error. */
-const FLAG_OF: Record<string, string> = {
-  profile: '--profile',
-  publicKey: '--public-key',
-  publicKeys: '--public-keys-dir',
-  jwksUrl: '--jwks-url',
-  secrets: '--secret',
-  applicationId: '--app-id',
-  clockTolerance: '--clock-tolerance',
-  lifetimePolicy: '--lifetime-policy',
-  maxLifetime: '--max-lifetime',
-  defaultLifetime: '--default-lifetime',
-  minLifetime: '--min-lifetime',
-  allowNumericStringDates: '--allow-numeric-string-dates',
-  requireAcl: '--require-acl',
-  defaultAcl: '--default-acl',
-  aclPath: '--acl-path',
-  errorFormat: '--error-format',
-  replay: '--replay',
-  revocation: '--revocation',
-  claimHeaders: '--claim-header',
-  grantedByHeader: '--granted-by-header'
-}
-
 /** The options a source of keys is made of: a key flag replaces all of the file's. */
 const KEY_OPTIONS = ['publicKey', 'publicKeys', 'jwksUrl', 'jwks', 'secrets']
 
@@ -212,32 +187,53 @@ function secretsOf (flags: GuardFlags): Record<string, string> | undefined {
   return Object.keys(secrets).length === 0 ? undefined : secrets
 }
 
-/** The options the flags give, each with its flag; only the flags given. */
+/**
+ * Each option a flag gives, in one table: the option, its flag (to name it in an error), the
+ * option's value from the parsed flags (`read`; undefined when not given), and for a source of
+ * keys, whether that flag was given (`keys`; one source of keys at most). `replay` and
+ * `revocation` are made from several flags elsewhere: here only for their name.
+ */
+const FLAGS: ReadonlyArray<{ option: string, flag: string, read?: (flags: GuardFlags) => unknown, keys?: (flags: GuardFlags) => unknown }> = [
+  { option: 'profile', flag: '--profile', read: f => f.profile },
+  {
+    option: 'publicKey',
+    flag: '--public-key',
+    read: (f) => {
+      const keys = f.publicKey?.map(key => publicHalf(readKeyText(key, '--public-key'), keyFlagValue(key)))
+      return keys === undefined ? undefined : keys.length === 1 ? keys[0] : keys
+    },
+    keys: f => f.publicKey
+  },
+  { option: 'publicKeys', flag: '--public-keys-dir', keys: f => f.publicKeysDir },
+  { option: 'jwksUrl', flag: '--jwks-url', read: f => f.jwksUrl, keys: f => f.jwksUrl },
+  { option: 'secrets', flag: '--secret', read: secretsOf, keys: f => [...f.secret ?? [], ...f.secretFile ?? [], ...f.secretEnv ?? []].length > 0 ? true : undefined },
+  { option: 'applicationId', flag: '--app-id', read: f => f.appId },
+  { option: 'clockTolerance', flag: '--clock-tolerance', read: f => f.clockTolerance },
+  { option: 'lifetimePolicy', flag: '--lifetime-policy', read: f => f.lifetimePolicy },
+  { option: 'maxLifetime', flag: '--max-lifetime', read: f => f.maxLifetime },
+  { option: 'defaultLifetime', flag: '--default-lifetime', read: f => f.defaultLifetime },
+  { option: 'minLifetime', flag: '--min-lifetime', read: f => f.minLifetime },
+  { option: 'allowNumericStringDates', flag: '--allow-numeric-string-dates', read: f => f.allowNumericStringDates },
+  { option: 'requireAcl', flag: '--require-acl', read: f => f.requireAcl },
+  { option: 'defaultAcl', flag: '--default-acl', read: f => f.defaultAcl },
+  { option: 'aclPath', flag: '--acl-path', read: f => f.aclPath },
+  { option: 'errorFormat', flag: '--error-format', read: f => f.errorFormat },
+  { option: 'claimHeaders', flag: '--claim-header', read: f => f.claimHeader },
+  { option: 'grantedByHeader', flag: '--granted-by-header', read: f => f.grantedByHeader },
+  { option: 'replay', flag: '--replay' },
+  { option: 'revocation', flag: '--revocation' }
+]
+
+/** The flag of each option a flag can give, to name it in an error. */
+const FLAG_OF = new Map(FLAGS.map(({ option, flag }) => [option, flag]))
+
+/** The options the flags give; only the flags given. */
 function flagOptions (flags: GuardFlags): Record<string, unknown> {
   const options: Record<string, unknown> = {}
-  const set = (name: string, value: unknown): void => {
-    if (value !== undefined) options[name] = value
+  for (const { option, read } of FLAGS) {
+    const value = read?.(flags)
+    if (value !== undefined) options[option] = value
   }
-  set('profile', flags.profile)
-  if (flags.publicKey !== undefined) {
-    const keys = flags.publicKey.map(key => publicHalf(readKeyText(key, '--public-key'), keyFlagValue(key)))
-    options.publicKey = keys.length === 1 ? keys[0] : keys
-  }
-  set('jwksUrl', flags.jwksUrl)
-  set('secrets', secretsOf(flags))
-  set('applicationId', flags.appId)
-  set('clockTolerance', flags.clockTolerance)
-  set('lifetimePolicy', flags.lifetimePolicy)
-  set('maxLifetime', flags.maxLifetime)
-  set('defaultLifetime', flags.defaultLifetime)
-  set('minLifetime', flags.minLifetime)
-  set('allowNumericStringDates', flags.allowNumericStringDates)
-  set('requireAcl', flags.requireAcl)
-  set('defaultAcl', flags.defaultAcl)
-  set('aclPath', flags.aclPath)
-  set('errorFormat', flags.errorFormat)
-  set('claimHeaders', flags.claimHeader)
-  set('grantedByHeader', flags.grantedByHeader)
   return options
 }
 
@@ -258,7 +254,7 @@ export function keySetSources (set: KeySet, dir: string, sources: Map<string, st
   for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, escapeTerminal(`${dir}/${file}`))
 }
 
-export interface ResolveSettings {
+interface ResolveSettings {
   /** The replay and revocation options are used (the servers), or left out (`verify`). */
   state: boolean
   /** The public key when no source of keys is given (serve's dev keys); otherwise the library asks for one. */
@@ -296,8 +292,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   if (!settings.state) for (const name of STATE_OPTIONS) delete options[name]
 
   const given = flagOptions(flags)
-  const keyFlags = ['--public-key', '--public-keys-dir', '--jwks-url', '--secret'].filter((_, i) =>
-    [flags.publicKey, flags.publicKeysDir, flags.jwksUrl, given.secrets][i] !== undefined)
+  const keyFlags = FLAGS.filter(({ keys }) => keys !== undefined && keys(flags) !== undefined).map(({ flag }) => flag)
   if (keyFlags.length > 1) throw new UsageError(`give one source of keys, not ${keyFlags.join(' and ')}`)
   let keysDir = file?.publicKeysDir ?? null
   if (keyFlags.length === 1) {
@@ -306,7 +301,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   }
   for (const [name, value] of Object.entries(given)) {
     options[name] = value
-    sources.set(name, FLAG_OF[name] ?? name)
+    sources.set(name, FLAG_OF.get(name) ?? name)
   }
 
   let keySet: KeySet | undefined

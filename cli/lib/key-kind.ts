@@ -5,6 +5,12 @@
  */
 import cluster from 'node:cluster'
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { escapeTerminal } from './terminal.js'
+
+/** A `--public-key` value as printed: the path, or "(inline key)" for the key text itself. */
+export function keyFlagValue (value: string): string {
+  return value.includes('-----BEGIN ') || value.trimStart().startsWith('{') ? '(inline key)' : escapeTerminal(value)
+}
 
 /** The key in `text` (PEM, or a JWK as JSON) as a private or a public key, or undefined when it is not one. */
 function keyObject (text: string, half: 'private' | 'public'): KeyObject | undefined {

@@ -6,10 +6,11 @@
  * and query, a secret shows only its id.
  */
 import type { GuardFlags, ResolvedGuard } from './guard-options.js'
+import { keyFlagValue } from './key-kind.js'
 import { escapeTerminal } from './terminal.js'
 
 /** What a server says about its keys at start: the `keys:` line, and a warning (or null). */
-export interface KeySourceReport {
+interface KeySourceReport {
   /** One line, or null when the command says it itself (`serve`'s dev keys). */
   readonly line: string | null
   /** For stderr: the key source refuses every token (an empty `--public-keys-dir`), or null. */
@@ -17,7 +18,7 @@ export interface KeySourceReport {
 }
 
 /** A URL as it may be printed: no user, password, query or fragment. */
-export function urlInLog (value: string): string {
+function urlInLog (value: string): string {
   try {
     const url = new URL(value)
     url.username = ''
@@ -31,11 +32,6 @@ export function urlInLog (value: string): string {
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
-
-/** A `--public-key` value as printed: the path, or "(inline key)" for the key text itself. */
-export function keyFlagValue (value: string): string {
-  return value.includes('-----BEGIN ') || value.trimStart().startsWith('{') ? '(inline key)' : escapeTerminal(value)
-}
 
 /** The ids of a by-id option (publicKeys, secrets), escaped, for the line. */
 function ids (value: unknown): string[] {

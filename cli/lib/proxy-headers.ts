@@ -39,7 +39,7 @@ function connectionNames (value: string | string[] | undefined): Set<string> {
 }
 
 /** The client side of one forwarded request. */
-export interface Hop {
+interface Hop {
   /** The client's own request headers, as Node parsed them (its Host, its Connection). */
   readonly received: IncomingHttpHeaders
   /** The peer's address (IPv4-mapped IPv6 shown as IPv4). */

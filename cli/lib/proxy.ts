@@ -21,9 +21,9 @@ import { upstreamError, upstreamErrorBody } from './upstream-errors.js'
 const upstreamErrors = channel(UPSTREAM_ERROR_CHANNEL)
 
 /** Seconds to wait for the upstream's response head, and between two pieces of its body (nginx's proxy_read_timeout). */
-export const DEFAULT_UPSTREAM_TIMEOUT = 60
+const DEFAULT_UPSTREAM_TIMEOUT = 60
 
-export interface ProxyConfig {
+interface ProxyConfig {
   /** The upstream origin with an optional path, no trailing slash. */
   upstream: string
   guard: GuardOptions
@@ -115,7 +115,7 @@ function causeInLog (error: Error & { cause?: unknown }): { code?: unknown, mess
 }
 
 /** The guarded proxy, ready to listen. */
-export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
+async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
   const [{ default: httpProxy }, { default: vonageJwtGuard }, { compileUpstreamHeaders, identityHeaders, upstreamHeaderValues }] = await Promise.all([
     import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth')
   ])

@@ -17,7 +17,7 @@ import { UsageError } from './shared.js'
 import { upstreamErrorBody } from './upstream-errors.js'
 
 /** 429: the subject or application sent more requests than `--rate-limit` allows in its window. */
-export const RateLimitedError = createError('VJG_RATE_LIMITED', '%s', 429)
+const RateLimitedError = createError('VJG_RATE_LIMITED', '%s', 429)
 /** 503: the count could not be made (the Redis store did not answer). */
 const UncountedError = createError('VJG_UNAVAILABLE', 'The rate limit could not be counted', 503)
 

@@ -17,7 +17,7 @@ import { addRateLimitFlags, parseRateLimit, rateLimitSettings } from './rate-lim
 import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
 import { fsFailure, integerFlag, readText, shellQuote } from './shared.js'
 
-export const DEV_KEYS_DIR = '.vonage-jwt-guard'
+const DEV_KEYS_DIR = '.vonage-jwt-guard'
 /** The path of the printed curl line: granted by the Client SDK ACL's `/*\/users/**`. */
 export const SAMPLE_PATH = '/v1/users'
 
@@ -35,7 +35,7 @@ interface DevKeys {
 }
 
 /** The dev key pair in `dir`: made on the first run, reused after, so printed tokens keep working. */
-export async function devKeys (dir: string): Promise<DevKeys> {
+async function devKeys (dir: string): Promise<DevKeys> {
   const privatePath = resolve(dir, PRIVATE_KEY_FILE)
   const publicPath = resolve(dir, PUBLIC_KEY_FILE)
   if (existsSync(privatePath)) {
@@ -82,7 +82,7 @@ export function addServeFlags (command: Command): Command {
   return addServerFlags(command)
 }
 
-export interface DevServer {
+interface DevServer {
   /** The command's name and what it is, for the banner: `serve: a guarded mock API`. */
   title: string
   build: (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>

@@ -32,7 +32,7 @@ export async function deleteKeys (client: Redis, prefix: string): Promise<void> 
 /** Whether a redis-server binary is on PATH (CI installs one). */
 export const HAS_REDIS_SERVER = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 
-export interface OwnRedis {
+interface OwnRedis {
   url: string
   process: ChildProcess
   /** SIGKILL, and wait for the exit. */
@@ -73,7 +73,7 @@ export async function startOwnRedis (port?: number): Promise<OwnRedis> {
 }
 
 /** The part of a tap test the helpers need. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
+interface Teardown { teardown: (fn: () => unknown) => void }
 
 /**
  * A maker of stores over `defaults`: each call gives a store of its own (its own connection, as

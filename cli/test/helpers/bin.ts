@@ -9,7 +9,7 @@ import t from 'tap'
 export { freePort } from '../../../test/helpers/http.js'
 import { claims, keys, sign } from '../../../test/helpers/keys.js'
 
-export const CLI = fileURLToPath(new URL('../../dist/bin.cjs', import.meta.url))
+const CLI = fileURLToPath(new URL('../../dist/bin.cjs', import.meta.url))
 export const REALM = 'Bearer realm="vonage-jwt-guard"'
 
 if (!existsSync(CLI)) {
@@ -17,7 +17,7 @@ if (!existsSync(CLI)) {
   process.exit(1)
 }
 
-export interface Result {
+interface Result {
   code: number | null
   stdout: string
   stderr: string

@@ -9,7 +9,7 @@ import t from 'tap'
 export { freePort } from '../../../test/helpers/http.js'
 import { claims, keys, sign } from '../../../test/helpers/keys.js'
 
-const CLI = fileURLToPath(new URL('../../dist/bin.cjs', import.meta.url))
+export const CLI = fileURLToPath(new URL('../../dist/bin.cjs', import.meta.url))
 export const REALM = 'Bearer realm="vonage-jwt-guard"'
 
 if (!existsSync(CLI)) {

@@ -1,7 +1,8 @@
 /**
  * The guard at the edge, in one run on one machine:
  *   1. nginx alone -> upstream; nginx + forward-auth (the server block of docs/deployment.md, read
- *      from the page) -> the same upstream; and the same nginx configuration with a bare Node
+ *      from the page) -> the same upstream; the same with the edge cache (`--decision-cache-max`,
+ *      the page's `proxy_cache` configuration); and the same nginx configuration with a bare Node
  *      service that answers 200 to every check in forward-auth's place: the hop itself (a
  *      keep-alive loopback request to Node), the floor forward-auth is measured against (issue 27);
  *   2. a bare @fastify/http-proxy -> upstream, against `vonage-jwt-guard proxy` -> the same upstream.
@@ -162,6 +163,7 @@ const bareCheckPort = await spawnServer(['-e', `
 `], /port (\d+)/)
 
 const guardPort = await spawnServer([CLI, 'forward-auth', '--port', '0', '--public-key', publicPem, '--log-level', 'warn'], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
+const cachingGuardPort = await spawnServer([CLI, 'forward-auth', '--port', '0', '--public-key', publicPem, '--log-level', 'warn', '--decision-cache-max', '60'], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
 const proxyPort = await spawnServer([CLI, 'proxy', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--port', '0', '--public-key', publicPem, '--log-level', 'warn'], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
 const bareProxyPort = await spawnServer(['--input-type=module', '-e', `
   import Fastify from 'fastify'
@@ -182,6 +184,12 @@ const nginxHop = await startNginx('hop', (port) => documented
   .replace('listen 80;', `listen 127.0.0.1:${port};`)
   .replaceAll('127.0.0.1:3001', `127.0.0.1:${bareCheckPort}`)
   .replaceAll('127.0.0.1:8080', `127.0.0.1:${upstreamPort}`))
+const withCache = /<!-- config: nginx-cache -->\n```nginx\n([\s\S]*?)\n```\n/.exec(docs)[1]
+const nginxCached = await startNginx('cached', (port) => withCache
+  .replace('/var/cache/nginx/vonage_guard', join(dir, 'guard-cache'))
+  .replace('listen 80;', `listen 127.0.0.1:${port};`)
+  .replaceAll('127.0.0.1:3001', `127.0.0.1:${cachingGuardPort}`)
+  .replaceAll('127.0.0.1:8080', `127.0.0.1:${upstreamPort}`))
 const nginxAlone = await startNginx('alone', (port) => `server {\n  listen 127.0.0.1:${port};\n  location / {\n    proxy_pass http://127.0.0.1:${upstreamPort};\n  }\n}`)
 
 /** [name, port, the process whose CPU per request is read]. */
@@ -189,6 +197,7 @@ const targets = [
   ['nginx alone', nginxAlone],
   ['nginx + a bare 200 service (docs config)', nginxHop, pids.get(bareCheckPort)],
   ['nginx + forward-auth (docs config)', nginxGuarded, pids.get(guardPort)],
+  ['nginx + forward-auth, edge cache (docs config)', nginxCached, pids.get(cachingGuardPort)],
   ['bare @fastify/http-proxy', bareProxyPort],
   ['vonage-jwt-guard proxy', proxyPort]
 ]
@@ -219,16 +228,14 @@ const lines = [
   '|---|--:|--:|--:|--:|--:|--:|--:|'
 ]
 const cpuCell = (r) => Number.isFinite(r.cpu) ? r.cpu.toFixed(1) : ''
-for (const [base, guarded] of [['nginx alone', 'nginx + forward-auth (docs config)'], ['bare @fastify/http-proxy', 'vonage-jwt-guard proxy']]) {
+for (const [base, ...guarded] of [['nginx alone', 'nginx + a bare 200 service (docs config)', 'nginx + forward-auth (docs config)', 'nginx + forward-auth, edge cache (docs config)'], ['bare @fastify/http-proxy', 'vonage-jwt-guard proxy']]) {
   for (const connections of [1, 10]) {
     const a = row(base, connections)
-    const b = row(guarded, connections)
     lines.push(`| ${base} | ${connections} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${Math.round(a.rps)} | | | |`)
-    if (base === 'nginx alone') {
-      const hop = row('nginx + a bare 200 service (docs config)', connections)
-      lines.push(`| nginx + a bare 200 service (docs config) | ${connections} | ${fmt(hop.p50)} | ${fmt(hop.p99)} | ${Math.round(hop.rps)} | ${added(hop.p50 - a.p50)} | ${added(hop.p99 - a.p99)} | ${cpuCell(hop)} |`)
+    for (const name of guarded) {
+      const b = row(name, connections)
+      lines.push(`| ${name} | ${connections} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${Math.round(b.rps)} | ${added(b.p50 - a.p50)} | ${added(b.p99 - a.p99)} | ${cpuCell(b)} |`)
     }
-    lines.push(`| ${guarded} | ${connections} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${Math.round(b.rps)} | ${added(b.p50 - a.p50)} | ${added(b.p99 - a.p99)} | ${cpuCell(b)} |`)
   }
 }
 lines.push('', '| target (issue 27) | connections | measured (ratio of p50 medians) | spread of the rounds | met |', '|---|--:|--:|--:|:-:|')

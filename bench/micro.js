@@ -51,6 +51,7 @@ const cached = createVerifier({ publicKey: fixture.publicKey })
 const baseUncached = baseline?.createVerifier({ publicKey: fixture.publicKey, cache: false })
 const baseCached = baseline?.createVerifier({ publicKey: fixture.publicKey })
 const verified = await uncached.verify(token)
+const baseVerified = await baseUncached?.verify(token)
 const patterns = Object.keys(verified.claims.acl.paths)
 const MM = { dot: true, nobrace: true, noext: true, nonegate: true, nocomment: true, platform: 'linux' }
 const precompiled = patterns.map(p => new Minimatch(p, MM))
@@ -127,7 +128,9 @@ const cases = {
     ? {}
     : {
         baseVerifyUncached: () => timeAsync(() => baseUncached.verify(token), 50),
-        baseVerifyCached: () => timeAsync(() => baseCached.verify(token), 1000)
+        baseVerifyCached: () => timeAsync(() => baseCached.verify(token), 1000),
+        baseAclDecision: () => timeSync(() => baseUncached.authorize(baseVerified, 'GET', canonicalPath(FIRST)), 1000),
+        baseAclDecisionLastRule: () => timeSync(() => baseUncached.authorize(baseVerified, 'GET', canonicalPath(LAST)), 1000)
       })
 }
 
@@ -166,7 +169,9 @@ const baselineRatios = baseline === undefined
       baseVerifyVsRaw: median(perRound('baseVerifyUncached', 'rawCryptoVerify')),
       baseVerifyVsRawRounds: perRound('baseVerifyUncached', 'rawCryptoVerify'),
       verifyVsBase: median(perRound('verifyUncached', 'baseVerifyUncached')),
-      cachedVsBase: median(perRound('verifyCached', 'baseVerifyCached'))
+      cachedVsBase: median(perRound('verifyCached', 'baseVerifyCached')),
+      aclDecisionVsBase: median(perRound('aclDecision', 'baseAclDecision')),
+      aclDecisionLastRuleVsBase: median(perRound('aclDecisionLastRule', 'baseAclDecisionLastRule'))
     }
 console.log(JSON.stringify({
   opsPerSecond,

@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { writeChart } from './chart.js'
 import { BASELINE, load } from './dist.js'
 import { freshToken, makeFixture, uniquePath } from './fixture.js'
 import { SERVERS, SCENARIOS, TARGETS } from './plan.js'
@@ -300,3 +301,9 @@ const markdown = renderResults(report, { SERVERS, SCENARIOS, TARGETS })
 writeFileSync(config.out, markdown)
 console.log('\n' + markdown)
 log(`wrote ${config.out}`)
+// The chart of the same numbers (results.svg), when the run has its scenarios (a subset may not).
+try {
+  log(`wrote ${await writeChart(config.out, config.out.replace(/\.md$/, '') + '.svg')}`)
+} catch (error) {
+  log(`no chart: ${error.message}`)
+}

@@ -1,5 +1,5 @@
 /**
- * The `acl` claim (SPEC section 3): its shape is checked once per token, then `decide` answers
+ * The `acl` claim (docs/acl.md, "The ACL and the canonical path"): its shape is checked once per token, then `decide` answers
  * per request whether a rule grants the method on the canonical path. Pure functions, so they
  * test without a server. What is cached (compiled patterns, the last acls compiled) belongs to
  * an `AclCompiler`, one per verifier: two guards in one process share nothing, and a test starts
@@ -11,7 +11,6 @@ import { isPlainObject } from './is-plain-object.js'
 import type { AclContext, AclFilter } from './types.js'
 
 export type { AclContext, AclFilter } from './types.js'
-export { MINIMATCH_OPTIONS } from './glob.js'
 
 export interface AclRule {
   /** The pattern as the token states it. */
@@ -20,8 +19,17 @@ export interface AclRule {
   readonly methods: ReadonlySet<string> | null
   /** The rule's non-empty `filters`, or `null` when it has none (absent or `{}`). */
   readonly filters: Readonly<Record<string, unknown>> | null
+}
+
+/** A rule as this module compiles it: with its match, which only this module's decisions call. */
+export interface MatchRule extends AclRule {
   /** Whether the pattern matches a canonical path. Shared by every rule with this pattern compiled by one compiler. */
   readonly test: (path: string) => boolean
+}
+
+/** The rules of an acl this module compiled (every CompiledAcl is one: nothing else makes them). */
+function matchRules (acl: CompiledAcl): readonly MatchRule[] {
+  return acl.rules as readonly MatchRule[]
 }
 
 export interface CompiledAcl {
@@ -34,7 +42,7 @@ export interface AclDecision {
   grantedBy: string | null
 }
 
-export interface DecideOptions {
+interface DecideOptions {
   requireAcl?: boolean
   /** `acl` is the `defaultAcl` option, standing in for a token without an acl claim (a 403 says so). */
   fromDefault?: boolean
@@ -44,11 +52,11 @@ export interface DecideOptions {
 }
 
 export const MAX_PATTERNS = 128
-export const MAX_PATTERN_LENGTH = 512
+const MAX_PATTERN_LENGTH = 512
 /** Bound of a compiler's pattern cache; the oldest entry goes first. */
 export const PATTERN_CACHE_MAX = 10_000
 /** How many acls a compiler remembers with the claim they came from (see `compileAclClaim`). */
-export const KNOWN_ACLS_MAX = 8
+const KNOWN_ACLS_MAX = 8
 
 /** One remembered grant of a compiled acl. */
 interface Grant {
@@ -69,10 +77,10 @@ const GRANT_PATH_MAX = 256
  * acl, gone with it, and invisible to its users.
  */
 class Compiled implements CompiledAcl {
-  readonly rules: readonly AclRule[]
+  readonly rules: readonly MatchRule[]
   readonly #grants: Grant[] | undefined
 
-  constructor (rules: AclRule[]) {
+  constructor (rules: MatchRule[]) {
     this.rules = Object.freeze(rules)
     this.#grants = rules.every(rule => rule.filters === null) ? [] : undefined
     Object.freeze(this)
@@ -90,8 +98,8 @@ function grantsOf (acl: CompiledAcl): Grant[] | undefined {
 /**
  * Compiled patterns by the pattern as matched, bounded: the oldest goes first. The order is kept
  * in a ring of the keys rather than read from the Map: the first key of a Map that has seen many
- * deletions is found by walking over their holes, which cost about 5 us per eviction once tokens
- * with patterns of their own kept the cache turning over (bench/: unique ACLs).
+ * deletions is found by walking over their holes, which was slow once tokens with patterns of
+ * their own kept the cache turning over (docs/benchmark.md, "Measured choices in the code").
  */
 class PatternCache {
   readonly #tests = new Map<string, PatternTest>()
@@ -124,7 +132,7 @@ class PatternCache {
  * needs it, so a token whose ACL is its own holds strings only, and memory stays bounded by the
  * cache whatever the tokens' patterns (bench/memory.js: unique ACLs).
  */
-class LazyRule implements AclRule {
+class LazyRule implements MatchRule {
   readonly pattern: string
   readonly methods: ReadonlySet<string> | null
   readonly filters: Readonly<Record<string, unknown>> | null
@@ -149,8 +157,8 @@ class LazyRule implements AclRule {
   }
 }
 
-/** How a compiler turns one checked rule into an AclRule. */
-type RuleMaker = (pattern: string, matched: string, methods: ReadonlySet<string> | null, filters: Readonly<Record<string, unknown>> | null, index: number) => AclRule
+/** How a compiler turns one checked rule into a MatchRule. */
+type RuleMaker = (pattern: string, matched: string, methods: ReadonlySet<string> | null, filters: Readonly<Record<string, unknown>> | null, index: number) => MatchRule
 
 /** A rule with its test compiled now (`compileAcl`): through `testFor`, so a compiler shares it by pattern. */
 function eagerRules (testFor: (pattern: string) => PatternTest): RuleMaker {
@@ -166,7 +174,7 @@ function eagerRules (testFor: (pattern: string) => PatternTest): RuleMaker {
 }
 
 function claimInvalid (reason: string, cause?: unknown): GuardError {
-  return new GuardError('VJG_CLAIM_INVALID', reason, cause === undefined ? {} : { cause })
+  return new GuardError('VJG_CLAIM_INVALID', reason, cause === undefined ? { claim: 'acl' } : { claim: 'acl', cause })
 }
 
 /** Own properties only, so a polluted `Object.prototype` cannot supply `methods` or `filters`. */
@@ -223,7 +231,7 @@ function compileRules (acl: unknown, makeRule: RuleMaker): CompiledAcl {
   // refused below like any pattern that does not start with `/`.
   const entries = Object.entries(paths)
   if (entries.length > MAX_PATTERNS) throw claimInvalid(`acl.paths has more than ${MAX_PATTERNS} patterns`)
-  const rules: AclRule[] = []
+  const rules: MatchRule[] = []
   for (let index = 0; index < entries.length; index++) {
     const [pattern, rule] = entries[index] as [string, unknown]
     const problem = patternProblem(pattern)
@@ -279,8 +287,7 @@ function shapeOf (value: unknown): Shape | undefined {
 /**
  * Whether a value out of JSON.parse is the JSON of a snapshot: same own keys in the same order,
  * same strings, numbers, booleans and nulls. A for-in walk against the snapshot's key lists
- * makes no array per object (Object.keys on both sides did: about 0.4 us per verified token
- * against 0.25, measured).
+ * makes no array per object, which Object.keys on both sides did (docs/benchmark.md, "Measured choices in the code").
  */
 function sameJson (value: unknown, shape: Shape): boolean {
   if (typeof shape !== 'object' || shape === null) return value === shape
@@ -307,7 +314,7 @@ interface KnownAcl {
 }
 
 /** A verifier's acl compilation, with the caches it owns. */
-export interface AclCompiler {
+interface AclCompiler {
   /** `compileAcl`, each pattern compiled once per compiler (a bounded cache, the oldest going first). */
   compileAcl (acl: unknown): CompiledAcl
   /**
@@ -369,8 +376,8 @@ function remember (grants: Grant[], method: string, path: string, grantedBy: str
   if (path.length > GRANT_PATH_MAX) return
   // A copy: `path` may be a slice of the request target, and a kept slice would keep the whole
   // target (its query too) alive for as long as the acl lives. structuredClone makes a flat
-  // string of its own, which is also what the comparison above is fastest with (measured: a
-  // remembered grant kept as a slice made each decision about 40 ns slower).
+  // string of its own, which is also what the comparison above is fastest with (a slice was
+  // slower: docs/benchmark.md, "Measured choices in the code").
   const grant = { method, path: structuredClone(path), grantedBy }
   if (grants.length >= GRANTS_KEPT) grants.pop()
   grants.unshift(grant)
@@ -379,13 +386,19 @@ function remember (grants: Grant[], method: string, path: string, grantedBy: str
 const SHOWN_PATH_MAX = 200
 
 /** The path as a 403 names it: bounded, and never cut inside a surrogate pair. */
-function shownPath (path: string | null): string {
+export function shownPath (path: string | null): string {
   if (path === null) return '(a path outside the acl path space)'
   if (path.length <= SHOWN_PATH_MAX) return path
   let cut = SHOWN_PATH_MAX
   const last = path.charCodeAt(cut - 1)
   if (last >= 0xd800 && last <= 0xdbff) cut--
   return `${path.slice(0, cut)}...`
+}
+
+/** Whether a rule's methods let `upper` (an upper-cased method) through. */
+function methodAllowed (rule: AclRule, upper: string): boolean {
+  // HEAD is a GET without the body: a rule that grants GET grants HEAD.
+  return rule.methods === null || rule.methods.has(upper) || (upper === 'HEAD' && rule.methods.has('GET'))
 }
 
 function denied (method: string, path: string | null, why = 'is not granted by the token acl'): GuardError {
@@ -414,9 +427,8 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
         if (grant.path === path && grant.method === upper) return { granted: true, grantedBy: grant.grantedBy }
       }
     }
-    for (const rule of acl.rules) {
-      // HEAD is a GET without the body: a rule that grants GET grants HEAD.
-      if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) continue
+    for (const rule of matchRules(acl)) {
+      if (!methodAllowed(rule, upper)) continue
       if (!rule.test(path)) continue
       if (rule.filters !== null) {
         if (options.aclFilter === undefined) continue
@@ -430,4 +442,94 @@ export function decide (acl: CompiledAcl | null, method: string, path: string | 
     }
   }
   throw denied(upper, path, options.fromDefault === true ? 'is not granted by defaultAcl (the token has no acl claim)' : undefined)
+}
+
+/** The options the ACL stage decides with. */
+interface AclStageOptions {
+  /** The acl of a token without one (already compiled), or null: such a token is a root token. */
+  readonly defaultAcl: CompiledAcl | null
+  readonly requireAcl: boolean
+  readonly aclFilter: AclFilter | undefined
+}
+
+/**
+ * The ACL stage of one verifier: it compiles the `acl` claim of each verified token (its shape is
+ * part of verification: 401), keeps what it compiled, and decides requests on it. The pipeline
+ * hands the compiled acl on with the token; `verify()` and `authorize()` of the public verifier,
+ * which hand out and take a plain `VerifiedToken`, find it again through `keep` and `aclOf`.
+ */
+interface AclStage {
+  /** The compiled `acl` claim of a payload out of `JSON.parse` (null: no claim). @throws {GuardError} `VJG_CLAIM_INVALID`. */
+  compileClaim (claims: Readonly<Record<string, unknown>>): CompiledAcl | null
+  /** Remember the acl compiled for a token `verify()` hands out, for `aclOf`. */
+  keep (verified: VerifiedLike, acl: CompiledAcl | null): void
+  /** The compiled acl of a verified token: the one kept for it, else its claim compiled now (and kept). */
+  aclOf (verified: VerifiedLike): CompiledAcl | null
+  /** Whether the token's acl (or `defaultAcl` without one) grants `method` on `path`. @throws {GuardError} `VJG_ACL_DENIED`. */
+  decide (acl: CompiledAcl | null, claims: Readonly<Record<string, unknown>>, method: string, path: string | null, request: unknown): AclDecision
+}
+
+/** What the ACL stage reads of a verified token. */
+interface VerifiedLike {
+  readonly claims: Readonly<Record<string, unknown>>
+}
+
+export function createAclStage (options: AclStageOptions): AclStage {
+  const compiler = createAclCompiler()
+  /**
+   * The compiled acls of tokens the public `verify()` handed out, or `authorize()` was given. A
+   * WeakMap entry per token is work for the garbage collector, so the pipeline (which hands the
+   * compiled acl on itself) never adds one.
+   */
+  const kept = new WeakMap<VerifiedLike, CompiledAcl | null>()
+  const { defaultAcl, requireAcl, aclFilter } = options
+  return Object.freeze({
+    compileClaim: (claims: Readonly<Record<string, unknown>>) => claims.acl === undefined ? null : compiler.compileAclClaim(claims.acl),
+    keep: (verified: VerifiedLike, acl: CompiledAcl | null) => { kept.set(verified, acl) },
+    aclOf (verified: VerifiedLike): CompiledAcl | null {
+      let acl = kept.get(verified)
+      if (acl === undefined) {
+        // A token verified elsewhere: its claim may be any value, so it is compiled as `compileAcl` does.
+        acl = verified.claims.acl === undefined ? null : compiler.compileAcl(verified.claims.acl)
+        kept.set(verified, acl)
+      }
+      return acl
+    },
+    decide (acl: CompiledAcl | null, claims: Readonly<Record<string, unknown>>, method: string, path: string | null, request: unknown): AclDecision {
+      // A token without acl gets defaultAcl (null under requireAcl, which then refuses it).
+      const fromDefault = acl === null && defaultAcl !== null
+      return decide(fromDefault ? defaultAcl : acl, method, path, { requireAcl, aclFilter, claims, request, fromDefault })
+    }
+  })
+}
+
+/** What one rule of an acl makes of a request, for a tool that explains a 403. */
+export interface AclRuleVerdict {
+  /** The pattern as the token states it. */
+  readonly pattern: string
+  /** Whether the pattern matches the path. */
+  readonly matches: boolean
+  /** Whether the rule's `methods` (all when it has none) let the method through, HEAD counting as GET. */
+  readonly methodAllowed: boolean
+  /** The rule's methods, upper-cased; null: every method. */
+  readonly methods: readonly string[] | null
+  /** Whether the rule has `filters`, which only `aclFilter` can make grant. */
+  readonly hasFilters: boolean
+}
+
+/**
+ * Rule by rule, what an acl claim makes of `method` on the canonical `path`: the same match and
+ * method rules as a decision, without `aclFilter`.
+ *
+ * @throws {GuardError} `VJG_CLAIM_INVALID`, as `compileAcl`.
+ */
+export function explainAcl (acl: unknown, method: string, path: string): AclRuleVerdict[] {
+  const upper = method.toUpperCase()
+  return matchRules(compileAcl(acl)).map(rule => ({
+    pattern: rule.pattern,
+    matches: rule.test(path),
+    methodAllowed: methodAllowed(rule, upper),
+    methods: rule.methods === null ? null : [...rule.methods],
+    hasFilters: rule.filters !== null
+  }))
 }

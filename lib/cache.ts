@@ -1,5 +1,5 @@
 /**
- * The verified-token cache of a verifier (SPEC 6): bounded, keyed by the token string, with a
+ * The verified-token cache of a verifier (docs/options.md, "The verified-token cache"): bounded, keyed by the token string, with a
  * W-TinyLFU policy (a small LRU window in front of a segmented LRU whose door is a frequency
  * sketch), as in Caffeine (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
  * Admission Policy", 2017).
@@ -180,7 +180,7 @@ export const WINDOW_MIN = 100
 /** Share of the main space kept for entries hit since they entered it (Caffeine's 80%). */
 const PROTECTED_SHARE = 0.8
 
-export interface TokenCacheOptions<V> {
+interface TokenCacheOptions<V> {
   /**
    * Whether a value is dead at `now` (the number given to `set`): a dead entry is evicted before
    * any live one is turned away, so expired tokens with a history of hits do not hold the space.
@@ -194,9 +194,9 @@ export interface TokenCacheOptions<V> {
  * when the token is the one seen last), and because of the points below; bench/ measures it.
  *
  * - Misses do not pay for the cache. A token is kept from its second sighting (`seen`): the
- *   first costs a hash and two bits of the sketch's doorkeeper. Storing every miss cost about
- *   2 us of the 30 of a verification (an entry, the deep freeze of its claims, an eviction, and
- *   the garbage collection of entries that died in the window), so with distinct tokens the
+ *   first costs a hash and two bits of the sketch's doorkeeper. Storing every miss cost a share
+ *   of each verification (an entry, the deep freeze of its claims, an eviction, and the garbage
+ *   collection of entries that died in the window; see docs/benchmark.md, "Measured choices in the code"), so with distinct tokens the
  *   cache made a server slower than no cache (bench/, issue 16). A Client SDK reusing one token
  *   pays a second RSA verification for it, then hits.
  * - Scan resistance. A token seen again enters a small LRU window (1%, at least WINDOW_MIN

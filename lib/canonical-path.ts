@@ -1,6 +1,6 @@
 /**
  * The canonical path: the one view of the request target that the ACL matches and a 403 names
- * (SPEC section 3.1). Authorize exactly what the router and the upstream will receive, so any
+ * (docs/acl.md, "The canonical path"). Authorize exactly what the router and the upstream will receive, so any
  * target that two parsers could read differently is refused (400 `VJG_PATH_INVALID`), never
  * repaired: a repaired path is a path some other component did not see.
  */
@@ -86,6 +86,20 @@ function hexValue (code: number): number {
  *
  * @throws {GuardError} `VJG_PATH_INVALID` (400) for anything two parsers could read differently.
  */
+/**
+ * Whether `value` is a canonical path of at least one segment, exactly as `canonicalPath` gives
+ * it back (no query, no trailing slash, not `/`): what a route the guard mounts itself may be
+ * (forward-auth's `envoyPathPrefix` and `healthPath`, the CLI's `--health-path`).
+ */
+export function isCanonicalRoutePath (value: unknown): value is string {
+  if (typeof value !== 'string' || value === '/' || /[?#]/.test(value)) return false
+  try {
+    return canonicalPath(value) === value
+  } catch {
+    return false
+  }
+}
+
 export function canonicalPath (target: string): string {
   // Only origin-form is authorized: absolute-form (`http://h/p`) and `*` carry no path the ACL
   // could see the same way the router does.

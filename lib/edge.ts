@@ -87,6 +87,12 @@ export const URL_REWRITE_HEADERS: Readonly<Record<string, string>> = Object.free
 })
 
 /**
+ * RFC 9110 7.6.1: they describe one connection, not the message (plus Keep-Alive and
+ * Proxy-Connection; a Connection header lists more).
+ */
+export const HOP_BY_HOP_HEADERS: readonly string[] = Object.freeze(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+
+/**
  * What upstreams read as the client's address, host and scheme. A proxy sets some of them; the
  * CLI's proxy passes them from a trusted peer only, in their exact spelling, and removes them
  * from anyone else; forward-auth refuses them spelled any other way than a proxy spells them.

@@ -11,36 +11,46 @@
 /** How the challenge of a code is shaped (RFC 6750 section 3). */
 type Challenge = 'none' | 'invalid_request' | 'invalid_token' | 'insufficient_scope'
 
+/**
+ * Which check refused, as `GuardError.check` names it: a stage of the pipeline (docs/options.md,
+ * "Order of checks") or, within the token stage, the step of verification (`required`: a claim
+ * that must be there is not; `claim`: a claim's type or value; `application`: the allow-list).
+ */
+export type GuardCheck = 'request' | 'path' | 'token' | 'format' | 'header' | 'key' | 'signature' | 'required' | 'claim' |
+'application' | 'lifetime' | 'replay' | 'revocation' | 'acl' | 'body' | 'dependency'
+
 interface ErrorSpec {
   readonly statusCode: number
   readonly message: string
   readonly challenge: Challenge
+  /** The check a refusal with this code made, unless the refusal names another. */
+  readonly check: GuardCheck
 }
 
 export const errors = Object.freeze({
-  VJG_TOKEN_MISSING: { statusCode: 401, message: 'No token: send "Authorization: Bearer <jwt>"', challenge: 'none' },
-  VJG_TOKEN_MALFORMED: { statusCode: 401, message: 'The token is not a compact JWS (three base64url parts of JSON objects)', challenge: 'invalid_token' },
-  VJG_TOKEN_AMBIGUOUS: { statusCode: 400, message: 'The request carries more than one token: send exactly one', challenge: 'invalid_request' },
-  VJG_ALG_NOT_ALLOWED: { statusCode: 401, message: 'The token header asks for an algorithm or extension that is not accepted', challenge: 'invalid_token' },
-  VJG_SIGNATURE_INVALID: { statusCode: 401, message: 'No configured key verifies the token signature', challenge: 'invalid_token' },
-  VJG_KEY_UNKNOWN: { statusCode: 401, message: 'No key is configured for this token', challenge: 'invalid_token' },
-  VJG_CLAIM_MISSING: { statusCode: 401, message: 'A required claim is missing', challenge: 'invalid_token' },
-  VJG_CLAIM_INVALID: { statusCode: 401, message: 'A claim has the wrong type or shape', challenge: 'invalid_token' },
-  VJG_APPLICATION_MISMATCH: { statusCode: 401, message: 'The token application_id is not accepted here', challenge: 'invalid_token' },
-  VJG_TOKEN_EXPIRED: { statusCode: 401, message: 'The token has expired', challenge: 'invalid_token' },
-  VJG_TOKEN_NOT_YET_VALID: { statusCode: 401, message: 'The token is not valid yet (iat or nbf is in the future)', challenge: 'invalid_token' },
-  VJG_LIFETIME_EXCEEDED: { statusCode: 401, message: 'The token lifetime (exp - iat) exceeds the maximum', challenge: 'invalid_token' },
-  VJG_LIFETIME_TOO_SHORT: { statusCode: 401, message: 'The token lifetime (exp - iat) is below the minimum', challenge: 'invalid_token' },
-  VJG_TOKEN_REPLAYED: { statusCode: 401, message: 'The token jti was already used', challenge: 'invalid_token' },
-  VJG_TOKEN_REVOKED: { statusCode: 401, message: 'The token has been revoked', challenge: 'invalid_token' },
-  VJG_ACL_DENIED: { statusCode: 403, message: 'The token ACL does not grant this request', challenge: 'insufficient_scope' },
-  VJG_PATH_INVALID: { statusCode: 400, message: 'The request path cannot be made canonical', challenge: 'invalid_request' },
-  VJG_FORWARD_INVALID: { statusCode: 400, message: 'The forward-auth request does not name exactly one original method and target', challenge: 'invalid_request' },
-  VJG_IDENTITY_HEADER: { statusCode: 400, message: 'The request carries an identity header that only the guard may set', challenge: 'invalid_request' },
-  VJG_METHOD_OVERRIDE: { statusCode: 400, message: 'The request asks a server behind the guard for another method than its own', challenge: 'invalid_request' },
-  VJG_URL_REWRITE: { statusCode: 400, message: 'The request asks a server behind the guard for another URL than its own', challenge: 'invalid_request' },
-  VJG_HEADERS_TOO_MANY: { statusCode: 431, message: 'The request has more header lines than this server reads', challenge: 'invalid_request' },
-  VJG_UNAVAILABLE: { statusCode: 503, message: 'A key set, store or hook the guard depends on cannot be reached', challenge: 'none' }
+  VJG_TOKEN_MISSING: { statusCode: 401, message: 'No token: send "Authorization: Bearer <jwt>"', challenge: 'none', check: 'token' },
+  VJG_TOKEN_MALFORMED: { statusCode: 401, message: 'The token is not a compact JWS (three base64url parts of JSON objects)', challenge: 'invalid_token', check: 'format' },
+  VJG_TOKEN_AMBIGUOUS: { statusCode: 400, message: 'The request carries more than one token: send exactly one', challenge: 'invalid_request', check: 'token' },
+  VJG_ALG_NOT_ALLOWED: { statusCode: 401, message: 'The token header asks for an algorithm or extension that is not accepted', challenge: 'invalid_token', check: 'header' },
+  VJG_SIGNATURE_INVALID: { statusCode: 401, message: 'No configured key verifies the token signature', challenge: 'invalid_token', check: 'signature' },
+  VJG_KEY_UNKNOWN: { statusCode: 401, message: 'No key is configured for this token', challenge: 'invalid_token', check: 'key' },
+  VJG_CLAIM_MISSING: { statusCode: 401, message: 'A required claim is missing', challenge: 'invalid_token', check: 'required' },
+  VJG_CLAIM_INVALID: { statusCode: 401, message: 'A claim has the wrong type or shape', challenge: 'invalid_token', check: 'claim' },
+  VJG_APPLICATION_MISMATCH: { statusCode: 401, message: 'The token application_id is not accepted here', challenge: 'invalid_token', check: 'application' },
+  VJG_TOKEN_EXPIRED: { statusCode: 401, message: 'The token has expired', challenge: 'invalid_token', check: 'lifetime' },
+  VJG_TOKEN_NOT_YET_VALID: { statusCode: 401, message: 'The token is not valid yet (iat or nbf is in the future)', challenge: 'invalid_token', check: 'lifetime' },
+  VJG_LIFETIME_EXCEEDED: { statusCode: 401, message: 'The token lifetime (exp - iat) exceeds the maximum', challenge: 'invalid_token', check: 'lifetime' },
+  VJG_LIFETIME_TOO_SHORT: { statusCode: 401, message: 'The token lifetime (exp - iat) is below the minimum', challenge: 'invalid_token', check: 'lifetime' },
+  VJG_TOKEN_REPLAYED: { statusCode: 401, message: 'The token jti was already used', challenge: 'invalid_token', check: 'replay' },
+  VJG_TOKEN_REVOKED: { statusCode: 401, message: 'The token has been revoked', challenge: 'invalid_token', check: 'revocation' },
+  VJG_ACL_DENIED: { statusCode: 403, message: 'The token ACL does not grant this request', challenge: 'insufficient_scope', check: 'acl' },
+  VJG_PATH_INVALID: { statusCode: 400, message: 'The request path cannot be made canonical', challenge: 'invalid_request', check: 'path' },
+  VJG_FORWARD_INVALID: { statusCode: 400, message: 'The forward-auth request does not name exactly one original method and target', challenge: 'invalid_request', check: 'request' },
+  VJG_IDENTITY_HEADER: { statusCode: 400, message: 'The request carries an identity header that only the guard may set', challenge: 'invalid_request', check: 'request' },
+  VJG_METHOD_OVERRIDE: { statusCode: 400, message: 'The request asks a server behind the guard for another method than its own', challenge: 'invalid_request', check: 'request' },
+  VJG_URL_REWRITE: { statusCode: 400, message: 'The request asks a server behind the guard for another URL than its own', challenge: 'invalid_request', check: 'request' },
+  VJG_HEADERS_TOO_MANY: { statusCode: 431, message: 'The request has more header lines than this server reads', challenge: 'invalid_request', check: 'request' },
+  VJG_UNAVAILABLE: { statusCode: 503, message: 'A key set, store or hook the guard depends on cannot be reached', challenge: 'none', check: 'dependency' }
 } as const satisfies Record<string, ErrorSpec>)
 
 export type ErrorCode = keyof typeof errors
@@ -68,11 +78,35 @@ export function challenge (code: ErrorCode, realm: string, description: string):
   return `${head}, error="${kind}", error_description="${quoted(description)}"`
 }
 
-export interface GuardErrorOptions {
+/**
+ * What a refusal compared, as jose's claim errors carry it: read these, never the message, whose
+ * words may change.
+ */
+interface RefusalFacts {
+  /** The check that refused; by default the code's own (the `check` column of `errors`). */
+  check?: GuardCheck
+  /** The claim (or header parameter, with `check: 'header'`) the check read. */
+  claim?: string
+  /** What the check wanted: a value or a list of them. */
+  expected?: unknown
+  /** What the token or request had (never the token itself). */
+  actual?: unknown
+  /** The bound crossed: an instant (NumericDate seconds) for the lifetime, else a number of seconds or items. */
+  limit?: number
+}
+
+interface GuardErrorOptions extends RefusalFacts {
   /** The realm of the challenge; adapters set their configured realm with `withRealm`. */
   realm?: string
   cause?: unknown
 }
+
+/**
+ * The brand of a GuardError, in the global symbol registry: two installed copies of the package
+ * (a library and an app each with their own) make two GuardError classes, and `instanceof` one
+ * is false for the other's errors; both copies read the same brand.
+ */
+const GUARD_ERROR = Symbol.for('vonage-jwt-guard.GuardError')
 
 /**
  * A coded rejection. Shaped for both frameworks: Fastify's error handler reads `statusCode`,
@@ -87,6 +121,13 @@ export class GuardError extends Error {
   readonly description: string
   /** Errors from the guard are meant for the client: their message never holds the token. */
   readonly expose = true
+  /** Which check refused (see `GuardCheck`). */
+  readonly check: GuardCheck
+  /** The claim the check read, when one. */
+  readonly claim: string | undefined
+  readonly expected: unknown
+  readonly actual: unknown
+  readonly limit: number | undefined
   realm: string
 
   constructor (code: ErrorCode, detail?: string, options: GuardErrorOptions = {}) {
@@ -97,7 +138,17 @@ export class GuardError extends Error {
     this.statusCode = spec.statusCode
     this.status = spec.statusCode
     this.description = description
+    this.check = options.check ?? spec.check
+    this.claim = options.claim
+    this.expected = options.expected
+    this.actual = options.actual
+    this.limit = options.limit
     this.realm = options.realm ?? DEFAULT_REALM
+  }
+
+  /** The brand `isGuardError` reads (on the prototype: nothing per error). */
+  get [GUARD_ERROR] (): true {
+    return true
   }
 
   /** The HTTP reason phrase of the status, as Fastify's body names it in `error`. */
@@ -117,8 +168,9 @@ export class GuardError extends Error {
   }
 }
 
+/** Whether a value is a GuardError, of this copy of the package or of another one installed beside it. */
 export function isGuardError (value: unknown): value is GuardError {
-  return value instanceof GuardError
+  return typeof value === 'object' && value !== null && (value as { [GUARD_ERROR]?: unknown })[GUARD_ERROR] === true
 }
 
 /** The developer-mistake family: thrown at registration, never at request time. */

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { createGuard, type RouteGuard } from './guard.js'
+import { addReadinessCheck, readiness, readinessAnswer } from './readiness.js'
 import type { AuthResult, GuardOptions, GuardRequest, RequestLog } from './types.js'
 import { declaresBody, payloadHash, signsQuery, tapBody } from './webhook.js'
 
@@ -15,6 +16,7 @@ import { declaresBody, payloadHash, signsQuery, tapBody } from './webhook.js'
 export { GuardError, isGuardError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { AuthResult, VonageClaims } from './types.js'
+export type { ReadinessReport } from './readiness.js'
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -115,7 +117,7 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
     else next()
   }
 
-  return function vonageJwtGuard (req: Request, res: Response, next: NextFunction): void {
+  const middleware = function vonageJwtGuard (req: Request, res: Response, next: NextFunction): void {
     // The raw target: after mounting, req.url and req.path are relative to the mount point. (Not
     // under Express, a plain node:http server has no originalUrl.)
     const input: GuardRequest<Request> = {
@@ -142,5 +144,21 @@ export function expressVonageJwt (options: ExpressGuardOptions): RequestHandler 
         // catch rejected promises either, so nothing here may escape as an unhandled rejection.
         next(error)
       })
+  }
+  addReadinessCheck(middleware, guard.readiness)
+  return middleware
+}
+
+/**
+ * An Express handler for `/readyz`: 200 with the report when the guard of `middleware` (made by
+ * `expressVonageJwt`) is ready, else 503 with it. Mount it before, or beside, the guard:
+ * `app.get('/readyz', readyz(guard))`.
+ */
+export function readyz (middleware: RequestHandler): RequestHandler {
+  return (_req, res, next) => {
+    readiness(middleware).then((report) => {
+      const { statusCode, body } = readinessAnswer(report)
+      res.status(statusCode).set('cache-control', 'no-store').type('application/json').send(body)
+    }, next)
   }
 }

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream'
 import fp from 'fastify-plugin'
 import { InvalidOptionError, misconfigured, problemBody, type GuardError } from './errors.js'
 import { createGuard, type RouteGuard, type RouteGuardOption } from './guard.js'
+import { addReadinessCheck } from './readiness.js'
 import type { AuthResult, GuardOptions, GuardRequest, VerifiedToken } from './types.js'
 import { BodyHasher } from './webhook.js'
 
@@ -61,6 +62,7 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   // Validation happens here, at register(); Fastify's own register options are not ours.
   const guard = createGuard<FastifyRequest>(withoutRegisterOptions(input))
   const options = guard.options
+  addReadinessCheck(fastify.server, guard.readiness)
   /** Resolved route settings by their config object; a bad one keeps its TypeError, thrown again. */
   const routes = new WeakMap<object, RouteGuard<FastifyRequest> | false | InvalidOptionError>()
 
@@ -112,14 +114,34 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
       .send(problemBody(error, request.id))
   }
 
+  /** Routes declared with their own `errorHandler`: their refusals go to it. */
+  const routeErrorHandlers = new Set<string>()
+
   /**
    * Answers a refusal (the guard has logged and published it): Fastify's error handler through
-   * `done(error)`, or the problem body here, handed to `sent` (in a hook, the chain then ends
-   * without `done`; the `authenticate` decorator resolves with the reply).
+   * `done(error)`, or the answer sent here, handed to `sent` (in a hook, the chain then ends
+   * without `done`; the `authenticate` decorator resolves with the reply): the problem body, or,
+   * when Fastify's default handler would answer, its answer. That handler would log the refusal a
+   * second time, at info with its stack: a user's handler still receives it (one line per refusal).
    */
   function answer (request: FastifyRequest, reply: FastifyReply, error: GuardError, done: HookHandlerDoneFunction, sent: (reply: FastifyReply) => void = ignore): void {
     if (options.errorFormat === 'problem') sent(sendProblem(request, reply, error))
+    else if (handledByDefault(request)) sent(sendDefault(reply, error))
     else done(error)
+  }
+
+  /** Whether Fastify's own default error handler would answer this request's errors. */
+  function handledByDefault (request: FastifyRequest): boolean {
+    const handler = request.server.errorHandler as { name?: string } | undefined
+    return handler?.name === 'defaultErrorHandler' && !routeErrorHandlers.has(`${String(request.routeOptions.method)} ${request.routeOptions.url ?? ''}`)
+  }
+
+  /** What Fastify's default handler answers for a refusal: its status, the challenge, `{ statusCode, code, error, message }`. */
+  function sendDefault (reply: FastifyReply, error: GuardError): FastifyReply {
+    return reply
+      .code(error.statusCode)
+      .headers(error.headers)
+      .send({ statusCode: error.statusCode, code: error.code, error: error.error, message: error.message })
   }
 
   // Signed webhooks: the body is hashed as it streams to the app's own parser, and compared with
@@ -188,6 +210,9 @@ const plugin: FastifyPluginAsync<FastifyGuardOptions> = async (fastify: FastifyI
   // Fastify shows a plugin no earlier route's config (printRoutes leaves it out, findRoute hides
   // it), so those are validated on their first request, in the hook below.
   fastify.addHook('onRoute', (routeOptions) => {
+    if (routeOptions.errorHandler !== undefined) {
+      for (const method of [routeOptions.method].flat()) routeErrorHandlers.add(`${String(method)} ${routeOptions.url}`)
+    }
     routeFor(routeOptions.config?.jwtGuard, () => `config.jwtGuard of ${String(routeOptions.method)} ${routeOptions.url}`)
   })
 

@@ -4,7 +4,8 @@
  * Fastify plugin. The check request carries the client's headers (so the token) and names the
  * original request; the guard decides on that original method and target exactly as it decides
  * on a request it serves itself. A grant is 200 with the verified identity in
- * `X-Vonage-Application-Id` / `X-Vonage-Sub` for the proxy to copy upstream; a refusal is the
+ * `X-Vonage-Application-Id` / `X-Vonage-Sub` (and the `claimHeaders` / `grantedByHeader` the
+ * operator named) for the proxy to copy upstream; a refusal is the
  * guard's own answer (status, `WWW-Authenticate`, body) plus `X-Vonage-Guard-Code`. A claim the
  * token lacks is an empty header (so no proxy passes a client's copy or a placeholder instead).
  *
@@ -18,16 +19,21 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { canonicalPath } from './canonical-path.js'
+import { isCanonicalRoutePath } from './canonical-path.js'
 import { errorBody, GuardError, invalidOption, problemBody } from './errors.js'
 import { withoutRegisterOptions } from './fastify.js'
 import { createGuard } from './guard.js'
 import { checkHeaderCount, checkOverrideParameter, FoldedNames, FORWARDING_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideRefusal, quoteName, URL_REWRITE_HEADERS } from './edge.js'
+import { isToken } from './http-token.js'
 import { IDENTITY_HEADERS, identityHeaders } from './identity.js'
+import { upstreamHeaderValues } from './claim-headers.js'
+import { addReadinessCheck } from './readiness.js'
 import type { AuthResult, GuardOptions, GuardRequest } from './types.js'
 
 export { IDENTITY_HEADERS, identityHeaders } from './identity.js'
-export { foldHeaderName, FORWARDING_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
+export { foldHeaderName, FORWARDING_HEADERS, HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS, methodOverrideParameter, URL_REWRITE_HEADERS } from './edge.js'
+export { compileUpstreamHeaders, upstreamHeaderValues } from './claim-headers.js'
+export type { UpstreamHeaderTable } from './claim-headers.js'
 
 /** On every refusal: the guard's code, for a proxy that shows its own error page (nginx) to pass on. */
 export const CODE_HEADER = 'x-vonage-guard-code'
@@ -46,6 +52,14 @@ export interface ForwardAuthOptions extends GuardOptions<FastifyRequest> {
    * request carrying the header pairs (a proxy pointed here) is refused. @default undefined (none)
    */
   healthPath?: string
+  /**
+   * Let the proxy cache a grant (nginx `proxy_cache` on the auth location): a grant then carries
+   * `X-Accel-Expires: N` and `Cache-Control: private, max-age=N`, N seconds being at most this,
+   * and never past the token's expiry. A refusal is never cached (`no-store`). Refused with
+   * `replay`, where every request must be counted; a revocation reaches a cached grant only once
+   * it expires. @default undefined (off: every answer `no-store`)
+   */
+  decisionCacheMax?: number
 }
 
 /** The two ways a proxy names the original request: method header and target header. */
@@ -57,12 +71,18 @@ const PAIRS = Object.freeze([
 /** How forward-auth treats a header of the original request, by folded name. */
 type Watch = 'pair' | 'identity' | 'rewrite' | 'forwarding' | 'override'
 
-/**
- * The watched headers by folded name, with their spelling: one scan of a check's headers finds
- * them all, the method overrides of `forUpstream` among them (edge.ts: only a name that may fold
- * onto one of them is folded).
- */
-const WATCHED = new FoldedNames(([
+/** A watched header: its folded name, its spelling, and what it is. */
+interface WatchedHeader {
+  readonly folded: string
+  readonly spelled: string
+  readonly watch: Watch
+}
+
+/** Watched headers by folded name (edge.ts: only a name that may fold onto one of them is folded). */
+type Watched = FoldedNames<WatchedHeader>
+
+/** The headers every check watches: the pairs, identity, URL rewrite, forwarding and method override headers. */
+const WATCHED_HEADERS: ReadonlyArray<readonly [string, WatchedHeader]> = ([
   ['x-forwarded-method', 'X-Forwarded-Method', 'pair'],
   ['x-forwarded-uri', 'X-Forwarded-Uri', 'pair'],
   ['x-original-method', 'X-Original-Method', 'pair'],
@@ -71,7 +91,10 @@ const WATCHED = new FoldedNames(([
   ...Object.entries(URL_REWRITE_HEADERS).map(([name, spelled]) => [name, spelled, 'rewrite'] as const),
   ...FORWARDING_HEADERS.map(name => [name, name, 'forwarding'] as const),
   ...Object.entries(METHOD_OVERRIDE_HEADERS).map(([name, spelled]) => [name, spelled, 'override'] as const)
-] as ReadonlyArray<readonly [string, string, Watch]>).map(([name, spelled, watch]) => [name, { folded: name, spelled, watch }] as const))
+] as ReadonlyArray<readonly [string, string, Watch]>).map(([name, spelled, watch]) => [name, { folded: name, spelled, watch }] as const)
+
+/** One scan of a check's headers finds them all, the method overrides of `forUpstream` among them. */
+const WATCHED: Watched = new FoldedNames(WATCHED_HEADERS)
 
 /** What one scan of a check's headers found: the pair headers by folded name, and the first method override header. */
 interface Scanned {
@@ -79,8 +102,6 @@ interface Scanned {
   override: { readonly name: string, readonly spelled: string } | undefined
 }
 
-/** RFC 9110 `method = token`. */
-const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** What the check is about: the original request's method and raw request target. */
 interface OriginalRequest {
@@ -101,12 +122,12 @@ function invalid (message: string): GuardError {
  * does, a client does, and the upstream could read it as the proxy's own). A method override is
  * refused after the pairs are read (`forUpstream`'s check, made here in the same scan).
  */
-function scanHeaders (raw: IncomingMessage): Scanned {
+function scanHeaders (raw: IncomingMessage, table: Watched): Scanned {
   const scanned: Scanned = { pairs: new Map(), override: undefined }
   const list = raw.rawHeaders
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i] ?? ''
-    const watched = WATCHED.get(name)
+    const watched = table.get(name)
     if (watched === undefined) continue
     const { folded, spelled, watch } = watched
     if (watch === 'override') {
@@ -157,29 +178,35 @@ function originalRequest (scanned: Scanned, envoy: OriginalRequest | null): Orig
   if (second !== undefined && (second.method !== first.method || second.target !== first.target)) {
     throw invalid('X-Forwarded-Method/-Uri and X-Original-Method/-URI name different requests')
   }
-  if (!METHOD.test(first.method)) throw invalid('The original method is not an HTTP method')
+  if (!isToken(first.method)) throw invalid('The original method is not an HTTP method')
   return first
+}
+
+/** `decisionCacheMax`: 0 when off; whole seconds from 1 to 3600; never with replay. */
+function decisionCacheSeconds (value: unknown, replay: unknown): number {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 3600) {
+    invalidOption('decisionCacheMax', `must be a whole number of seconds from 1 to 3600 (got ${typeof value === 'number' ? value : typeof value})`)
+  }
+  if (replay !== undefined && replay !== false) {
+    invalidOption('decisionCacheMax', 'cannot be combined with replay: every request must reach the guard to be counted, and a cached grant would let a token through again')
+  }
+  return value
 }
 
 /** A path option: canonical, at least one segment, no query. */
 function checkPath (value: unknown, option: string): string | undefined {
   if (value === undefined) return undefined
-  let canonical: string | undefined
-  try {
-    canonical = typeof value === 'string' && !/[?#]/.test(value) ? canonicalPath(value) : undefined
-  } catch {
-    canonical = undefined
-  }
-  if (canonical === undefined || canonical !== value || canonical === '/') {
+  if (!isCanonicalRoutePath(value)) {
     invalidOption(option, 'must be a canonical path of at least one segment, such as /envoy (no trailing slash, no query)')
   }
-  return canonical
+  return value
 }
 
 // An async plugin with nothing to await: a bad option thrown here rejects register() and ready().
 // eslint-disable-next-line @typescript-eslint/require-await
 const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyInstance, input) => {
-  const { envoyPathPrefix: envoyInput, healthPath: healthInput, ...rest } = input
+  const { envoyPathPrefix: envoyInput, healthPath: healthInput, decisionCacheMax: cacheInput, ...rest } = input
   const guardOptions = withoutRegisterOptions(rest)
   const envoyPathPrefix = checkPath(envoyInput, 'envoyPathPrefix')
   const healthPath = checkPath(healthInput, 'healthPath')
@@ -194,7 +221,14 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (guard.options.payloadHash) {
     invalidOption('profile', `${String(guardOptions.profile)} signs the request body (payload_hash), which a forward-auth check never carries: guard such requests with the CLI's proxy, or with the plugin or middleware in the app`)
   }
-  const { errorFormat } = guard.options
+  addReadinessCheck(fastify.server, guard.readiness)
+  const decisionCacheMax = decisionCacheSeconds(cacheInput, guardOptions.replay)
+  const { errorFormat, upstreamHeaders, now } = guard.options
+  // The operator's claim headers are identity headers too: only the guard sets them.
+  const watched: Watched = upstreamHeaders.names.length === 0
+    ? WATCHED
+    : new FoldedNames([...WATCHED_HEADERS, ...upstreamHeaders.names.map(name => [name, { folded: name, spelled: name, watch: 'identity' as const }] as const)])
+  const granting: readonly string[] = [...Object.values(IDENTITY_HEADERS), ...upstreamHeaders.names]
   // The check is about another request: its own body (Envoy may send one) is never read.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, parsed) => { parsed(null) })
@@ -215,7 +249,8 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     // The default route is never optional: a grant always carries a verified token.
     if (auth === null) return refusal(request, reply, guard.refuse(input, new GuardError('VJG_TOKEN_MISSING')))
     const headers = identityHeaders(auth.claims)
-    const absent = Object.values(IDENTITY_HEADERS).filter(name => !(name in headers))
+    if (upstreamHeaders.names.length > 0) Object.assign(headers, upstreamHeaderValues(upstreamHeaders, auth.claims, auth.grantedBy))
+    const absent = granting.filter(name => !(name in headers))
     if (envoy) {
       // Envoy sets the headers a grant carries; this asks it to remove a client's copy of the others.
       if (absent.length > 0) reply.header('x-envoy-auth-headers-to-remove', absent.join(', '))
@@ -225,7 +260,14 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
       // and later Caddy send no header for an empty value, Traefik an empty one.
       for (const name of absent) headers[name] = ''
     }
-    return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    if (decisionCacheMax === 0) return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    // Never past the token's expiry (the clock tolerance left out): a proxy serves this grant
+    // again without asking, so it must not outlive the token.
+    const seconds = Math.min(decisionCacheMax, Math.floor(auth.expiresAt - now() / 1000))
+    if (seconds < 1) return reply.code(200).header('cache-control', 'no-store').headers(headers).send()
+    // X-Accel-Expires first: nginx 1.22 reads it before Cache-Control, whose "private" it then
+    // leaves alone; a shared cache that honours Cache-Control (and not X-Accel-*) stores nothing.
+    return reply.code(200).header('x-accel-expires', String(seconds)).header('cache-control', `private, max-age=${seconds}`).headers(headers).send()
   }
 
   /** One check through the guard's pipeline, on the original request; a promise only when a stage waits. */
@@ -235,7 +277,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
     let scanned: Scanned
     let auth: ReturnType<typeof guard.authenticate>
     try {
-      scanned = scanHeaders(request.raw)
+      scanned = scanHeaders(request.raw, watched)
       const original = originalRequest(scanned, envoy)
       input = { ...own, target: original.target, method: original.method }
     } catch (error) {
@@ -283,7 +325,7 @@ const plugin: FastifyPluginAsync<ForwardAuthOptions> = async (fastify: FastifyIn
   if (healthPath !== undefined) {
     fastify.get(healthPath, { config }, (request, reply) => {
       try {
-        if (scanHeaders(request.raw).pairs.size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
+        if (scanHeaders(request.raw, watched).pairs.size > 0) throw invalid(`${healthPath} is the health route, not the check: point the proxy at another path`)
       } catch (error) {
         const own = { target: request.raw.url ?? '/', method: request.raw.method ?? 'GET', raw: request.raw, request, log: request.log }
         return refusal(request, reply, guard.refuse(own, error))

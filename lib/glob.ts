@@ -1,13 +1,15 @@
 /**
- * ACL patterns (SPEC 3) compiled to a test of a canonical path: minimatch's answer, with the
+ * ACL patterns (docs/acl.md) compiled to a test of a canonical path: minimatch's answer, with the
  * trailing-`/**` rule on top. Patterns in the grammar Vonage's ACLs use (`*`, `**` and literal
  * segments) are matched by our own code, which mirrors minimatch's matching of those portions
- * (`#matchGlobstar` and `#matchOne` of minimatch 11) step for step; anything else (`?`, `[...]`,
- * a `.` segment) is handed to minimatch itself. Why our own: compiling a pattern with minimatch
- * takes about 2 us and keeps a few kilobytes per pattern alive, which made every token with ACL
- * patterns of its own cost a verify 500 us and 10,000 of them hold 440 MiB (bench/: unique
- * ACLs); ours compiles in a split and holds the split. test/glob.test.ts compares both over the
- * ACL tables and generated patterns and paths.
+ * (`#matchGlobstar` and `#matchOne` of minimatch 11.0.9) step for step; anything else (`?`,
+ * `[...]`, a `.` segment) is handed to minimatch itself. Those two are private to minimatch, so
+ * package.json pins the version test/glob.test.ts compared against: a new one is taken only
+ * after that test ran on it. Why our own: a minimatch compile keeps a few kilobytes per pattern
+ * alive, which made tokens with ACL patterns of their own slow to verify and heavy to keep (the
+ * numbers: docs/benchmark.md, "Measured choices in the code"); ours compiles in a split and
+ * holds the split. test/glob.test.ts compares both over the ACL tables and generated patterns
+ * and paths.
  */
 import { Minimatch } from 'minimatch'
 import type { MinimatchOptions } from 'minimatch'

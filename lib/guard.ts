@@ -1,5 +1,5 @@
 /**
- * The request pipeline both adapters call: `authenticate` runs the stages of SPEC 9, each once,
+ * The request pipeline both adapters call: `authenticate` runs the stages of docs/options.md "Order of checks", each once,
  * in order: (with `forUpstream`, method overrides 400 and the header limit 431) -> canonical path (400) -> one token (401/400) -> verify (401) -> replay and revocation
  * (401/503, on cache hits too) -> ACL (403). It answers at once when no stage has to wait, and
  * with a promise only when one does (a remote key set, RSA on the thread pool, a store, a user
@@ -11,19 +11,21 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
-import type { Awaitable } from './awaitable.js'
+import { shownPath } from './acl.js'
+import { isThenable, type Awaitable } from './awaitable.js'
 import { canonicalPath } from './canonical-path.js'
 import { checkForUpstream } from './edge.js'
 import { GuardError, InvalidOptionError, invalidOption, misconfigured, misconfiguration } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
 import { checkAclPath, normalizeOptions, type NormalizedOptions } from './options.js'
+import { guardReadiness, type ReadinessCheck } from './readiness.js'
 import { createStateStage, type StateFailure } from './state.js'
 import { tokenOf } from './token-source.js'
 import type { AclPathOption, AuthResult, GuardDecision, GuardOptions, GuardRequest, RequestLog, StateCheck, VerifiedToken } from './types.js'
-import { createTokenVerifier, type Verifier, type VerifyTrace } from './verify.js'
+import { createTokenVerifier, type Verification, type Verifier, type VerifyTrace } from './verify.js'
 import { checkPayloadHash, requestDigest } from './webhook.js'
 
-export type { AuthResult, GuardDecision, GuardRequest, RequestLog } from './types.js'
+export type { AuthResult, GuardRequest } from './types.js'
 
 /** The `node:diagnostics_channel` channel every decision is published on (see `GuardDecision`). */
 export const DECISION_CHANNEL = 'vonage-jwt-guard:decision'
@@ -46,7 +48,7 @@ export type RouteGuardOption<Request = unknown> = false | {
   aclPath?: AclPathOption<Request>
 }
 
-export interface Guard<Request = unknown> {
+interface Guard<Request = unknown> {
   readonly verifier: Verifier<Request>
   readonly options: NormalizedOptions<Request>
   /** The route settings the options give, unless a route says otherwise. */
@@ -70,6 +72,8 @@ export interface Guard<Request = unknown> {
    * the realm. `auth` is the request's grant, for a refusal of its body.
    */
   refuse (input: GuardRequest<Request>, error: unknown, auth?: AuthResult | null): GuardError
+  /** Readiness (readiness.ts): the keys loaded, each store that can be pinged answering. */
+  readonly readiness: ReadinessCheck
 }
 
 /** What one request's decision event is built from, kept only while the channel has subscribers. */
@@ -88,7 +92,7 @@ function startTrace (): Trace {
 
 function returned (value: unknown): string {
   if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string that does not start with "/"'
-  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') return 'a promise (aclPath must answer synchronously)'
+  if (isThenable(value)) return 'a promise (aclPath must answer synchronously)'
   return value === undefined ? 'undefined' : `a value of type ${typeof value}`
 }
 
@@ -115,6 +119,26 @@ function aclPathFor<Request> (route: RouteGuard<Request>, input: GuardRequest<Re
   return mapped
 }
 
+/**
+ * A 403 that `aclPath` caused names what it did: the request's path, and the path matched against
+ * the acl (or that none could be: outside the prefix, or null from a function). Otherwise a
+ * developer reading `GET /v1/users/alice` refused sees nothing of the `/api` it was missing.
+ */
+function aclPathDenied<Request> (error: unknown, route: RouteGuard<Request>, method: string, path: string, matched: string | null): unknown {
+  if (!(error instanceof GuardError) || error.code !== 'VJG_ACL_DENIED') return error
+  // Not route.aclPathOption: how a route is named differs between the adapters, and the client sees this.
+  const mapping = typeof route.aclPath === 'string' ? `aclPath "${route.aclPath}"` : 'the aclPath function'
+  const upper = method.toUpperCase()
+  if (matched === null) {
+    const why = typeof route.aclPath === 'string'
+      ? `is outside ${mapping}: only ${route.aclPath} and the paths under it are matched against the token acl`
+      : `is not granted: ${mapping} answered null (no acl rule may grant it)`
+    return new GuardError('VJG_ACL_DENIED', `${upper} ${shownPath(path)} ${why}`)
+  }
+  const how = typeof route.aclPath === 'string' ? `with ${mapping} stripped` : `as ${mapping} mapped it`
+  return new GuardError('VJG_ACL_DENIED', `${error.message} (the request's path ${shownPath(path)}, ${how})`)
+}
+
 function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Record<string, unknown>, message: string): void {
   if (typeof log?.[level] === 'function') log[level](object, `vonage-jwt-guard: ${message}`)
 }
@@ -122,7 +146,7 @@ function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Re
 export function createGuard<Request = unknown> (input: GuardOptions<Request>): Guard<Request> {
   const options = normalizeOptions(input)
   // RSA on the thread pool: measured faster for a server under concurrent requests (bench/).
-  const { verifier, verifyToken } = createTokenVerifier(options, { signaturesOnPool: true })
+  const { verifier, verifyToken, authorizeVerified, keysLoaded } = createTokenVerifier(options, { signaturesOnPool: true })
   const state = createStateStage(options.state, options)
   const defaultRoute: RouteGuard<Request> = Object.freeze({ optional: false, acl: true, aclPath: options.aclPath, aclPathOption: 'aclPath' })
 
@@ -153,7 +177,7 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     return result.then(auth => granted(input, auth, trace), (error: unknown) => { throw refused(input, error, trace) })
   }
 
-  // The stages, each once, in the order of SPEC 9, each handing on to the next: at once, or once
+  // The stages, each once, in the order docs/options.md "Order of checks" gives, each handing on to the next: at once, or once
   // its promise settled when it answered with one (then, and only then, a closure is made).
 
   /** 1. The canonical path (400), before any token work; 2. the one token (401 missing, 400 ambiguous). */
@@ -172,23 +196,23 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
       if (route.optional) return null
       throw new GuardError('VJG_TOKEN_MISSING')
     }
-    const verified = verifyToken(token, trace)
-    if (verified instanceof Promise) return verified.then(found => withVerified(input, route, trace, path, found))
-    return withVerified(input, route, trace, path, verified)
+    const verification = verifyToken(token, trace)
+    if (verification instanceof Promise) return verification.then(found => withVerified(input, route, trace, path, found))
+    return withVerified(input, route, trace, path, verification)
   }
 
   /** 4. Replay and revocation (401 replayed or revoked, 503), on cache hits too; 5. the ACL (403). */
-  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verified: VerifiedToken): Awaitable<AuthResult> {
-    if (trace !== undefined) trace.verified = verified
-    const failed = state === null ? null : state(verified, input.request)
+  function withVerified (input: GuardRequest<Request>, route: RouteGuard<Request>, trace: Trace | undefined, path: string, verification: Verification): Awaitable<AuthResult> {
+    if (trace !== undefined) trace.verified = verification.verified
+    const failed = state === null ? null : state(verification.verified, input.request)
     if (failed instanceof Promise) {
       return failed.then((settled) => {
         unmade(input, trace, settled)
-        return authorized(input, route, path, verified)
+        return authorized(input, route, path, verification)
       })
     }
     unmade(input, trace, failed)
-    return authorized(input, route, path, verified)
+    return authorized(input, route, path, verification)
   }
 
   /**
@@ -203,11 +227,21 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
   }
 
   /** The ACL stage and the result, for a verified token. */
-  function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verified: VerifiedToken): AuthResult {
+  function authorized (input: GuardRequest<Request>, route: RouteGuard<Request>, path: string, verification: Verification): AuthResult {
     let grantedBy: string | null = null
     if (route.acl) {
-      grantedBy = verifier.authorize(verified, input.method, aclPathFor(route, input, path), { request: input.request }).grantedBy
+      const matched = aclPathFor(route, input, path)
+      if (matched === path) {
+        grantedBy = authorizeVerified(verification, input.method, path, input.request).grantedBy
+      } else {
+        try {
+          grantedBy = authorizeVerified(verification, input.method, matched, input.request).grantedBy
+        } catch (error) {
+          throw aclPathDenied(error, route, input.method, path, matched)
+        }
+      }
     }
+    const { verified } = verification
     return { header: verified.header, claims: verified.claims, expiresAt: verified.expiresAt, grantedBy }
   }
 
@@ -281,12 +315,13 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     if (!options.payloadHash || auth === null) return
     const digest = requestDigest(input.method, input.target, input.raw, bodyDigest)
     try {
-      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked')
+      if (digest === undefined) throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body was not read to its end: its "payload_hash" cannot be checked', { check: 'body', claim: 'payload_hash' })
       checkPayloadHash(auth.claims.payload_hash, digest)
     } catch (error) {
       throw refuse(input, error, auth)
     }
   }
 
-  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate, checkPayload, refuse })
+  const readiness = guardReadiness(keysLoaded, [options.state.replayStore, options.state.revocationStore], options.state.timeout)
+  return Object.freeze({ verifier, options, defaultRoute, resolveRoute, authenticate, checkPayload, refuse, readiness })
 }

@@ -14,7 +14,7 @@ export const IDENTITY_HEADERS = Object.freeze({
 } as const)
 
 /** A header value we pass on: printable ASCII. Control characters would split or smuggle headers. */
-const HEADER_SAFE = /^[\x20-\x7e]*$/
+export const HEADER_SAFE = /^[\x20-\x7e]*$/
 
 /**
  * The identity headers for verified claims: `application_id` and `sub`, each when present.
@@ -27,7 +27,7 @@ export function identityHeaders (claims: Readonly<Record<string, unknown>>): Rec
     const value = claims[claim]
     if (value === undefined) continue
     if (typeof value !== 'string' || !HEADER_SAFE.test(value)) {
-      throw new GuardError('VJG_CLAIM_INVALID', `The "${claim}" claim cannot be passed to the upstream: it must be printable ASCII, without control characters`)
+      throw new GuardError('VJG_CLAIM_INVALID', `The "${claim}" claim cannot be passed to the upstream: it must be printable ASCII, without control characters`, { claim })
     }
     headers[header] = value
   }

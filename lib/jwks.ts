@@ -32,11 +32,13 @@ export interface JwksSettings {
   readonly cacheMaxAge: number
 }
 
-export interface RemoteKeySet {
+interface RemoteKeySet {
   /** The keys that may verify a token with this header and `alg`; throws 401 `VJG_KEY_UNKNOWN` or 503 `VJG_UNAVAILABLE`. */
   keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]>
   /** Whether `key` is still in the set: now, or once the set was refreshed when a refresh is due. */
   holds (key: PreparedKey): boolean | Promise<boolean>
+  /** Readiness: whether a set was fetched; not yet, and the endpoint may be asked, it is asked now. */
+  loaded (): Promise<boolean>
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -223,7 +225,7 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
 
   async function keysFor (header: Readonly<JsonObject>, alg: string): Promise<readonly PreparedKey[]> {
     const kid = header.kid
-    if (kid !== undefined && typeof kid !== 'string') throw new GuardError('VJG_KEY_UNKNOWN', 'The token "kid" header must be a string')
+    if (kid !== undefined && typeof kid !== 'string') throw new GuardError('VJG_KEY_UNKNOWN', 'The token "kid" header must be a string', { claim: 'kid' })
     await ensure()
     let found = select(kid, alg)
     if (found.length === 0 && !coolingDown()) {
@@ -244,5 +246,11 @@ export function createRemoteKeySet (settings: JwksSettings, now: () => number): 
     return ensure().then(() => listed.has(key))
   }
 
-  return Object.freeze({ keysFor, holds })
+  async function everLoaded (): Promise<boolean> {
+    if (inflight !== undefined) await inflight
+    if (!isLoaded() && !coolingDown()) await refresh()
+    return isLoaded()
+  }
+
+  return Object.freeze({ keysFor, holds, loaded: everLoaded })
 }

@@ -23,10 +23,10 @@ export interface PreparedKey {
   readonly kid: string | undefined
 }
 
-export const MIN_RSA_BITS = 2048
+const MIN_RSA_BITS = 2048
 const RSA_EXPONENT = 65537n
 /** RFC 7518 3.2: an HMAC key must be at least as long as the hash; we ask 16 bytes of any secret. */
-export const MIN_SECRET_BYTES = 16
+const MIN_SECRET_BYTES = 16
 
 function isPem (text: string): boolean {
   return /-----BEGIN [A-Z0-9 ]+-----/.test(text)
@@ -71,7 +71,7 @@ function toKeyObject (input: unknown, option: string): KeyObject {
 }
 
 /** Refuse RSA keys anyone could forge with: under 2048 bits, or an exponent other than 65537. */
-export function assertRsaStrength (key: KeyObject, option: string): void {
+function assertRsaStrength (key: KeyObject, option: string): void {
   if (key.asymmetricKeyType !== 'rsa') {
     invalidOption(option, `is a ${key.asymmetricKeyType ?? 'non-asymmetric'} key: only RSA keys verify RS256`)
   }

@@ -3,6 +3,7 @@
  * once and returns one frozen, fully defaulted object. A bad option is a `TypeError` with code
  * `VJG_INVALID_OPTION` naming it; nothing on the security path falls back silently.
  */
+import { isToken } from './http-token.js'
 import { compileAcl, type CompiledAcl } from './acl.js'
 import { GuardError, invalidOption } from './errors.js'
 import { isPlainObject } from './is-plain-object.js'
@@ -10,10 +11,11 @@ import { preparePublicKeys, prepareSecret, type PreparedKey } from './keys.js'
 import { PROFILES, type ClaimCheck, type Profile } from './profiles.js'
 import { jwksSettings, type JwksSettings } from './jwks.js'
 import { identityHeaders } from './identity.js'
+import { claimHeaderValues, compileUpstreamHeaders, type UpstreamHeaderTable } from './claim-headers.js'
 import { stateOptions, type StateOptions } from './state.js'
-import type { AclFilter, AclPathOption, GuardOptions, ProfileName, TokenGetter } from './types.js'
+import type { AclFilter, AclPathOption, GuardOptions, JsonObject, ProfileName, TokenGetter } from './types.js'
 
-export type { AclPathOption, GuardOptions, SecretInput, TokenSource, VonageClaims } from './types.js'
+export type { AclPathOption, GuardOptions, TokenSource, VonageClaims } from './types.js'
 
 /** A token source after validation: header names lower-cased, the scheme resolved. */
 export type ResolvedTokenSource =
@@ -48,6 +50,8 @@ export interface NormalizedOptions<Request = unknown> {
   readonly now: () => number
   /** Profile-specific claim rules, run after the common ones. */
   readonly claimChecks: readonly ClaimCheck[]
+  /** `claimHeaders` and `grantedByHeader`, compiled (claim-headers.ts). */
+  readonly upstreamHeaders: UpstreamHeaderTable
   /** Seconds after `iat` past which a token is stale; null: no such rule. */
   readonly maxAge: number | null
   /** The profile signs the request body: adapters compare it with `payload_hash` (webhook.ts). */
@@ -71,7 +75,7 @@ export type KeySource =
   | { readonly kind: 'jwks', readonly jwks: JwksSettings }
 
 /** Every algorithm the hot path implements. */
-export const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
+const RSA_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'])
 
 /**
  * Every option name, as a record the compiler holds to `GuardOptions`: a name added there and
@@ -84,7 +88,7 @@ const OPTION_NAMES = {
   aclPath: true, aclFilter: true, tokenSources: true, getToken: true, maxTokenLength: true, cache: true,
   errorFormat: true, realm: true, now: true, jwksUrl: true, jwks: true, replay: true, isRevoked: true,
   revocation: true, failOpen: true, stateTimeout: true, identityHeaders: true,
-  forUpstream: true
+  forUpstream: true, claimHeaders: true, grantedByHeader: true
 } as const satisfies Record<keyof GuardOptions, true>
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(Object.keys(OPTION_NAMES))
@@ -130,19 +134,18 @@ function claimNames (value: unknown): readonly string[] {
   return Object.freeze(names)
 }
 
-const TOKEN_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 function tokenSource (value: unknown, name: string): ResolvedTokenSource {
   if (!isPlainObject(value)) invalidOption(name, 'must be { header, scheme? }, { cookie } or { query }')
   const keys = Object.keys(value)
   if (typeof value.header === 'string' && keys.every(k => k === 'header' || k === 'scheme')) {
-    if (!TOKEN_NAME.test(value.header)) invalidOption(`${name}.header`, 'must be an HTTP header name')
+    if (!isToken(value.header)) invalidOption(`${name}.header`, 'must be an HTTP header name')
     const scheme = value.scheme === undefined ? (value.header.toLowerCase() === 'authorization' ? 'Bearer' : null) : value.scheme
-    if (scheme !== null && (typeof scheme !== 'string' || !TOKEN_NAME.test(scheme))) invalidOption(`${name}.scheme`, 'must be an auth scheme name or null')
+    if (scheme !== null && (typeof scheme !== 'string' || !isToken(scheme))) invalidOption(`${name}.scheme`, 'must be an auth scheme name or null')
     return Object.freeze({ header: value.header.toLowerCase(), scheme })
   }
   if (typeof value.cookie === 'string' && keys.length === 1) {
-    if (!TOKEN_NAME.test(value.cookie)) invalidOption(`${name}.cookie`, 'must be a cookie name')
+    if (!isToken(value.cookie)) invalidOption(`${name}.cookie`, 'must be a cookie name')
     return Object.freeze({ cookie: value.cookie })
   }
   if (typeof value.query === 'string' && keys.length === 1 && value.query.length > 0) {
@@ -254,6 +257,9 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
   const tokenSources = options.tokenSources
   if (!Array.isArray(tokenSources) || tokenSources.length === 0) invalidOption('tokenSources', 'must be a non-empty array')
 
+  const upstreamHeaders = compileUpstreamHeaders(options.claimHeaders, options.grantedByHeader,
+    tokenSources.flatMap((source: unknown) => isPlainObject(source) && typeof source.header === 'string' ? [source.header] : []))
+
   const cache = options.cache
   let cacheMax = 0
   if (cache !== false) {
@@ -291,7 +297,12 @@ export function normalizeOptions<Request = unknown> (input: GuardOptions<Request
     errorFormat: oneOf(options.errorFormat, 'errorFormat', ['fastify', 'problem']),
     realm,
     now: fn<() => number>(options.now, 'now'),
-    claimChecks: boolean(options.identityHeaders, 'identityHeaders') ? Object.freeze([...preset.claimChecks, identityHeaders]) : preset.claimChecks,
+    claimChecks: Object.freeze([
+      ...preset.claimChecks,
+      ...(boolean(options.identityHeaders, 'identityHeaders') ? [identityHeaders] : []),
+      ...(upstreamHeaders.claims.length > 0 ? [(claims: JsonObject) => { claimHeaderValues(upstreamHeaders, claims) }] : [])
+    ]),
+    upstreamHeaders,
     maxAge: options.maxAge === undefined ? null : integer(options.maxAge, 'maxAge', 1, preset.lifetimeCeiling),
     payloadHash: preset.payloadHash === true,
     forUpstream: boolean(options.forUpstream, 'forUpstream'),

@@ -32,7 +32,7 @@ export interface Profile {
 
 const DAY = 86_400
 
-/** Defaults shared by every profile (SPEC section 9). */
+/** Defaults shared by every profile (docs/options.md, the options table). */
 const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
   algorithms: ['RS256'],
   clockTolerance: 30,
@@ -62,33 +62,33 @@ const COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({
  */
 const RS_COMMON: Readonly<Partial<GuardOptions>> = Object.freeze({ ...COMMON, allowNumericStringDates: true })
 
-function invalid (message: string): never {
-  throw new GuardError('VJG_CLAIM_INVALID', message)
+function invalid (claim: string, message: string): never {
+  throw new GuardError('VJG_CLAIM_INVALID', message, { claim })
 }
 
 function optionalString (claims: JsonObject, name: string, max: number): void {
   const value = claims[name]
   if (value !== undefined && (typeof value !== 'string' || value.length > max)) {
-    invalid(`The "${name}" claim must be a string of at most ${max} characters`)
+    invalid(name, `The "${name}" claim must be a string of at most ${max} characters`)
   }
 }
 
 const VIDEO_ROLES: ReadonlySet<unknown> = new Set(['publisher', 'subscriber', 'publisheronly', 'moderator'])
 /** Vonage Video refuses connection data longer than this. */
-export const VIDEO_CONNECTION_DATA_MAX = 1000
+const VIDEO_CONNECTION_DATA_MAX = 1000
 
-/** Vonage Video client token (`@vonage/video` generateClientToken): SPEC 2.2. */
+/** Vonage Video client token (`@vonage/video` generateClientToken): docs/profiles.md, "vonage-video". */
 const videoClaims: ClaimCheck = (claims) => {
-  if (claims.scope !== 'session.connect') invalid('The "scope" claim must be "session.connect"')
-  if (typeof claims.session_id !== 'string' || claims.session_id.length === 0) invalid('The "session_id" claim must be a non-empty string')
-  if (!VIDEO_ROLES.has(claims.role)) invalid('The "role" claim must be one of publisher, subscriber, publisheronly, moderator')
+  if (claims.scope !== 'session.connect') invalid('scope', 'The "scope" claim must be "session.connect"')
+  if (typeof claims.session_id !== 'string' || claims.session_id.length === 0) invalid('session_id', 'The "session_id" claim must be a non-empty string')
+  if (!VIDEO_ROLES.has(claims.role)) invalid('role', 'The "role" claim must be one of publisher, subscriber, publisheronly, moderator')
   optionalString(claims, 'connection_data', VIDEO_CONNECTION_DATA_MAX)
   // Older tokens carry the connection data as "data".
   optionalString(claims, 'data', VIDEO_CONNECTION_DATA_MAX)
   const layout = claims.initial_layout_class_list
   if (layout !== undefined && typeof layout !== 'string' &&
     !(Array.isArray(layout) && layout.every(item => typeof item === 'string'))) {
-    invalid('The "initial_layout_class_list" claim must be a string or an array of strings')
+    invalid('initial_layout_class_list', 'The "initial_layout_class_list" claim must be a string or an array of strings')
   }
 }
 
@@ -104,20 +104,20 @@ export function issuerId (iss: unknown): string | undefined {
   return undefined
 }
 
-/** Legacy OpenTok REST token (`X-OPENTOK-AUTH`): SPEC 2.2. The lifetime rules are preset options. */
+/** Legacy OpenTok REST token (`X-OPENTOK-AUTH`): docs/profiles.md, "opentok". The lifetime rules are preset options. */
 const opentokClaims: ClaimCheck = (claims) => {
-  if (issuerId(claims.iss) === undefined) invalid('The "iss" claim must be the OpenTok API key (a string or an integer)')
-  if (!OPENTOK_ISSUER_TYPES.has(claims.ist)) invalid('The "ist" claim must be "project" or "account"')
+  if (issuerId(claims.iss) === undefined) invalid('iss', 'The "iss" claim must be the OpenTok API key (a string or an integer)')
+  if (!OPENTOK_ISSUER_TYPES.has(claims.ist)) invalid('ist', 'The "ist" claim must be "project" or "account"')
 }
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/
 
-/** Vonage signed webhook: SPEC 2.2. The body itself is compared by the adapters (webhook.ts). */
+/** Vonage signed webhook: docs/profiles.md, "vonage-webhook". The body itself is compared by the adapters (webhook.ts). */
 const webhookClaims: ClaimCheck = (claims) => {
-  if (claims.iss !== 'Vonage') invalid('The "iss" claim of a signed webhook must be "Vonage"')
-  if (typeof claims.api_key !== 'string' || claims.api_key.length === 0) invalid('The "api_key" claim must be a non-empty string')
+  if (claims.iss !== 'Vonage') invalid('iss', 'The "iss" claim of a signed webhook must be "Vonage"')
+  if (typeof claims.api_key !== 'string' || claims.api_key.length === 0) invalid('api_key', 'The "api_key" claim must be a non-empty string')
   if (typeof claims.payload_hash !== 'string' || !HEX_SHA256.test(claims.payload_hash)) {
-    invalid('The "payload_hash" claim must be a lowercase hex SHA-256 (64 characters)')
+    invalid('payload_hash', 'The "payload_hash" claim must be a lowercase hex SHA-256 (64 characters)')
   }
 }
 
@@ -129,12 +129,12 @@ const OPENTOK_LIFETIME = 300
 /** Video client tokens live 30 days at most. */
 const VIDEO_LIFETIME = 30 * DAY
 /** A signed webhook older than this is stale (now - iat <= maxAge). */
-export const WEBHOOK_MAX_AGE = 300
+const WEBHOOK_MAX_AGE = 300
 
 export type { ProfileName } from './types.js'
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = Object.freeze({
-  /** Vonage application JWTs (Client SDK and REST): SPEC 2.1. */
+  /** Vonage application JWTs (Client SDK and REST): docs/options.md, "Token format and header" and "Token lifetime". */
   vonage: Object.freeze({ defaults: RS_COMMON, lifetimeCeiling: DAY, claimChecks: Object.freeze([]) }),
   /** Vonage Video client connection tokens: RS256 with the application key, up to 30 days. */
   'vonage-video': Object.freeze({

@@ -1,5 +1,5 @@
 /**
- * Replay protection (SPEC 7): a `jti` is accepted once, and remembered until the token can no
+ * Replay protection (docs/several-instances.md, "Replay protection"): a `jti` is accepted once, and remembered until the token can no
  * longer be accepted anyway: its effective expiry plus the clock tolerance. Off by default,
  * because Vonage's Client SDKs send one token with many requests.
  */
@@ -11,7 +11,7 @@ import type { VerifiedToken } from './types.js'
 export function consumeQuery (token: VerifiedToken, clockTolerance: number): NonNullable<StoreQuery['consume']> {
   const { jti, application_id: applicationId } = token.claims
   if (typeof jti !== 'string' || jti.length === 0) {
-    throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "jti" claim, which replay protection needs')
+    throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "jti" claim, which replay protection needs', { claim: 'jti' })
   }
   return {
     // jti values are unique per issuing application; scoping keeps one application from burning another's.

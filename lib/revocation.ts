@@ -1,5 +1,5 @@
 /**
- * Revocation (SPEC 7): a token is revoked when its `jti` is listed (`revokeToken`), or its `sub`
+ * Revocation (docs/several-instances.md, "Revocation"): a token is revoked when its `jti` is listed (`revokeToken`), or its `sub`
  * was revoked for tokens issued before some instant (`revokeSubject`) and its `iat` is earlier.
  * A token without `iat` whose subject is revoked counts as revoked: its age cannot be shown.
  * The `isRevoked` hook is run by the stage in state.ts next to the store.

@@ -1,5 +1,6 @@
 /**
- * The replay and revocation stage of the request pipeline (SPEC 7): after the token verified
+ * The replay and revocation stage of the request pipeline (docs/several-instances.md, "Replay protection" and "Revocation"):
+ * after the token verified
  * (cache hits included) and before the ACL. Its options are validated here, once, for
  * `normalizeOptions()`. One store serving both replay and revocation is asked once per request.
  * A store or hook that fails or does not answer within `stateTimeout` is reported to the pipeline,
@@ -37,7 +38,7 @@ export interface StateFailure {
  * made (the pipeline refuses or skips them as `failOpen` says), or a thrown GuardError (401
  * replayed / revoked). A promise only when a store or the hook answers with one.
  */
-export type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<StateFailure | null>
+type StateStage<Request = unknown> = (token: VerifiedToken, request: Request) => Awaitable<StateFailure | null>
 
 function isStore (value: unknown, methods: readonly string[]): value is GuardStore {
   return typeof value === 'object' && value !== null && methods.every(m => typeof (value as Record<string, unknown>)[m] === 'function')

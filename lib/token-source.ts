@@ -1,9 +1,10 @@
 /**
- * Where the token of a request comes from (SPEC 2.1): `Authorization: Bearer` by default, the
+ * Where the token of a request comes from (docs/options.md, `tokenSources` and `getToken`): `Authorization: Bearer` by default, the
  * configured `tokenSources` (headers, a cookie, a query parameter), or the user's `getToken`.
  * Two tokens in one request are 400 `VJG_TOKEN_AMBIGUOUS`; headers are counted from the raw
  * list, since Node's parsed headers keep one of two `Authorization` fields.
  */
+import { isTokenChar } from './http-token.js'
 import type { IncomingMessage } from 'node:http'
 import { isThenable, type Awaitable } from './awaitable.js'
 import { GuardError } from './errors.js'
@@ -46,10 +47,6 @@ function startsWithScheme (value: string, scheme: string): boolean {
   return true
 }
 
-/** RFC 9110 `tchar`: what an auth-scheme is made of. */
-const TCHAR = new Uint8Array(128)
-for (const c of "!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-") TCHAR[c.charCodeAt(0)] = 1
-
 /**
  * The credentials of `<scheme> <credentials>` (spaces around them allowed), given the index of
  * the first space, or null when the value is not of that form. A hand-written split rather than
@@ -58,8 +55,8 @@ for (const c of "!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm
  */
 function credentials (value: string, space: number): string | null {
   for (let i = 0; i < space; i++) {
-    const code = value.charCodeAt(i)
-    if (code >= 128 || TCHAR[code] !== 1) return null
+    // RFC 9110 `tchar`: what an auth-scheme is made of.
+    if (!isTokenChar(value.charCodeAt(i))) return null
   }
   let start = space + 1
   while (value.charCodeAt(start) === 0x20) start++

@@ -183,7 +183,8 @@ export function deepFreeze (value: unknown): void {
 
 /**
  * Where a JSON part is decoded: its bytes are only read into a string, which nothing else runs
- * between, so one buffer serves every token (a Buffer per payload cost about 0.1 us, measured).
+ * between, so one buffer serves every token (a Buffer per payload
+ * costs more: docs/benchmark.md, "Measured choices in the code").
  */
 let scratch = Buffer.allocUnsafeSlow(8192)
 
@@ -230,7 +231,7 @@ export function decodeJsonObject (part: string, what: string, deep = true): Json
 }
 
 /** The three parts of a compact JWS, before any JSON: what the signature layer needs. */
-export interface CompactParts {
+interface CompactParts {
   readonly header: string
   readonly payload: string
   /** `base64url(header) . base64url(payload)`: the bytes the signature covers. */
@@ -266,14 +267,14 @@ const HEADER_CACHE_MAX = 64
 const HEADER_TEXT_MAX = 512
 
 /** Splits and decodes a compact JWS; throws VJG_TOKEN_MALFORMED on anything but the strict form. */
-export type TokenParser = (token: string) => ParsedToken
+type TokenParser = (token: string) => ParsedToken
 
 /**
  * A parser for one verifier: tokens at most `maxLength` characters, and the headers it decoded
  * kept by their base64url text (the tokens of one issuer share one header), deeply frozen and
  * shared; the last one is compared before the map (one issuer, one header, one string compare).
- * Payloads are frozen only at their top level: freezing a Client SDK payload's objects costs
- * about 0.6 us, paid (`deepFreeze`) only for a payload a cache will share between requests.
+ * Payloads are frozen only at their top level: freezing a Client SDK payload's objects is paid
+ * (`deepFreeze`) only for a payload a cache will share between requests (its cost: docs/benchmark.md, "Measured choices in the code").
  */
 export function createTokenParser (maxLength: number): TokenParser {
   const headers = new Map<string, JsonObject>()
@@ -309,28 +310,28 @@ export function createTokenParser (maxLength: number): TokenParser {
 }
 
 /**
- * Header rules of SPEC 2.1: `alg` in the allow-list (never `none`), no `crit`, `typ` JWT when
+ * Header rules of docs/options.md "Token format and header": `alg` in the allow-list (never `none`), no `crit`, `typ` JWT when
  * present, `b64` only its default, `kid` a string. `jwk`, `jku`, `x5u`, `x5c` are never read.
  */
 export function checkHeader (header: JsonObject, algorithms: ReadonlySet<string>): string {
   const alg = header.alg
-  if (typeof alg !== 'string') throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has no "alg"')
+  if (typeof alg !== 'string') throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has no "alg"', { claim: 'alg' })
   if (!algorithms.has(alg)) {
-    throw new GuardError('VJG_ALG_NOT_ALLOWED', `The token algorithm is not accepted here (accepted: ${[...algorithms].join(', ')})`)
+    throw new GuardError('VJG_ALG_NOT_ALLOWED', `The token algorithm is not accepted here (accepted: ${[...algorithms].join(', ')})`, { claim: 'alg', expected: [...algorithms] })
   }
   if (Object.hasOwn(header, 'crit')) {
-    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "crit": no critical extension is supported')
+    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "crit": no critical extension is supported', { claim: 'crit' })
   }
   if (Object.hasOwn(header, 'b64') && header.b64 !== true) {
-    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "b64": unencoded payloads are not supported')
+    throw new GuardError('VJG_ALG_NOT_ALLOWED', 'The token header has "b64": unencoded payloads are not supported', { claim: 'b64' })
   }
   const typ = header.typ
   if (typ !== undefined && (typeof typ !== 'string' || typ.toUpperCase() !== 'JWT')) {
-    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "typ" must be "JWT" when present')
+    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "typ" must be "JWT" when present', { check: 'header', claim: 'typ', expected: 'JWT' })
   }
   const kid = header.kid
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) {
-    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "kid" must be a non-empty string of at most 256 characters')
+    throw new GuardError('VJG_TOKEN_MALFORMED', 'The token header "kid" must be a non-empty string of at most 256 characters', { check: 'header', claim: 'kid', limit: 256 })
   }
   return alg
 }

@@ -150,6 +150,22 @@ export interface GuardOptions<Request = unknown> {
    */
   identityHeaders?: boolean
   /**
+   * Verified claims that travel upstream as headers of your choosing, by claim path:
+   * `{ sub: 'X-User-Id', 'video.role': 'X-Role' }`. Only a number or a string of printable ASCII
+   * is copied; a token whose named claim is anything else is refused with 401
+   * `VJG_CLAIM_INVALID` while it is verified. A name the guard sets or strips itself, a hop-by-hop
+   * or framing header, or the `acl` claim is refused at registration. `forwardAuth` and the CLI's
+   * `proxy` set them (and refuse or strip a client's copy in any spelling); elsewhere they are
+   * only checked. @default undefined
+   */
+  claimHeaders?: Record<string, string>
+  /**
+   * The header that carries the ACL pattern that granted the request upstream (empty for a root
+   * token), percent-encoded where it is not printable ASCII, a space or `%`; same rules as
+   * `claimHeaders`. @default undefined
+   */
+  grantedByHeader?: string
+  /**
    * The request goes on to another server once granted (a backend behind `forwardAuth` or the
    * CLI's `proxy`): refuse, before any token work, what that server could read as another
    * request than the one judged. A method override (`X-HTTP-Method-Override`, `X-HTTP-Method`,
@@ -183,7 +199,7 @@ export interface GuardOptions<Request = unknown> {
   getToken?: TokenGetter<Request>
   /** Longest token accepted, in characters. @default 8192 */
   maxTokenLength?: number
-  /** The verified-token cache (LRU, never past a token's effective expiry); `false` turns it off. @default { max: 10000 } */
+  /** The verified-token cache (W-TinyLFU, never past a token's effective expiry); `false` turns it off. @default { max: 10000 } */
   cache?: false | { max?: number }
   /** Body of rejections: Fastify's `{ statusCode, code, error, message }` or RFC 7807 problem JSON. @default 'fastify' */
   errorFormat?: 'fastify' | 'problem'

@@ -15,7 +15,7 @@ export function payloadHash (data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
-/** Requests without a body sign their query instead (SPEC 2.2). */
+/** Requests without a body sign their query instead (docs/profiles.md, "vonage-webhook"). */
 export function signsQuery (method: string): boolean {
   return method === 'GET' || method === 'HEAD'
 }
@@ -31,11 +31,11 @@ export function rawQuery (target: string): string {
  * The claim's shape (64 lowercase hex characters) was checked with the other claims.
  */
 export function checkPayloadHash (claim: unknown, digest: string): void {
-  if (typeof claim !== 'string') throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "payload_hash" claim')
+  if (typeof claim !== 'string') throw new GuardError('VJG_CLAIM_MISSING', 'The token has no "payload_hash" claim', { claim: 'payload_hash' })
   const expected = Buffer.from(claim, 'latin1')
   const actual = Buffer.from(digest, 'latin1')
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
-    throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body does not match the token "payload_hash" (was it changed on the way?)')
+    throw new GuardError('VJG_SIGNATURE_INVALID', 'The request body does not match the token "payload_hash" (was it changed on the way?)', { check: 'body', claim: 'payload_hash' })
   }
 }
 

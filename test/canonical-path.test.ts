@@ -1,5 +1,5 @@
 import t from 'tap'
-import { canonicalPath, MAX_PATH_LENGTH, MAX_SEGMENTS } from '../lib/canonical-path.js'
+import { canonicalPath, isCanonicalRoutePath, MAX_PATH_LENGTH, MAX_SEGMENTS } from '../lib/canonical-path.js'
 import { GuardError } from '../lib/errors.js'
 
 const REFUSED = 400
@@ -272,4 +272,12 @@ t.test('fuzz: anything accepted is decoded, dot-free and agrees with decodeURICo
     }
   }
   t.ok(accepted > 1000, `${accepted} accepted`)
+})
+
+t.test('isCanonicalRoutePath: a route the guard mounts itself is canonical, of at least one segment', async t => {
+  const rows: Array<[unknown, boolean]> = [
+    ['/healthz', true], ['/envoy/check', true], ['/', false], ['/healthz/', false], ['/a?b', false], ['/a#b', false],
+    ['/a/../b', false], ['/a%2Fb', false], ['healthz', false], ['', false], [42, false], [undefined, false]
+  ]
+  for (const [value, expected] of rows) t.equal(isCanonicalRoutePath(value), expected, JSON.stringify(value) ?? 'undefined')
 })

@@ -11,7 +11,7 @@ import { compactVerify, importJWK } from 'jose'
 import t from 'tap'
 import { createVerifier } from '../lib/index.js'
 import type { PreparedKey } from '../lib/keys.js'
-import { orderedKeys } from '../lib/verify.js'
+import { orderedKeys } from '../lib/signature.js'
 import { APP_ID, b64, keys, NOW_MS, otherKeys, token } from './helpers/keys.js'
 
 const now = () => NOW_MS

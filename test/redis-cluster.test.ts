@@ -10,17 +10,14 @@
  */
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { Cluster } from 'ioredis'
-import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../lib/stores/redis.js'
-import { buildApp } from './helpers/app.js'
+import { createRedisStore, type RedisStoreOptions } from '../lib/stores/redis.js'
+import { appFor } from './helpers/app.js'
 import { failoverUnderLoad } from './helpers/failover.js'
 import { APP_ID, NOW, NOW_MS, token } from './helpers/keys.js'
-import { freePort } from './helpers/redis.js'
+import { freePort, storeMaker } from './helpers/redis.js'
 import { countWrites, keySlot, missingBinaries, startCluster, type ClusterNodes, type Node } from './helpers/redis-nodes.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
-
-interface Teardown { teardown: (fn: () => unknown) => void }
 
 const missing = missingBinaries(['redis-server', 'redis-cli'])
 if (missing !== false && process.env.CI === 'true') t.fail(`CI=true runs every test: ${missing}`)
@@ -29,17 +26,9 @@ const skip = missing
 const prefix = `vjg-test:${randomUUID()}:`
 const TIMEOUT = 500
 
-function store (t: Teardown, options: Partial<RedisStoreOptions>): RedisStore {
-  const created = createRedisStore({ prefix, now: () => NOW_MS, timeout: TIMEOUT, ...options })
-  t.teardown(() => created.close())
-  return created
-}
+const store = storeMaker({ prefix, now: () => NOW_MS, timeout: TIMEOUT })
 
-async function instance (t: Teardown, options: Record<string, unknown>): Promise<FastifyInstance> {
-  const app = await buildApp(options)
-  t.teardown(() => app.close())
-  return app
-}
+const instance = appFor
 
 /** A value for `make` whose key lands in slot range `on` (0, 1, 2). */
 function valueOn (on: number, key: (value: string) => string): string {

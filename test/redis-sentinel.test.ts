@@ -9,16 +9,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../lib/stores/redis.js'
-import { buildApp } from './helpers/app.js'
+import type { RedisStoreOptions } from '../lib/stores/redis.js'
+import { appFor } from './helpers/app.js'
 import { failoverUnderLoad } from './helpers/failover.js'
 import { NOW, NOW_MS, token } from './helpers/keys.js'
-import { freePort } from './helpers/redis.js'
+import { freePort, storeMaker } from './helpers/redis.js'
 import { countWrites, missingBinaries, startSentinel, type SentinelNodes } from './helpers/redis-nodes.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
-
-interface Teardown { teardown: (fn: () => unknown) => void }
 
 const missing = missingBinaries(['redis-server', 'redis-sentinel'])
 if (missing !== false && process.env.CI === 'true') t.fail(`CI=true runs every test: ${missing}`)
@@ -27,17 +24,9 @@ const skip = missing
 const prefix = `vjg-test:${randomUUID()}:`
 const TIMEOUT = 500
 
-function store (t: Teardown, options: Partial<RedisStoreOptions>): RedisStore {
-  const created = createRedisStore({ prefix, now: () => NOW_MS, timeout: TIMEOUT, ...options })
-  t.teardown(() => created.close())
-  return created
-}
+const store = storeMaker({ prefix, now: () => NOW_MS, timeout: TIMEOUT })
 
-async function instance (t: Teardown, options: Record<string, unknown>): Promise<FastifyInstance> {
-  const app = await buildApp(options)
-  t.teardown(() => app.close())
-  return app
-}
+const instance = appFor
 
 function through (nodes: SentinelNodes, dead?: number): Partial<RedisStoreOptions> {
   const sentinels = [{ host: '127.0.0.1', port: nodes.sentinel.port }]

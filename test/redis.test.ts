@@ -5,31 +5,18 @@
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
-import type { FastifyInstance } from 'fastify'
-import { createRedisStore, type RedisStore } from '../lib/stores/redis.js'
-import { buildApp } from './helpers/app.js'
+import { createRedisStore } from '../lib/stores/redis.js'
+import { appFor, buildApp } from './helpers/app.js'
 import { NOW, NOW_MS, token } from './helpers/keys.js'
-import { deleteKeys, freePort, HAS_REDIS_SERVER, REDIS_URL, SKIP_REDIS, startOwnRedis, uniquePrefix } from './helpers/redis.js'
+import { deleteKeys, freePort, HAS_REDIS_SERVER, REDIS_URL, SKIP_REDIS, startOwnRedis, storeMaker, uniquePrefix } from './helpers/redis.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
-
-/** The part of a tap test the helpers need. */
-interface Teardown { teardown: (fn: () => unknown) => void }
 
 const skip = SKIP_REDIS
 const prefix = uniquePrefix()
 
-/** A store of its own (its own connection), as each instance of a deployment has. */
-function store (t: Teardown, options: Partial<Parameters<typeof createRedisStore>[0]> = {}): RedisStore {
-  const created = createRedisStore({ url: REDIS_URL!, prefix, now: () => NOW_MS, ...options })
-  t.teardown(() => created.close())
-  return created
-}
+const store = storeMaker({ url: REDIS_URL!, prefix, now: () => NOW_MS })
 
-async function instance (t: Teardown, options: Record<string, unknown>): Promise<FastifyInstance> {
-  const app = await buildApp(options)
-  t.teardown(() => app.close())
-  return app
-}
+const instance = appFor
 
 t.test('instances sharing one Redis', { skip }, async (t) => {
   const admin = new Redis(REDIS_URL!)

@@ -148,6 +148,7 @@ t.test('Express: the same store shared with a Fastify instance, the same answers
   const fastify = await buildApp({ replay: { store } })
   t.teardown(() => fastify.close())
   const app = express()
+  app.set('env', 'test') // finalhandler would print the replayed token's GuardError stack to stderr otherwise
   app.use(expressVonageJwt({ publicKey: keys.publicPem, now: () => NOW_MS, replay: { store } }))
   app.get('/v1/users', (_req, res) => { res.json({ ok: true }) })
   const server = app.listen(0, '127.0.0.1')

@@ -4,6 +4,7 @@
  */
 import t from 'tap'
 import { createVerifier, type GuardOptions, type VerifiedToken } from '../lib/index.js'
+import { normalizeOptions } from '../lib/options.js'
 import { APP_ID, claims, keys, NOW, NOW_MS, signRaw, token } from './helpers/keys.js'
 
 type Expect = 'ok' | `VJG_${string}`
@@ -15,6 +16,8 @@ interface LifetimeCase {
   expect: Expect
   /** The effective expiry when the token passes. */
   expiresAt?: number
+  /** Claims the verified token must hand out as they came. */
+  kept?: Record<string, unknown>
 }
 
 const lifetimeCases: LifetimeCase[] = [
@@ -59,7 +62,7 @@ const lifetimeCases: LifetimeCase[] = [
   { name: 'custom required claim missing', claims: {}, options: { requiredClaims: ['application_id', 'iat', 'jti', 'sub'] }, expect: 'VJG_CLAIM_MISSING' },
   { name: 'applicationId allow-list, string', claims: {}, options: { applicationId: APP_ID }, expect: 'ok' },
   { name: 'applicationId allow-list, miss', claims: {}, options: { applicationId: ['x', 'y'] }, expect: 'VJG_APPLICATION_MISMATCH' },
-  { name: 'unknown claims are kept and ignored', claims: { custom: { deep: [1, 2] } }, expect: 'ok' }
+  { name: 'unknown claims are kept and ignored', claims: { custom: { deep: [1, 2] }, 'x-tenant': 'acme', n: 0 }, expect: 'ok', expiresAt: NOW + 890, kept: { custom: { deep: [1, 2] }, 'x-tenant': 'acme', n: 0 } }
 ]
 
 t.test('lifetime and claims at the boundaries', async t => {
@@ -70,6 +73,7 @@ t.test('lifetime and claims at the boundaries', async t => {
       const verified = await result
       if (c.expiresAt !== undefined) t.equal(verified.expiresAt, c.expiresAt, `${c.name}: expiresAt`)
       else t.pass(c.name)
+      for (const [name, value] of Object.entries(c.kept ?? {})) t.strictSame(verified.claims[name], value, `${c.name}: ${name} handed out as it came`)
     } else {
       await t.rejects(result, { code: c.expect, statusCode: 401 }, c.name)
     }
@@ -287,7 +291,7 @@ t.test('defaultAcl: compiled once at registration, checked like an acl claim', a
   }
   t.throws(() => createVerifier({ publicKey: keys.publicPem, requireAcl: true, defaultAcl: { paths: { '/a': {} } } }), { code: 'VJG_INVALID_OPTION', option: 'defaultAcl' }, 'beside requireAcl')
   t.ok(createVerifier({ publicKey: keys.publicPem, requireAcl: true, defaultAcl: null }), 'null beside requireAcl is no contradiction')
-  t.equal(createVerifier({ publicKey: keys.publicPem }).options.defaultAcl, null, 'vonage: none, a token without acl is root')
-  t.equal(createVerifier({ publicKey: keys.publicPem, profile: 'vonage-video' }).options.defaultAcl?.rules[0]?.pattern, '/session/**', 'vonage-video: /session/**')
-  t.equal(createVerifier({ publicKey: keys.publicPem, profile: 'vonage-video', requireAcl: true }).options.defaultAcl, null, 'requireAcl drops the profile default')
+  t.equal(normalizeOptions({ publicKey: keys.publicPem }).defaultAcl, null, 'vonage: none, a token without acl is root')
+  t.equal(normalizeOptions({ publicKey: keys.publicPem, profile: 'vonage-video' }).defaultAcl?.rules[0]?.pattern, '/session/**', 'vonage-video: /session/**')
+  t.equal(normalizeOptions({ publicKey: keys.publicPem, profile: 'vonage-video', requireAcl: true }).defaultAcl, null, 'requireAcl drops the profile default')
 })

@@ -35,8 +35,14 @@ export interface ConfigFile {
 /** The names of a config file that the command line reads itself. */
 const CLI_NAMES = new Set(['redisUrl', 'redisCluster', 'redisSentinels', 'redisName', 'redisDurability', 'redisPrefix', 'publicKeysDir'])
 
+/**
+ * The library's rule for "an object" (lib/is-plain-object.ts, which it does not export): an
+ * object literal, JSON, or `Object.create(null)`; never an array or a class instance.
+ */
 function isPlainObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
 }
 
 function reference (value: unknown): { file: string } | { env: string } | undefined {

@@ -2,9 +2,10 @@
  * `create`: sign a Vonage application JWT with the flags of `vonage jwt create`, and print the
  * token alone on stdout (so `TOKEN=$(vonage-jwt-guard create ...)` works).
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
-import { compileAcl, GuardError } from 'vonage-jwt-guard'
+import { compileAcl, createVerifier, GuardError } from 'vonage-jwt-guard'
+import { isPublicOnly, keyFlagValue } from './key-kind.js'
 import { mintToken } from 'vonage-jwt-guard/mint'
 import { integerFlag, readKeyText, UsageError } from './shared.js'
 
@@ -19,7 +20,7 @@ interface CreateFlags {
 }
 
 /** NumericDate seconds: a positive integer below 2^53. */
-export const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
+const numericDateFlag = integerFlag(1, Number.MAX_SAFE_INTEGER)
 
 /** Why the verifier would refuse this `acl` claim, or undefined when it accepts it. */
 function aclProblem (acl: unknown): string | undefined {
@@ -62,12 +63,27 @@ function claimFlag (value: string, previous: Record<string, unknown> | undefined
 
 function privateKeyFrom (value: string): KeyObject {
   const text = readKeyText(value, '--private-key')
+  if (isPublicOnly(text)) {
+    throw new UsageError(`--private-key ${keyFlagValue(value)}: a public key, not a private one: a token is signed with the application's private key (private.key, from the Vonage dashboard or keygen); the public key is what the guard verifies with (--public-key)`)
+  }
   try {
     return createPrivateKey(text)
   } catch (error) {
     // Node's reason names no key material (e.g. "error:1E08010C:DECODER routines::unsupported").
     throw new UsageError(`--private-key: not a private key in PEM (${(error as Error).message})`)
   }
+}
+
+/**
+ * A lifetime the guard's defaults do not accept in full: one warning on stderr saying what a
+ * guard does with it (the token is still printed: a guard configured with a longer
+ * --max-lifetime accepts it). The limits are the library's own defaults, read from a verifier.
+ */
+function warnPastMaxLifetime (key: KeyObject, iat: number, lifetime: number, given: string): void {
+  const { maxLifetime } = createVerifier({ publicKey: createPublicKey(key) }).rules
+  if (lifetime <= maxLifetime) return
+  const capped = new Date((iat + maxLifetime) * 1000).toISOString().replace('.000Z', 'Z')
+  process.stderr.write(`warning: ${given} makes a lifetime of ${lifetime} s, past the guard's default --max-lifetime of ${maxLifetime} s: a guard with the defaults accepts this token only until iat + ${maxLifetime} (${capped}, --lifetime-policy cap, as Vonage does), and refuses it (401 VJG_LIFETIME_EXCEEDED) under --lifetime-policy reject\n`)
 }
 
 export function registerCreate (program: Command): void {
@@ -102,6 +118,7 @@ Example:
         throw new UsageError(`--exp ${flags.exp} (${at}) is not after the token's iat (${iat}${typeof claims.iat === 'number' ? '' : ', now'}): it would expire before it is issued; give a later --exp or --ttl (or an earlier --claim iat=... for a token that has already expired)`)
       }
       const key = privateKeyFrom(flags.privateKey)
+      warnPastMaxLifetime(key, iat, flags.exp === undefined ? flags.ttl : flags.exp - iat, flags.exp === undefined ? `--ttl ${flags.ttl}` : `--exp ${flags.exp}`)
       const token = await mintToken(claims, key, {
         applicationId: flags.appId,
         sub: flags.sub,

@@ -8,6 +8,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { createVerifier, type GuardOptions } from 'vonage-jwt-guard'
 import { loadConfig, type ConfigFile } from './config-file.js'
+import { keyFlagValue, publicHalf } from './key-kind.js'
 import { publicKeysOf, readKeysDir, type KeySet } from './keys-dir.js'
 import { checkSentinelName, redisAddresses, type RedisAddress } from './redis-topology.js'
 import { isInvalidOption, readKeyText, readText, repeatable, UsageError } from './shared.js'
@@ -40,6 +41,11 @@ export interface GuardFlags {
   redisSentinels?: RedisAddress[]
   redisName?: string
   redisDurability?: 'leader' | 'replica'
+  /** `proxy` and `forward-auth` only (claim-headers.ts). */
+  claimHeader?: Record<string, string>
+  grantedByHeader?: string
+  /** `serve`, `mock` and `proxy` only (rate-limit.ts): Redis then serves the count too. */
+  rateLimit?: string
 }
 
 /** A whole number of seconds; its range is the library's to check (and to name in the error). */
@@ -102,28 +108,6 @@ export function addGuardFlags (command: Command, { state }: { state: boolean }):
   return command
 }
 
-/** The flag of each option a flag can give, to name it in an error. */
-const FLAG_OF: Record<string, string> = {
-  profile: '--profile',
-  publicKey: '--public-key',
-  publicKeys: '--public-keys-dir',
-  jwksUrl: '--jwks-url',
-  secrets: '--secret',
-  applicationId: '--app-id',
-  clockTolerance: '--clock-tolerance',
-  lifetimePolicy: '--lifetime-policy',
-  maxLifetime: '--max-lifetime',
-  defaultLifetime: '--default-lifetime',
-  minLifetime: '--min-lifetime',
-  allowNumericStringDates: '--allow-numeric-string-dates',
-  requireAcl: '--require-acl',
-  defaultAcl: '--default-acl',
-  aclPath: '--acl-path',
-  errorFormat: '--error-format',
-  replay: '--replay',
-  revocation: '--revocation'
-}
-
 /** The options a source of keys is made of: a key flag replaces all of the file's. */
 const KEY_OPTIONS = ['publicKey', 'publicKeys', 'jwksUrl', 'jwks', 'secrets']
 
@@ -175,6 +159,8 @@ export interface ResolvedGuard {
   readonly sources: ReadonlyMap<string, string>
   /** Ends what the options hold open (the Redis connection). */
   close (): Promise<void>
+  /** The Redis store's client and key prefix (`--rate-limit` counts there too); null: no Redis. */
+  readonly redis: { readonly client: unknown, readonly prefix: string, ping (): Promise<void> } | null
 }
 
 /** The secrets of `--secret`, `--secret-file` and `--secret-env`, by id. */
@@ -201,30 +187,53 @@ function secretsOf (flags: GuardFlags): Record<string, string> | undefined {
   return Object.keys(secrets).length === 0 ? undefined : secrets
 }
 
-/** The options the flags give, each with its flag; only the flags given. */
+/**
+ * Each option a flag gives, in one table: the option, its flag (to name it in an error), the
+ * option's value from the parsed flags (`read`; undefined when not given), and for a source of
+ * keys, whether that flag was given (`keys`; one source of keys at most). `replay` and
+ * `revocation` are made from several flags elsewhere: here only for their name.
+ */
+const FLAGS: ReadonlyArray<{ option: string, flag: string, read?: (flags: GuardFlags) => unknown, keys?: (flags: GuardFlags) => unknown }> = [
+  { option: 'profile', flag: '--profile', read: f => f.profile },
+  {
+    option: 'publicKey',
+    flag: '--public-key',
+    read: (f) => {
+      const keys = f.publicKey?.map(key => publicHalf(readKeyText(key, '--public-key'), keyFlagValue(key)))
+      return keys === undefined ? undefined : keys.length === 1 ? keys[0] : keys
+    },
+    keys: f => f.publicKey
+  },
+  { option: 'publicKeys', flag: '--public-keys-dir', keys: f => f.publicKeysDir },
+  { option: 'jwksUrl', flag: '--jwks-url', read: f => f.jwksUrl, keys: f => f.jwksUrl },
+  { option: 'secrets', flag: '--secret', read: secretsOf, keys: f => [...f.secret ?? [], ...f.secretFile ?? [], ...f.secretEnv ?? []].length > 0 ? true : undefined },
+  { option: 'applicationId', flag: '--app-id', read: f => f.appId },
+  { option: 'clockTolerance', flag: '--clock-tolerance', read: f => f.clockTolerance },
+  { option: 'lifetimePolicy', flag: '--lifetime-policy', read: f => f.lifetimePolicy },
+  { option: 'maxLifetime', flag: '--max-lifetime', read: f => f.maxLifetime },
+  { option: 'defaultLifetime', flag: '--default-lifetime', read: f => f.defaultLifetime },
+  { option: 'minLifetime', flag: '--min-lifetime', read: f => f.minLifetime },
+  { option: 'allowNumericStringDates', flag: '--allow-numeric-string-dates', read: f => f.allowNumericStringDates },
+  { option: 'requireAcl', flag: '--require-acl', read: f => f.requireAcl },
+  { option: 'defaultAcl', flag: '--default-acl', read: f => f.defaultAcl },
+  { option: 'aclPath', flag: '--acl-path', read: f => f.aclPath },
+  { option: 'errorFormat', flag: '--error-format', read: f => f.errorFormat },
+  { option: 'claimHeaders', flag: '--claim-header', read: f => f.claimHeader },
+  { option: 'grantedByHeader', flag: '--granted-by-header', read: f => f.grantedByHeader },
+  { option: 'replay', flag: '--replay' },
+  { option: 'revocation', flag: '--revocation' }
+]
+
+/** The flag of each option a flag can give, to name it in an error. */
+const FLAG_OF = new Map(FLAGS.map(({ option, flag }) => [option, flag]))
+
+/** The options the flags give; only the flags given. */
 function flagOptions (flags: GuardFlags): Record<string, unknown> {
   const options: Record<string, unknown> = {}
-  const set = (name: string, value: unknown): void => {
-    if (value !== undefined) options[name] = value
+  for (const { option, read } of FLAGS) {
+    const value = read?.(flags)
+    if (value !== undefined) options[option] = value
   }
-  set('profile', flags.profile)
-  if (flags.publicKey !== undefined) {
-    const keys = flags.publicKey.map(key => readKeyText(key, '--public-key'))
-    options.publicKey = keys.length === 1 ? keys[0] : keys
-  }
-  set('jwksUrl', flags.jwksUrl)
-  set('secrets', secretsOf(flags))
-  set('applicationId', flags.appId)
-  set('clockTolerance', flags.clockTolerance)
-  set('lifetimePolicy', flags.lifetimePolicy)
-  set('maxLifetime', flags.maxLifetime)
-  set('defaultLifetime', flags.defaultLifetime)
-  set('minLifetime', flags.minLifetime)
-  set('allowNumericStringDates', flags.allowNumericStringDates)
-  set('requireAcl', flags.requireAcl)
-  set('defaultAcl', flags.defaultAcl)
-  set('aclPath', flags.aclPath)
-  set('errorFormat', flags.errorFormat)
   return options
 }
 
@@ -245,7 +254,7 @@ export function keySetSources (set: KeySet, dir: string, sources: Map<string, st
   for (const [id, file] of Object.entries(set.files)) sources.set(`publicKeys.${id}`, escapeTerminal(`${dir}/${file}`))
 }
 
-export interface ResolveSettings {
+interface ResolveSettings {
   /** The replay and revocation options are used (the servers), or left out (`verify`). */
   state: boolean
   /** The public key when no source of keys is given (serve's dev keys); otherwise the library asks for one. */
@@ -283,8 +292,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   if (!settings.state) for (const name of STATE_OPTIONS) delete options[name]
 
   const given = flagOptions(flags)
-  const keyFlags = ['--public-key', '--public-keys-dir', '--jwks-url', '--secret'].filter((_, i) =>
-    [flags.publicKey, flags.publicKeysDir, flags.jwksUrl, given.secrets][i] !== undefined)
+  const keyFlags = FLAGS.filter(({ keys }) => keys !== undefined && keys(flags) !== undefined).map(({ flag }) => flag)
   if (keyFlags.length > 1) throw new UsageError(`give one source of keys, not ${keyFlags.join(' and ')}`)
   let keysDir = file?.publicKeysDir ?? null
   if (keyFlags.length === 1) {
@@ -293,7 +301,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   }
   for (const [name, value] of Object.entries(given)) {
     options[name] = value
-    sources.set(name, FLAG_OF[name] ?? name)
+    sources.set(name, FLAG_OF.get(name) ?? name)
   }
 
   let keySet: KeySet | undefined
@@ -313,6 +321,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
   }
 
   const closers: Array<() => Promise<void>> = []
+  let redis: ResolvedGuard['redis'] = null
   let perProcessState: string | null = null
   if (settings.state) {
     if (flags.replay !== undefined) {
@@ -324,8 +333,8 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
       sources.set('revocation', '--revocation')
     }
     const topology = redisTopology(flags, file)
-    const wantsRedis = options.replay === true || options.revocation === true
-    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay and --revocation: give one of them, or no Redis`)
+    const wantsRedis = options.replay === true || options.revocation === true || flags.rateLimit !== undefined
+    if (topology !== undefined && !wantsRedis) throw new UsageError(`${topology.source}: the Redis store serves --replay, --revocation and --rate-limit: give one of them, or no Redis`)
     if (options.revocation === true && topology === undefined) {
       throw new UsageError(`${sources.get('revocation') ?? '--revocation'}: revocation needs a shared store (--redis-url, --redis-cluster or --redis-sentinels, or the same in the config file): an in-memory one could not be written to by anyone`)
     }
@@ -344,6 +353,7 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
         throw new UsageError(`${topology.source}: ${(error as Error).message}`)
       }
       closers.push(() => store.close())
+      redis = { client: store.client, prefix: file?.redisPrefix ?? 'vjg:', ping: () => store.ping() }
       if (topology.where.sentinels !== undefined) {
         try {
           await checkSentinelName(topology.where.sentinels, topology.where.name ?? '')
@@ -364,7 +374,8 @@ export async function resolveGuard (flags: GuardFlags, settings: ResolveSettings
     keysDir: keysDir === null || keySet === undefined ? null : { dir: keysDir, set: keySet },
     perProcessState,
     sources,
-    close: async () => { await Promise.all(closers.map(close => close())) }
+    close: async () => { await Promise.all(closers.map(close => close())) },
+    redis
   }
   try {
     createVerifier(resolved.options)

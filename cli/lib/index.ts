@@ -18,7 +18,7 @@ function version (): string {
   return pkg.version
 }
 
-export function buildProgram (): Command {
+function buildProgram (): Command {
   const program = new Command('vonage-jwt-guard')
     .description('Make, explain and enforce Vonage-style JWTs (RS256, Vonage lifetime rules, acl.paths)')
     .version(version())

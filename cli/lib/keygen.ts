@@ -11,7 +11,7 @@ import { CommandFailed, fsFailure } from './shared.js'
 export const PRIVATE_KEY_FILE = 'private.key'
 export const PUBLIC_KEY_FILE = 'public.key'
 
-export interface WrittenKeys {
+interface WrittenKeys {
   privatePath: string
   publicPath: string
   privateKey: string

@@ -76,7 +76,7 @@ export function keyChanges (before: KeySet, after: KeySet): { added: string[], r
 }
 
 /** The application id of the stand-in key of an empty directory. */
-export const NO_KEYS_ID = '(no keys)'
+const NO_KEYS_ID = '(no keys)'
 let standIn: string | undefined
 
 /**

@@ -16,10 +16,10 @@ import { CommandFailed, reachableHost } from './shared.js'
 export const UPSTREAM_ERROR_CHANNEL = 'vonage-jwt-guard-cli:upstream-error'
 
 /** From 50 us (a cached token) to 1 s (a slow store or key set), in seconds. */
-export const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
 
 /** The metrics of one process, counted into `registry`. */
-export async function collectMetrics (registry: Registry): Promise<void> {
+async function collectMetrics (registry: Registry): Promise<void> {
   const { Counter, Histogram, collectDefaultMetrics } = await import('prom-client')
   collectDefaultMetrics({ register: registry })
   const decisions = new Counter({
@@ -69,7 +69,7 @@ export async function collectMetrics (registry: Registry): Promise<void> {
 }
 
 /** A registry of this process's metrics. */
-export async function processRegistry (): Promise<Registry> {
+async function processRegistry (): Promise<Registry> {
   const { Registry } = await import('prom-client')
   const registry = new Registry()
   await collectMetrics(registry)
@@ -88,7 +88,7 @@ export async function workerMetrics (): Promise<void> {
 }
 
 /** `GET /metrics` on its own listener: what `text()` returns, in the Prometheus text format. */
-export async function serveMetrics (host: string, port: number, text: () => Promise<string>, contentType: string): Promise<Server> {
+async function serveMetrics (host: string, port: number, text: () => Promise<string>, contentType: string): Promise<Server> {
   const server = createServer((request, response) => {
     const path = (request.url ?? '').split('?')[0]
     if (path !== '/metrics' || (request.method !== 'GET' && request.method !== 'HEAD')) {

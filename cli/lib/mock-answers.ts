@@ -48,7 +48,7 @@ function statusOf (code: string): number {
 }
 
 /** The documented success: the lowest 2xx, else `default`, else the first listed. */
-export function standardCode (responses: Json): string {
+function standardCode (responses: Json): string {
   const codes = Object.keys(responses)
   const success = codes.filter(c => /^2(?:\d\d|XX)$/.test(c)).sort((a, b) => statusOf(a) - statusOf(b) || a.localeCompare(b))
   return success[0] ?? (codes.includes('default') ? 'default' : codes[0]!)
@@ -137,7 +137,7 @@ export async function operationAnswers (what: string, operation: Json, document:
   return { standard: standard.answer, byCode, examples: standard.examples, codes: [...byCode.keys()] }
 }
 
-export interface Preference {
+interface Preference {
   code?: string
   example?: string
 }

@@ -17,7 +17,7 @@ function isObject (value: unknown): value is Json {
 }
 
 /** Vonage's error body (`type`, `title`, `detail`, `instance`, and for a bad request `invalid_parameters`). */
-export interface VonageError {
+interface VonageError {
   type: string
   title: string
   detail: string
@@ -38,7 +38,7 @@ const SUBSCHEMAS = ['items', 'additionalProperties', 'not', 'if', 'then', 'else'
  * An OpenAPI schema object as the JSON Schema ajv reads, for a request. Shared objects (a
  * dereferenced `$ref`) are converted once; a `$ref` left by a circular reference accepts anything.
  */
-export function requestSchema (schema: unknown, version: '3.0' | '3.1', seen = new WeakMap<object, unknown>()): unknown {
+function requestSchema (schema: unknown, version: '3.0' | '3.1', seen = new WeakMap<object, unknown>()): unknown {
   if (!isObject(schema)) return schema
   const done = seen.get(schema)
   if (done !== undefined) return done
@@ -91,7 +91,7 @@ export function isJsonType (type: string): boolean {
   return /^application\/(?:[\w.-]+\+)?json\b/i.test(type) || type === '*/*'
 }
 
-export interface RouteSchemas {
+interface RouteSchemas {
   schema: FastifySchema
   /** The Fastify name of each path parameter (`p0`, ...) to its name in the document. */
   paramNames: Record<string, string>

@@ -26,7 +26,7 @@ interface MockFlags extends ServeFlags {
 const ROUTED_METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']
 
 /** A route's path for find-my-way: `{name}` as `:p0`, a literal `:` doubled. Returns the names. */
-export function routePath (path: string): { url: string, paramNames: Record<string, string> } {
+function routePath (path: string): { url: string, paramNames: Record<string, string> } {
   const paramNames: Record<string, string> = {}
   let n = 0
   const url = path.split(/(\{[^}]*\})/).map((part) => {
@@ -76,7 +76,7 @@ function answer (operation: MockOperation, request: FastifyRequest, reply: Fasti
 }
 
 /** The mock of these documents on a Fastify app with the guard registered. */
-export async function buildMock (guard: GuardOptions, fastify: FastifyServerOptions, healthPath: string | false, documents: readonly LoadedDocument[]): Promise<FastifyInstance> {
+async function buildMock (guard: GuardOptions, fastify: FastifyServerOptions, healthPath: string | false, documents: readonly LoadedDocument[]): Promise<FastifyInstance> {
   const { default: vonageJwtGuard } = await import('vonage-jwt-guard')
   const app = await newApp(fastify)
   await app.register(vonageJwtGuard, guard)

@@ -74,7 +74,7 @@ function firstRef (value: unknown, test: (ref: string) => boolean): string | und
 }
 
 /** The structure `mock` and `verify` rely on: a first problem found, as [pointer, what], or null. */
-export function structuralProblem (document: unknown): [string, string] | null {
+function structuralProblem (document: unknown): [string, string] | null {
   if (!isObject(document)) return ['', 'not an OpenAPI document: not an object']
   const version = document.openapi
   if (typeof version !== 'string' || !/^3\.[01]\.\d+/.test(version)) {
@@ -124,7 +124,7 @@ export function structuralProblem (document: unknown): [string, string] | null {
 }
 
 /** One document, read, checked and dereferenced. */
-export async function loadDocument ({ source, basePath }: OpenApiSource): Promise<LoadedDocument> {
+async function loadDocument ({ source, basePath }: OpenApiSource): Promise<LoadedDocument> {
   const { default: $RefParser } = await import('@apidevtools/json-schema-ref-parser')
   let raw: unknown
   try {
@@ -178,7 +178,7 @@ export async function loadDocuments (sources: readonly OpenApiSource[]): Promise
 }
 
 /** `--base-path`: a path starting with "/", no query; "/" mounts at the root. */
-export function basePathFlag (value: string): string {
+function basePathFlag (value: string): string {
   if (!value.startsWith('/') || /[?#\s{}]/.test(value)) throw new UsageError(`--base-path: "${value}" must be a path such as /v1 (starting with "/", no query)`)
   return value
 }

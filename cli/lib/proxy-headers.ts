@@ -6,15 +6,14 @@
  * proxy strips or sets never reaches the upstream in another spelling.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { foldHeaderName, FORWARDING_HEADERS, IDENTITY_HEADERS, METHOD_OVERRIDE_HEADERS, URL_REWRITE_HEADERS } from 'vonage-jwt-guard/forward-auth'
+import { foldHeaderName, FORWARDING_HEADERS, HOP_BY_HOP_HEADERS, IDENTITY_HEADERS, METHOD_OVERRIDE_HEADERS, URL_REWRITE_HEADERS } from 'vonage-jwt-guard/forward-auth'
 
 /**
- * RFC 9110 7.6.1: they describe one connection, not the message (plus Keep-Alive,
- * Proxy-Connection and the names Connection lists). `Expect` too: the proxy answers
- * `100-continue` itself (Node sends it before the body is read), the upstream connection is ours.
- * `Proxy-Authorization` is the client's credential for a proxy, never for the upstream.
+ * Besides the hop-by-hop headers (edge.ts, RFC 9110 7.6.1, plus the names Connection lists):
+ * `Expect`, as the proxy answers `100-continue` itself (Node sends it before the body is read)
+ * and the upstream connection is ours; `Proxy-Authorization`, the client's credential for a
+ * proxy, never for the upstream.
  */
-export const HOP_BY_HOP_HEADERS = Object.freeze(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 const ANSWERED_HERE = Object.freeze(['expect', 'proxy-authorization'])
 
 /**
@@ -40,15 +39,17 @@ function connectionNames (value: string | string[] | undefined): Set<string> {
 }
 
 /** The client side of one forwarded request. */
-export interface Hop {
+interface Hop {
   /** The client's own request headers, as Node parsed them (its Host, its Connection). */
   readonly received: IncomingHttpHeaders
   /** The peer's address (IPv4-mapped IPv6 shown as IPv4). */
   readonly peer: string
   /** Whether the peer is a proxy we trust (--trust-proxy): its forwarding headers are kept and extended. */
   readonly trusted: boolean
-  /** The verified identity headers (`identityHeaders()` of the claims). */
+  /** The verified identity headers (`identityHeaders()` of the claims, and the claim headers). */
   readonly identity: Readonly<Record<string, string>>
+  /** The claim headers (`--claim-header`, `--granted-by-header`), folded: a client's copy is removed. */
+  readonly stripped?: ReadonlySet<string>
 }
 
 function single (value: string | string[] | undefined): string | undefined {
@@ -65,7 +66,7 @@ export function upstreamHeaders (headers: IncomingHttpHeaders, hop: Hop): Incomi
   const out: IncomingHttpHeaders = {}
   for (const [name, value] of Object.entries(headers)) {
     const folded = foldHeaderName(name)
-    if (ALWAYS_STRIPPED.has(folded) || listed.has(folded)) continue
+    if (ALWAYS_STRIPPED.has(folded) || listed.has(folded) || hop.stripped?.has(folded) === true) continue
     // Only the exact spelling of a trusted peer's: `X_Forwarded_For` is nobody's forwarding header.
     if (FORWARDING.has(folded) && !(hop.trusted && name === folded)) continue
     out[name] = value

@@ -9,6 +9,8 @@ import { channel } from 'node:diagnostics_channel'
 import type { Command } from 'commander'
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { GuardOptions } from 'vonage-jwt-guard'
+import { addClaimHeaderFlags } from './claim-headers.js'
+import { addRateLimitFlags, parseRateLimit, rateLimitSettings } from './rate-limit.js'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { UPSTREAM_ERROR_CHANNEL } from './metrics.js'
 import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
@@ -19,9 +21,9 @@ import { upstreamError, upstreamErrorBody } from './upstream-errors.js'
 const upstreamErrors = channel(UPSTREAM_ERROR_CHANNEL)
 
 /** Seconds to wait for the upstream's response head, and between two pieces of its body (nginx's proxy_read_timeout). */
-export const DEFAULT_UPSTREAM_TIMEOUT = 60
+const DEFAULT_UPSTREAM_TIMEOUT = 60
 
-export interface ProxyConfig {
+interface ProxyConfig {
   /** The upstream origin with an optional path, no trailing slash. */
   upstream: string
   guard: GuardOptions
@@ -39,6 +41,7 @@ interface ProxyFlags extends GuardFlags, ServerFlags {
   upstream: string
   upstreamTimeout: number
   trustProxy?: string[]
+  rateLimitBy?: 'sub' | 'app'
 }
 
 function upstreamFlag (value: string): string {
@@ -77,14 +80,49 @@ async function trustFunction (list: string[]): Promise<TrustProxy | null> {
   }
 }
 
+/** Whether these Fastify settings log every request (`--log-requests`). */
+function logsRequests (fastify: FastifyServerOptions): boolean {
+  const controller = fastify.logController as { disableRequestLogging?: unknown } | undefined
+  if (controller === undefined) return fastify.disableRequestLogging !== true
+  return controller.disableRequestLogging === false
+}
+
+/** The messages @fastify/reply-from logs at warn, with a stack, for an upstream error that onError logs again. */
+const REPLY_FROM_ERROR_LINES = new Set(['response errored', 'response has invalid status code'])
+
+/**
+ * The logger settings without @fastify/reply-from's own line for an upstream error: onError
+ * logs each one once, at error, without a stack (docs/cli.md, Logs). A pino hook, since
+ * reply-from has no option for it. A logger instance, or none, is left as it is.
+ */
+function withoutReplyFromErrorLines (logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (typeof logger !== 'object' || logger === null || typeof (logger as { info?: unknown }).info === 'function') return logger
+  return {
+    ...logger,
+    hooks: {
+      logMethod (args: unknown[], method: (...args: unknown[]) => void, level: number) {
+        if (level === 40 && typeof args[1] === 'string' && REPLY_FROM_ERROR_LINES.has(args[1])) return
+        method.apply(this, args)
+      }
+    }
+  }
+}
+
+/** An upstream error's cause for the log: its code and message (the address, the errno), no stack. */
+function causeInLog (error: Error & { cause?: unknown }): { code?: unknown, message: string } {
+  const cause = (error.cause ?? error) as { code?: unknown, message?: unknown }
+  return { ...(cause.code === undefined ? {} : { code: cause.code }), message: String(cause.message) }
+}
+
 /** The guarded proxy, ready to listen. */
-export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
-  const [{ default: httpProxy }, { default: vonageJwtGuard }, { identityHeaders }] = await Promise.all([
+async function buildProxy (config: ProxyConfig): Promise<FastifyInstance> {
+  const [{ default: httpProxy }, { default: vonageJwtGuard }, { compileUpstreamHeaders, identityHeaders, upstreamHeaderValues }] = await Promise.all([
     import('@fastify/http-proxy'), import('vonage-jwt-guard'), import('vonage-jwt-guard/forward-auth')
   ])
   const trusted = config.trustProxy
   const app = await newApp({
     ...config.fastify,
+    logger: withoutReplyFromErrorLines(config.fastify.logger),
     // request.ip in the log is the client's, read through the proxies we trust.
     ...(trusted === null ? {} : { trustProxy: trusted })
   })
@@ -98,9 +136,21 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
     // Answers without the upstream: the orchestrator checks the upstream on the upstream.
     app.get(config.healthPath, { config: { jwtGuard: false } }, async () => ({ status: 'ok' }))
   }
+  // The operator's claim headers (validated by the guard above): set from the verified claims,
+  // a client's copy stripped in every spelling.
+  const table = compileUpstreamHeaders(config.guard.claimHeaders, config.guard.grantedByHeader, [])
+  const stripped: ReadonlySet<string> = new Set(table.names)
+  const identity = (auth: FastifyRequest['auth']): Record<string, string> => {
+    if (auth === null) return {}
+    const headers = identityHeaders(auth.claims)
+    return table.names.length === 0 ? headers : Object.assign(headers, upstreamHeaderValues(table, auth.claims, auth.grantedBy))
+  }
   const timeout = config.upstreamTimeout * 1000
   await app.register(httpProxy, {
     upstream: config.upstream,
+    // @fastify/reply-from logs two lines per granted request at info: those are Fastify's request
+    // lines (--log-requests), not the default (docs/cli.md, Logs).
+    disableRequestLogging: !logsRequests(config.fastify),
     undici: {
       headersTimeout: timeout,
       bodyTimeout: timeout,
@@ -117,13 +167,14 @@ export async function buildProxy (config: ProxyConfig): Promise<FastifyInstance>
           received: raw.headers,
           peer: plainAddress(raw.socket.remoteAddress),
           trusted: trusted !== null && trusted(raw.socket.remoteAddress ?? '', 0),
-          identity: (request as FastifyRequest).auth === null ? {} : identityHeaders((request as FastifyRequest).auth!.claims)
+          identity: identity((request as FastifyRequest).auth),
+          stripped
         })
       },
       rewriteHeaders: (headers) => downstreamHeaders(headers),
       onError: (reply, { error }) => {
         const coded = upstreamError(error as Error & { statusCode?: number }, config.upstreamTimeout)
-        reply.log.error({ err: error.cause ?? error, upstream: config.upstream, code: coded.code }, `vonage-jwt-guard proxy: ${coded.message}`)
+        reply.log.error({ code: coded.code, statusCode: coded.statusCode ?? 502, upstream: config.upstream, cause: causeInLog(error) }, `vonage-jwt-guard proxy: ${coded.message}`)
         if (upstreamErrors.hasSubscribers) upstreamErrors.publish({ code: coded.code, statusCode: coded.statusCode ?? 502 })
         const body = upstreamErrorBody(coded, errorFormat, String(reply.request.id))
         if (errorFormat === 'problem') reply.type('application/problem+json')
@@ -142,15 +193,19 @@ export function registerProxy (program: Command): void {
     .option('--upstream-timeout <seconds>', 'how long the upstream may take to answer, and between two pieces of its body (then 504)', integerFlag(1, 3600), DEFAULT_UPSTREAM_TIMEOUT)
     .option('--trust-proxy <addresses>', 'the proxies in front (IPs, CIDRs, loopback...; comma-separated or repeated) whose X-Forwarded-* and Forwarded are kept', trustProxyFlag)
   addGuardFlags(command, { state: true })
+  addClaimHeaderFlags(command)
+  addRateLimitFlags(command)
   addServerFlags(command)
   command.action(async (flags: ProxyFlags) => {
     const upstream = upstreamFlag(flags.upstream)
     // A bad --trust-proxy is found before anything starts.
     const trustProxy = await trustFunction(flags.trustProxy ?? [])
+    if (flags.rateLimit !== undefined) parseRateLimit(flags.rateLimit, 'sub')
     const guard = await resolveGuard(flags, { state: true })
     await runServer({
       guard,
       flags,
+      rateLimit: rateLimitSettings(flags, guard),
       build: (options, fastify) => buildProxy({
         upstream,
         guard: options,

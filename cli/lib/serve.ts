@@ -13,16 +13,18 @@ import { canonicalPath, type GuardOptions } from 'vonage-jwt-guard'
 import { CLIENT_SDK_ACL, mintToken } from 'vonage-jwt-guard/mint'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from './keygen.js'
+import { addRateLimitFlags, parseRateLimit, rateLimitSettings } from './rate-limit.js'
 import { addServerFlags, newApp, runServer, type ServerFlags } from './server.js'
 import { fsFailure, integerFlag, readText, shellQuote } from './shared.js'
 
-export const DEV_KEYS_DIR = '.vonage-jwt-guard'
+const DEV_KEYS_DIR = '.vonage-jwt-guard'
 /** The path of the printed curl line: granted by the Client SDK ACL's `/*\/users/**`. */
 export const SAMPLE_PATH = '/v1/users'
 
 export interface ServeFlags extends GuardFlags, ServerFlags {
   keysDir: string
   ttl: number
+  rateLimitBy?: 'sub' | 'app'
 }
 
 interface DevKeys {
@@ -33,7 +35,7 @@ interface DevKeys {
 }
 
 /** The dev key pair in `dir`: made on the first run, reused after, so printed tokens keep working. */
-export async function devKeys (dir: string): Promise<DevKeys> {
+async function devKeys (dir: string): Promise<DevKeys> {
   const privatePath = resolve(dir, PRIVATE_KEY_FILE)
   const publicPath = resolve(dir, PUBLIC_KEY_FILE)
   if (existsSync(privatePath)) {
@@ -76,10 +78,11 @@ export function addServeFlags (command: Command): Command {
     .option('--keys-dir <dir>', 'where dev keys are made and reused (when no key is given)', DEV_KEYS_DIR)
     .option('--ttl <seconds>', 'lifetime of the sample token', integerFlag(60, 86_400), 86_400)
   addGuardFlags(command, { state: true })
+  addRateLimitFlags(command)
   return addServerFlags(command)
 }
 
-export interface DevServer {
+interface DevServer {
   /** The command's name and what it is, for the banner: `serve: a guarded mock API`. */
   title: string
   build: (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
@@ -92,6 +95,8 @@ export interface DevServer {
  * Client SDK ACL) in a ready curl line.
  */
 export async function runDevServer (flags: ServeFlags, server: DevServer): Promise<void> {
+  // A --rate-limit that does not parse is refused before anything starts.
+  if (flags.rateLimit !== undefined) parseRateLimit(flags.rateLimit, 'sub')
   let dev: DevKeys | undefined
   const guard = await resolveGuard(flags, {
     state: true,
@@ -109,6 +114,7 @@ export async function runDevServer (flags: ServeFlags, server: DevServer): Promi
   await runServer({
     guard,
     flags,
+    rateLimit: rateLimitSettings(flags, guard),
     build: server.build,
     banner: (base) => {
       lines.push(`vonage-jwt-guard ${server.title} listening on ${base} (Ctrl-C to stop)`)

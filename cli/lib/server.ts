@@ -15,47 +15,29 @@ import type { AddressInfo } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
-import { canonicalPath, GuardError, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
-import { keySetSources, optionError, type ResolvedGuard } from './guard-options.js'
+import { GuardError, isCanonicalRoutePath, isGuardError, type GuardOptions } from 'vonage-jwt-guard'
+import { keySetSources, optionError, type GuardFlags, type ResolvedGuard } from './guard-options.js'
+import { keySource, reloadMessage } from './key-source.js'
 import { keyChanges, KEYS_POLL_INTERVAL, publicKeysOf, readKeysDir, watchKeysDir, type KeySet } from './keys-dir.js'
 import { escapeTerminal } from './terminal.js'
 import { metricsUrl, singleProcessMetrics, workerMetrics } from './metrics.js'
+import { startOtel, tracedRequests, type Otel } from './otel.js'
+import { installRateLimit, type RateLimitSettings } from './rate-limit.js'
+import { readyRoute, type ReadyRoute } from './readiness.js'
 import { CommandFailed, EXIT, integerFlag, logLevelFlag, portFlag, reachableHost, UsageError } from './shared.js'
+import type { ServerFlags } from './server-flags.js'
 import { runPrimary } from './workers.js'
 
-/** The flags of a long-running server. */
-export interface ServerFlags {
-  port: number
-  host: string
-  /** The unguarded health route, or false for none. */
-  healthPath: string | false
-  /** Seconds the requests in flight get after SIGTERM. */
-  gracePeriod: number
-  /** Seconds a client may take to send a whole request, head and body. */
-  requestTimeout: number
-  logLevel: string
-  /** Log every request (Fastify's incoming / completed lines), not only refusals. */
-  logRequests: boolean
-  metricsPort?: number
-  metricsHost: string
-  /** Processes answering requests; 1: this one. */
-  workers: number
-}
+export type { ServerFlags } from './server-flags.js'
 
 /** The default of `--grace-period`: long enough for a slow request, short of Kubernetes' 30 s. */
-export const DEFAULT_GRACE_PERIOD = 10
+const DEFAULT_GRACE_PERIOD = 10
 /** The default of `--request-timeout`: Node's own `requestTimeout`, room for a slow upload. */
-export const DEFAULT_REQUEST_TIMEOUT = 300
+const DEFAULT_REQUEST_TIMEOUT = 300
 
 /** A `--health-path`: a canonical path of at least one segment (a `/` route would shadow the upstream's root). */
 export function healthPathFlag (value: string): string {
-  let canonical: string | undefined
-  try {
-    canonical = /[?#]/.test(value) ? undefined : canonicalPath(value)
-  } catch {
-    canonical = undefined
-  }
-  if (canonical !== value || value === '/') throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
+  if (!isCanonicalRoutePath(value)) throw new InvalidArgumentError('Expected a canonical path such as /healthz (no trailing slash, no query, not /).')
   return value
 }
 
@@ -71,6 +53,8 @@ export function addServerFlags (command: Command): Command {
     .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
     .option('--health-path <path>', 'the unguarded health route (GET and HEAD)', healthPathFlag, '/healthz')
     .option('--no-health-path', 'no health route: every path is guarded')
+    .option('--ready-path <path>', 'the unguarded readiness route (GET and HEAD): 503 until the keys are loaded, while Redis does not answer or a key reload fails', healthPathFlag, '/readyz')
+    .option('--no-ready-path', 'no readiness route')
     .option('--request-timeout <seconds>', 'how long a client may take to send a whole request, head and body (then 408 and the connection is closed)', integerFlag(1, 86_400), DEFAULT_REQUEST_TIMEOUT)
     .option('--grace-period <seconds>', 'after SIGTERM, how long requests in flight may take before the process exits', integerFlag(0, 3600), DEFAULT_GRACE_PERIOD)
     .option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent); refusals are logged at info', logLevelFlag, 'info')
@@ -78,10 +62,11 @@ export function addServerFlags (command: Command): Command {
     .option('--metrics-port <port>', 'serve Prometheus metrics at GET /metrics on this port (its own listener)', portFlag)
     .option('--metrics-host <host>', 'the address of the metrics listener', '127.0.0.1')
     .option('--workers <n>', 'processes answering requests (node:cluster): a number, or auto for one per core', workersFlag, 1)
+    .option('--otel', 'OpenTelemetry: a span per decision, sent with the OTLP HTTP exporter configured by the OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME...)', false)
 }
 
 /** Fastify's logger: pretty lines in a terminal, JSON lines (one per event) for a pipe or a file. */
-export function loggerOptions (level: string): { level: string, transport?: { target: string, options: Record<string, unknown> } } {
+function loggerOptions (level: string): { level: string, transport?: { target: string, options: Record<string, unknown> } } {
   if (process.stdout.isTTY === true) {
     return { level, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } }
   }
@@ -111,7 +96,7 @@ function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: F
 }
 
 /** The Fastify settings of the servers. */
-export async function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): Promise<FastifyServerOptions> {
+async function fastifyOptions (flags: Pick<ServerFlags, 'logLevel' | 'logRequests'>): Promise<FastifyServerOptions> {
   const { LogController } = await import('fastify')
   return {
     logger: { ...loggerOptions(flags.logLevel), serializers: { req: requestInLog } },
@@ -146,7 +131,7 @@ export async function newApp (options: FastifyServerOptions): Promise<FastifyIns
 }
 
 /** Builds the app of a server command on these guard options (with the given Fastify settings). */
-export type BuildApp = (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
+type BuildApp = (guard: GuardOptions, fastify: FastifyServerOptions) => Promise<FastifyInstance>
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void
 
@@ -160,12 +145,16 @@ interface Generation {
   retired: boolean
 }
 
-export interface RunSettings {
+interface RunSettings {
   build: BuildApp
   guard: ResolvedGuard
   flags: ServerFlags
   /** The line printed once listening; ends with "(Ctrl-C to stop)". */
   banner: (base: string) => string
+  /** forward-auth: a ready probe is 204, and one carrying a check's headers 400 (readiness.ts). */
+  forwardAuth?: boolean
+  /** `--rate-limit` (rate-limit.ts), installed on each app after the guard. */
+  rateLimit?: RateLimitSettings | undefined
 }
 
 /**
@@ -180,74 +169,106 @@ export async function runServer (settings: RunSettings): Promise<void> {
   if (flags.workers > 1 && guard.perProcessState !== null) {
     throw new UsageError(`${guard.perProcessState} with --workers ${flags.workers} needs a shared store (--redis-url, or a store marked shared: true): each worker keeps its own records, so a token would be accepted up to ${flags.workers} times`)
   }
+  // The keys in use, above the banner: a server that refuses every token says so at start.
+  const keys = keySource(guard, flags as Partial<GuardFlags>)
+  if (keys.warning !== null && !cluster.isWorker) process.stderr.write(`${keys.warning}\n`)
+  let banner = keys.line === null ? settings.banner : (base: string) => `${keys.line}\n${settings.banner(base)}`
   if (flags.workers > 1 && cluster.isPrimary) {
     // The primary answers no request: the workers build their own guard (and Redis connection).
     await guard.close()
-    await runPrimary(flags, settings.banner)
+    await runPrimary(flags, banner)
     return
   }
-  let banner = settings.banner
   if (flags.metricsPort !== undefined) {
     if (cluster.isWorker) {
       await workerMetrics()
     } else {
       const at = metricsUrl(flags.metricsHost, await singleProcessMetrics(flags.metricsHost, flags.metricsPort))
-      banner = (base) => `metrics: ${at}\n${settings.banner(base)}`
+      const before = banner
+      banner = (base) => `metrics: ${at}\n${before(base)}`
     }
   }
   await serve({ ...settings, banner })
 }
 
-async function serve ({ build, guard, flags, banner }: RunSettings): Promise<void> {
-  let closing = false
-  const base = await fastifyOptions(flags)
+/**
+ * The apps a server has built, one per key set (`--public-keys-dir` builds a new one when the
+ * keys change), and the one that answers new requests. An older one is closed once the requests
+ * it was answering are done.
+ */
+interface Apps {
+  current: Generation
+  readonly all: Set<Generation>
+  /** Set once the server stops: answers close their connection, no new app is started. */
+  closing: boolean
+  /** Why the last reload of --public-keys-dir failed, for readiness; null: it did not. */
+  reloadFailure: string | null
+  /** The keys of --public-keys-dir in use (the library is given a stand-in key when there is none); null: no directory. */
+  keysInDir: number | null
+}
 
-  /** An app on these options, ready, with its request handler. */
-  async function generation (options: GuardOptions): Promise<Generation> {
-    let handler: Handler | undefined
-    const app = await build(options, {
-      ...base,
-      // Fastify's own server is never listened on: ours calls the handler it is given here.
-      serverFactory: (h) => {
-        handler = h as Handler
-        return createServer()
-      }
-    })
-    // A callback hook: no promise per request on the hot path. A refusal sent before the client
-    // finished sending its body closes the connection once answered: otherwise Node reads the
-    // rest to keep the connection alive, and a client trickling a body it announced as large
-    // holds the connection (and a graceful stop) for as long as it likes.
-    app.addHook('onSend', (request, reply, payload, done) => {
-      if (closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
-      done(null, payload)
-    })
-    await app.ready()
-    return { app, handler: handler!, inFlight: 0, retired: false }
-  }
+/** An app on these options, ready, with its request handler. */
+async function generation (build: BuildApp, base: FastifyServerOptions, apps: Pick<Apps, 'closing'>, rateLimit: RateLimitSettings | undefined, options: GuardOptions): Promise<Generation> {
+  let handler: Handler | undefined
+  const app = await build(options, {
+    ...base,
+    // Fastify's own server is never listened on: ours calls the handler it is given here.
+    serverFactory: (h) => {
+      handler = h as Handler
+      return createServer()
+    }
+  })
+  // A callback hook: no promise per request on the hot path. A refusal sent before the client
+  // finished sending its body closes the connection once answered: otherwise Node reads the
+  // rest to keep the connection alive, and a client trickling a body it announced as large
+  // holds the connection (and a graceful stop) for as long as it likes.
+  if (rateLimit !== undefined) await installRateLimit(app, rateLimit)
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (apps.closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close')
+    done(null, payload)
+  })
+  await app.ready()
+  return { app, handler: handler!, inFlight: 0, retired: false }
+}
 
-  let current: Generation
-  try {
-    current = await generation(guard.options)
-  } catch (error) {
-    await guard.close()
-    throw optionError(error, guard.sources)
-  }
-  const generations = new Set([current])
-  const retire = (old: Generation): void => {
-    generations.delete(old)
-    old.app.close().catch((error: unknown) => { current.app.log.error({ err: error }, 'vonage-jwt-guard: closing the previous guard failed') })
-  }
+function retire (apps: Apps, old: Generation): void {
+  apps.all.delete(old)
+  old.app.close().catch((error: unknown) => { apps.current.app.log.error({ err: error }, 'vonage-jwt-guard: closing the previous guard failed') })
+}
 
+/** The next app answers new requests; the one before is closed once its requests are done. */
+function replaceCurrent (apps: Apps, next: Generation): void {
+  const old = apps.current
+  apps.current = next
+  apps.all.add(next)
+  old.retired = true
+  if (old.inFlight === 0) retire(apps, old)
+}
+
+/** The HTTP server, handing each request to the current app (a readiness probe: to `ready`). */
+function serverFor (apps: Apps, swapped: boolean, flags: ServerFlags, ready: ReadyRoute | null): Server {
   let server: Server
-  if (guard.keysDir === null) {
-    server = createServer(SERVER_OPTIONS, current.handler)
+  if (!swapped && ready === null) {
+    server = createServer(SERVER_OPTIONS, apps.current.handler)
   } else {
     // Counting what each app is answering costs a listener per request: only when apps are swapped.
     server = createServer(SERVER_OPTIONS, (request, response) => {
-      const serving = current
+      if (ready?.matches(request) === true) {
+        // Answered before the app: a probe reads the app in use and the reloads' state.
+        ready.answer(request, response, apps.current.app, {
+          ...(apps.keysInDir === 0 ? { keys: 'no key is loaded (the keys directory holds none)' } : {}),
+          reload: apps.reloadFailure ?? 'ok'
+        })
+        return
+      }
+      const serving = apps.current
+      if (!swapped) {
+        serving.handler(request, response)
+        return
+      }
       serving.inFlight++
       response.once('close', () => {
-        if (--serving.inFlight === 0 && serving.retired) retire(serving)
+        if (--serving.inFlight === 0 && serving.retired) retire(apps, serving)
       })
       serving.handler(request, response)
     })
@@ -257,87 +278,97 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
   server.keepAliveTimeout = 72_000
   server.requestTimeout = flags.requestTimeout * 1000
   server.headersTimeout = Math.min(60_000, flags.requestTimeout * 1000)
+  return server
+}
 
-  let unwatch = (): void => {}
-  if (guard.keysDir !== null) {
-    const dir = guard.keysDir.dir
-    // The set the running app was built from (read once, by resolveGuard), and the text it was read as.
-    let applied: KeySet = guard.keysDir.set
-    let last = JSON.stringify(applied.keys)
-    let unreadable = false
-    let queue = Promise.resolve()
-    const reload = async (): Promise<void> => {
-      if (closing) return
-      const log = current.app.log
-      let read: KeySet
-      try {
-        read = readKeysDir(dir, false)
-        if (unreadable) log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
-        unreadable = false
-      } catch (error) {
-        // Nothing can be read (the directory was removed, or swapped and not back yet): fail
-        // closed, every token is refused until it can be read again.
-        if (!unreadable) log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: every token is refused until it can')
-        unreadable = true
-        read = { keys: {}, files: {}, skipped: [] }
+/** `--public-keys-dir`: a new app on every change of the keys; returns the function that stops watching. */
+function reloadKeys (keysDir: NonNullable<ResolvedGuard['keysDir']>, guard: ResolvedGuard, apps: Apps, newGeneration: (options: GuardOptions) => Promise<Generation>): () => void {
+  const dir = keysDir.dir
+  // The set the running app was built from (read once, by resolveGuard), and the text it was read as.
+  let applied: KeySet = keysDir.set
+  let last = JSON.stringify(applied.keys)
+  let unreadable = false
+  let queue = Promise.resolve()
+  const reload = async (): Promise<void> => {
+    if (apps.closing) return
+    const log = apps.current.app.log
+    let read: KeySet
+    try {
+      read = readKeysDir(dir, false)
+      if (unreadable) {
+        log.info({ keysDir: dir }, 'vonage-jwt-guard: the keys directory can be read again')
+        apps.reloadFailure = null
       }
-      const text = JSON.stringify(read.keys)
-      if (text === last) return
-      last = text
-      for (const { file, reason } of read.skipped) {
-        log.error({ keysDir: dir, file: escapeTerminal(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
-      }
-      // A key the guard refuses is left out and named; the others apply (a removal too).
-      const keys: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, read.keys)
-      let next: Generation | undefined
-      while (next === undefined) {
-        try {
-          next = await generation({ ...guard.options, publicKeys: publicKeysOf({ ...read, keys }) })
-        } catch (error) {
-          const option = String((error as { option?: unknown }).option ?? '')
-          const id = option.startsWith('publicKeys.') ? option.slice('publicKeys.'.length) : undefined
-          const sources = new Map(guard.sources)
-          keySetSources(read, dir, sources)
-          const reason = (optionError(error, sources) as Error).message
-          if (id === undefined || !Object.hasOwn(keys, id)) {
-            log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
-            return
-          }
-          log.error({ keysDir: dir, file: escapeTerminal(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
-          delete keys[id]
-        }
-      }
-      if (closing) {
-        void next.app.close()
-        return
-      }
-      const used: KeySet = { ...read, keys }
-      const changes = keyChanges(applied, used)
-      applied = used
-      const old = current
-      current = next
-      generations.add(next)
-      old.retired = true
-      if (old.inFlight === 0) retire(old)
-      const ids = Object.keys(keys).map(id => escapeTerminal(id))
-      next.app.log.info({ keysDir: dir, applications: ids, ...changes }, `vonage-jwt-guard: keys reloaded: ${ids.length} application${ids.length === 1 ? '' : 's'}`)
+      unreadable = false
+    } catch (error) {
+      // Nothing can be read (the directory was removed, or swapped and not back yet): fail
+      // closed, every token is refused until it can be read again.
+      if (!unreadable) log.error({ keysDir: dir, reason: (error as Error).message }, 'vonage-jwt-guard: the keys directory cannot be read: every token is refused until it can')
+      unreadable = true
+      apps.reloadFailure = 'the keys directory cannot be read'
+      read = { keys: {}, files: {}, skipped: [] }
     }
-    unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
-      current.app.log.error({ keysDir: dir, reason: error.message }, `vonage-jwt-guard: watching the keys directory failed: it is read again every ${KEYS_POLL_INTERVAL / 1000} s`)
-    })
-    // A change made between that read and the watch sent no event: one look now (a no-op when none).
-    queue = queue.then(reload)
+    const text = JSON.stringify(read.keys)
+    if (text === last) return
+    last = text
+    for (const { file, reason } of read.skipped) {
+      log.error({ keysDir: dir, file: escapeTerminal(file), reason }, 'vonage-jwt-guard: a key file cannot be read: it is left out')
+    }
+    // A key the guard refuses is left out and named; the others apply (a removal too).
+    const keys: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, read.keys)
+    let next: Generation | undefined
+    while (next === undefined) {
+      try {
+        next = await newGeneration({ ...guard.options, publicKeys: publicKeysOf({ ...read, keys }) })
+      } catch (error) {
+        const option = String((error as { option?: unknown }).option ?? '')
+        const id = option.startsWith('publicKeys.') ? option.slice('publicKeys.'.length) : undefined
+        const sources = new Map(guard.sources)
+        keySetSources(read, dir, sources)
+        const reason = (optionError(error, sources) as Error).message
+        if (id === undefined || !Object.hasOwn(keys, id)) {
+          log.error({ keysDir: dir, reason }, 'vonage-jwt-guard: the keys cannot be used: the last good set stays in use')
+          apps.reloadFailure = 'the keys in the directory cannot be used: the last good set stays in use'
+          return
+        }
+        log.error({ keysDir: dir, file: escapeTerminal(read.files[id] ?? id), reason }, 'vonage-jwt-guard: a key in the directory is refused: it is left out')
+        delete keys[id]
+      }
+    }
+    if (apps.closing) {
+      void next.app.close()
+      return
+    }
+    // A file left out (unreadable, refused) is a reload that failed in part.
+    apps.reloadFailure = unreadable ? apps.reloadFailure : read.skipped.length > 0 || Object.keys(keys).length < Object.keys(read.keys).length ? 'a key file in the directory cannot be read or is refused' : null
+    const used: KeySet = { ...read, keys }
+    apps.keysInDir = Object.keys(keys).length
+    const changes = keyChanges(applied, used)
+    applied = used
+    replaceCurrent(apps, next)
+    const ids = Object.keys(keys).map(id => escapeTerminal(id))
+    // A reload that only left out a refused file (logged above) changes nothing in use.
+    const changed = changes.added.length + changes.removed.length + changes.replaced.length > 0
+    next.app.log[changed ? 'info' : 'debug']({ keysDir: dir, applications: ids, ...changes }, reloadMessage(changes, ids))
   }
+  const unwatch = watchKeysDir(dir, () => { queue = queue.then(reload) }, (error) => {
+    apps.current.app.log.error({ keysDir: dir, reason: error.message }, `vonage-jwt-guard: watching the keys directory failed: it is read again every ${KEYS_POLL_INTERVAL / 1000} s`)
+  })
+  // A change made between that read and the watch sent no event: one look now (a no-op when none).
+  queue = queue.then(reload)
+  return unwatch
+}
 
-  /**
-   * SIGINT (Ctrl-C), SIGTERM, or the primary's word: no new connection is accepted, the requests
-   * in flight finish (each answered with `Connection: close`, so an idle keep-alive connection
-   * does not hold the exit), then the process exits 0. When they have not finished after the
-   * grace period, or on a second signal, it exits 1 at once.
-   */
-  const stop = (why: string): void => {
-    if (closing) process.exit(EXIT.FAILED)
-    closing = true
+/**
+ * SIGINT (Ctrl-C), SIGTERM, or the primary's word: no new connection is accepted, the requests
+ * in flight finish (each answered with `Connection: close`, so an idle keep-alive connection
+ * does not hold the exit), then the process exits 0. When they have not finished after the
+ * grace period, or on a second signal, it exits 1 at once.
+ */
+function gracefulStop (server: Server, apps: Apps, guard: ResolvedGuard, flags: ServerFlags, unwatch: () => void, otel: Otel | null): (why: string) => void {
+  return (why) => {
+    if (apps.closing) process.exit(EXIT.FAILED)
+    apps.closing = true
     unwatch()
     if (!cluster.isWorker) process.stderr.write(`\n${why}: closing the server (requests in flight get ${flags.gracePeriod} s to finish)\n`)
     const force = setTimeout(() => {
@@ -348,12 +379,17 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     // A connection that turns idle after its last answer is closed too.
     setInterval(() => { server.closeIdleConnections() }, 100).unref()
     server.close(() => {
-      Promise.all([...generations].map(g => g.app.close()))
+      Promise.all([...apps.all].map(g => g.app.close()))
         .then(() => guard.close())
+        .then(() => otel?.shutdown())
         .then(() => process.exit(EXIT.OK), () => process.exit(EXIT.FAILED))
     })
     server.closeIdleConnections()
   }
+}
+
+/** The signals (and, in a worker, the primary's messages) that stop the server. */
+function stopOnSignals (stop: (why: string) => void, apps: Pick<Apps, 'closing'>): void {
   if (cluster.isWorker) {
     // Ctrl-C reaches every process of the terminal's group: the primary relays it once.
     process.on('SIGINT', () => {})
@@ -362,12 +398,15 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
       if (message?.vjg === 'stop') stop('stop')
     })
     // The primary is gone: nobody restarts or stops this worker any more.
-    process.on('disconnect', () => { if (!closing) stop('disconnect') })
+    process.on('disconnect', () => { if (!apps.closing) stop('disconnect') })
   } else {
     process.on('SIGINT', () => { stop('SIGINT') })
     process.on('SIGTERM', () => { stop('SIGTERM') })
   }
+}
 
+/** Listen on --host and --port, then print the banner; a port that cannot be had closes everything. */
+async function listen (server: Server, apps: Apps, guard: ResolvedGuard, flags: ServerFlags, unwatch: () => void, banner: (base: string) => string): Promise<void> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -375,7 +414,7 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     })
   } catch (error) {
     unwatch()
-    await Promise.all([...generations].map(g => g.app.close())).catch(() => undefined)
+    await Promise.all([...apps.all].map(g => g.app.close())).catch(() => undefined)
     await guard.close()
     throw new CommandFailed(`cannot listen on ${flags.host}:${flags.port} (${(error as Error).message})`)
   }
@@ -383,4 +422,28 @@ async function serve ({ build, guard, flags, banner }: RunSettings): Promise<voi
     const address = server.address() as AddressInfo
     process.stdout.write(`${banner(`http://${reachableHost(flags.host)}:${address.port}`)}\n`)
   }
+}
+
+/** This process serves: the first app, key reloads, the signals that stop it, and the listener. */
+async function serve ({ build, guard, flags, banner, forwardAuth = false, rateLimit }: RunSettings): Promise<void> {
+  const ready = readyRoute(flags.readyPath, { forwardAuth })
+  const otel = flags.otel === true ? await startOtel() : null
+  // One count of request ids for every app a reload builds: ids stay unique across reloads.
+  let requests = 0
+  const base = { ...await fastifyOptions(flags), genReqId: () => `req-${++requests}` }
+  const state = { closing: false }
+  let first: Generation
+  try {
+    first = await generation(build, base, state, rateLimit, guard.options)
+  } catch (error) {
+    await guard.close()
+    throw optionError(error, guard.sources)
+  }
+  const keysInDir = guard.keysDir === null ? null : Object.keys(guard.keysDir.set.keys).length
+  const apps: Apps = Object.assign(state, { current: first, all: new Set([first]), reloadFailure: null, keysInDir })
+  const server = serverFor(apps, guard.keysDir !== null, flags, ready)
+  if (otel !== null) await tracedRequests(server)
+  const unwatch = guard.keysDir === null ? () => {} : reloadKeys(guard.keysDir, guard, apps, async options => await generation(build, base, apps, rateLimit, options))
+  stopOnSignals(gracefulStop(server, apps, guard, flags, unwatch, otel), apps)
+  await listen(server, apps, guard, flags, unwatch, banner)
 }

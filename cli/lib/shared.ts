@@ -12,7 +12,7 @@ export const EXIT = Object.freeze({
   OK: 0,
   /** The command ran and the answer is no: a check failed, a file would be overwritten, a server could not start. */
   FAILED: 1,
-  /** The command line is wrong: an unknown flag, a missing or bad value, a key that cannot be read. */
+  /** The command line is wrong: an unknown flag, a missing or bad value, a key the library refuses. */
   USAGE: 2
 })
 
@@ -65,7 +65,7 @@ export function logLevelFlag (value: string): string {
  * shown whole when it is short and plain, else its first characters and its length, so that an
  * error never prints a key.
  */
-export function shortQuote (value: string): string {
+function shortQuote (value: string): string {
   if (value.length <= 48 && /^[\x21-\x7e ]*$/.test(value)) return `"${value}"`
   return `"${value.slice(0, 8).replace(/[^\x21-\x7e]/g, '?')}..." (${value.length} characters)`
 }

@@ -5,12 +5,9 @@
  * command's entry point (bin.cts) is CommonJS and chooses the size before its first `import`.
  * A value the user set is never changed. CommonJS here too, so that the entry point can load it.
  *
- * Why: 4 threads verifying RSA beside the event loop oversubscribe a small machine. Measured on
- * 2 cores, `serve` with distinct tokens (autocannon on the same machine, 10 connections, 4 rounds
- * of 3 s): 11,129 to 12,689 requests/s with 4 threads, 13,301 to 16,413 with 1; the plugin in
- * bench/: 15,087 requests/s (medians) with 4 threads, 14,833 with 2, 20,099 with 1, at 84, 82
- * and 67 µs of CPU per request. One thread per core beside each event loop's keeps the cores
- * busy without making them take turns.
+ * Why: 4 threads verifying RSA beside the event loop oversubscribe a small machine (measured:
+ * docs/benchmark.md, "Measured choices in the code"). One thread per core beside each event
+ * loop's keeps the cores busy without making them take turns.
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- CommonJS on purpose: see above
 import os = require('node:os')

@@ -7,9 +7,9 @@ import { STATUS_CODES } from 'node:http'
 import createError, { type FastifyError } from '@fastify/error'
 
 /** 502: the upstream refused the connection, could not be resolved, reset it, or sent no valid response. */
-export const UpstreamFailedError = createError('VJG_UPSTREAM_FAILED', 'The upstream could not be reached or did not answer with a valid response', 502)
+const UpstreamFailedError = createError('VJG_UPSTREAM_FAILED', 'The upstream could not be reached or did not answer with a valid response', 502)
 /** 504: no connection, response head or next piece of body within --upstream-timeout. */
-export const UpstreamTimeoutError = createError('VJG_UPSTREAM_TIMEOUT', 'The upstream did not answer within %d s', 504)
+const UpstreamTimeoutError = createError('VJG_UPSTREAM_TIMEOUT', 'The upstream did not answer within %d s', 504)
 
 /**
  * Ours for an error of @fastify/reply-from: its timeouts (504 family) are ours, anything else

@@ -5,16 +5,16 @@
  */
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError, Option, type Command } from 'commander'
-import { canonicalPath, compileAcl, createVerifier, GuardError, type ErrorCode, type Verifier, type VerifiedToken } from 'vonage-jwt-guard'
+import { canonicalPath, checkOrder, createVerifier, effectiveExpiry, explainAcl, GuardError, readNumericDate, type ErrorCode, type Verifier, type VerifiedToken } from 'vonage-jwt-guard'
 import { addGuardFlags, resolveGuard, type GuardFlags } from './guard-options.js'
 import { aclDocumentCoverage, coverageJson, formatCoverage, tokenCoverage, type DocumentCoverage } from './coverage.js'
 import { loadDocuments, openApiFlags, type OpenApiSource } from './openapi.js'
 import { EXIT, UsageError } from './shared.js'
 import { escapeJson, escapeTerminal as safe } from './terminal.js'
 
-export type CheckStatus = 'pass' | 'fail' | 'skip'
+type CheckStatus = 'pass' | 'fail' | 'skip'
 
-export interface CheckResult {
+interface CheckResult {
   /** `format`, `header`, `signature`, `claim <name>`, `application`, `lifetime`, `path`, `acl`, `sub`. */
   check: string
   status: CheckStatus
@@ -23,17 +23,17 @@ export interface CheckResult {
   code?: ErrorCode
 }
 
-export interface Explanation {
+interface Explanation {
   valid: boolean
   checks: CheckResult[]
   header: Record<string, unknown> | null
   claims: Record<string, unknown> | null
-  /** The effective expiry (NumericDate seconds) when the token verified. */
+  /** The effective expiry (NumericDate seconds) when the token verified, or the one it expired at. */
   expiresAt: number | null
   grantedBy: string | null
 }
 
-export interface ExplainRequest {
+interface ExplainRequest {
   method: string
   /** The request target; null: the ACL is not checked. */
   path: string | null
@@ -59,7 +59,7 @@ function decodePart (part: string | undefined): Record<string, unknown> | null {
 const UNITS: Array<[string, number]> = [['day', 86_400], ['hour', 3_600], ['minute', 60], ['second', 1]]
 
 /** 3725 -> "1 hour 2 minutes" (the two largest units; seconds only under an hour). */
-export function durationInWords (seconds: number): string {
+function durationInWords (seconds: number): string {
   let rest = Math.round(Math.abs(seconds))
   if (rest === 0) return '0 seconds'
   const parts: string[] = []
@@ -81,76 +81,49 @@ function instant (seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
 }
 
-/**
- * Where a check sits in the verifier's order (verify.ts): stages in order and, within the claims,
- * presence of the required claims, then the string claims' types, the application allow-list, the
- * NumericDates and the lifetime, a profile's own rules, and last the acl's shape.
- */
-function rank (stage: Stage, check: string): number {
-  const base = STAGES.indexOf(stage) * 10
-  if (stage !== 'claims') return base
-  const sub: Record<string, number> = {
-    'claim application_id': 1,
-    'claim jti': 1.1,
-    'claim sub': 1.2,
-    application: 2,
-    'claim iat': 3,
-    'claim exp': 3.1,
-    'claim nbf': 3.2,
-    lifetime: 3.5,
-    'claim acl': 5
-  }
-  return base + (sub[check] ?? (check.startsWith('claim ') || check === 'presence' ? 0 : 4))
+/** The rank of the verifier's own step for a claim row (`claim <name>`): that claim's step, or, for a claim without one (a profile's), its presence. */
+function claimRank (name: string): number {
+  const own = checkOrder('claim', name)
+  return own === checkOrder('claim') ? checkOrder('required') : own
 }
 
-/** A NumericDate as the verifier reads it: a number, or (with allowNumericStringDates) a string of decimal digits. */
-function dateOf (value: unknown, verifier: Verifier): number | undefined {
-  if (typeof value === 'number') return value
-  if (typeof value === 'string' && verifier.options.allowNumericStringDates && /^(?:0|[1-9][0-9]*)$/.test(value)) return Number(value)
-  return undefined
+/** Where a row sits in the verifier's order: the stage, and within the claims the verifier's own (`checkOrder`). */
+function rank (stage: Stage, check: string): number {
+  const base = STAGES.indexOf(stage) * 100
+  if (stage !== 'claims') return base
+  return base + (check.startsWith('claim ') ? claimRank(check.slice(6)) : checkOrder(check === 'application' ? 'application' : 'lifetime'))
+}
+
+/** Where a refusal sits in the verifier's order, read from its fields. */
+function failureRank (stage: Stage, error: GuardError): number {
+  return STAGES.indexOf(stage) * 100 + (stage === 'claims' ? checkOrder(error.check, error.claim) : 0)
 }
 
 /** The effective expiry in words, for a token the verifier refused on its lifetime (display only). */
 function displayExpiry (claims: Record<string, unknown>, verifier: Verifier, now: number): string {
-  const iat = dateOf(claims.iat, verifier)
-  const exp = dateOf(claims.exp, verifier)
-  if (iat === undefined) return exp === undefined ? '' : ` (exp ${relative(exp, now)})`
-  const { defaultLifetime, maxLifetime } = verifier.options
-  const expiry = Math.min(exp ?? iat + defaultLifetime, iat + maxLifetime)
-  return ` (effective expiry ${relative(expiry, now)})`
+  const expiry = effectiveExpiry(claims, verifier.rules)
+  if (expiry === undefined) return ''
+  const iat = readNumericDate(claims.iat, verifier.rules.allowNumericStringDates)
+  return iat === undefined ? ` (exp ${relative(expiry, now)})` : ` (effective expiry ${relative(expiry, now)})`
 }
 
-/** Which check a verifier error belongs to. */
-function failedCheck (error: GuardError, claims: Record<string, unknown> | null): { stage: Stage, check: string } {
-  switch (error.code) {
-    case 'VJG_TOKEN_MALFORMED':
-      // The same code covers the split/decode step and the header's typ/kid rules.
-      return /header "(typ|kid)"/.test(error.message) ? { stage: 'header', check: 'header' } : { stage: 'format', check: 'format' }
-    case 'VJG_ALG_NOT_ALLOWED':
-      return { stage: 'header', check: 'header' }
-    case 'VJG_KEY_UNKNOWN':
-    case 'VJG_SIGNATURE_INVALID':
+/** Which row a verifier error belongs to, from its `check` and `claim` fields. */
+function failedCheck (error: GuardError): { stage: Stage, check: string } {
+  switch (error.check) {
+    case 'format':
+    case 'header':
+    case 'path':
+    case 'acl':
+      return { stage: error.check, check: error.check }
+    case 'key':
+    case 'signature':
       return { stage: 'signature', check: 'signature' }
-    case 'VJG_APPLICATION_MISMATCH':
-      return { stage: 'claims', check: 'application' }
-    case 'VJG_TOKEN_EXPIRED':
-    case 'VJG_TOKEN_NOT_YET_VALID':
-    case 'VJG_LIFETIME_EXCEEDED':
-    case 'VJG_LIFETIME_TOO_SHORT':
-      return { stage: 'claims', check: 'lifetime' }
-    case 'VJG_CLAIM_MISSING':
-    case 'VJG_CLAIM_INVALID': {
-      if (/^acl[ .]/.test(error.message)) return { stage: 'claims', check: 'claim acl' }
-      const named = /"([^"]+)"/.exec(error.message)?.[1]
-      if (named !== undefined && (claims === null || Object.hasOwn(claims, named) || error.code === 'VJG_CLAIM_MISSING')) {
-        return { stage: 'claims', check: `claim ${named}` }
-      }
-      return { stage: 'claims', check: 'lifetime' }
-    }
-    case 'VJG_PATH_INVALID':
-      return { stage: 'path', check: 'path' }
-    case 'VJG_ACL_DENIED':
-      return { stage: 'acl', check: 'acl' }
+    case 'application':
+    case 'lifetime':
+      return { stage: 'claims', check: error.check }
+    case 'required':
+    case 'claim':
+      return { stage: 'claims', check: error.claim === undefined ? 'claims' : `claim ${error.claim}` }
     default:
       return { stage: 'claims', check: 'claims' }
   }
@@ -164,7 +137,7 @@ function showValue (value: unknown): string {
 const TIME_CLAIMS = new Set(['iat', 'exp', 'nbf'])
 
 function claimDetail (name: string, value: unknown, now: number, verifier: Verifier): string {
-  const date = TIME_CLAIMS.has(name) ? dateOf(value, verifier) : undefined
+  const date = TIME_CLAIMS.has(name) ? readNumericDate(value, verifier.rules.allowNumericStringDates) : undefined
   if (date !== undefined) {
     const when = Number.isSafeInteger(date) && date < 8.64e12 ? `${instant(date)}, ${relative(date, now)}` : 'out of range'
     return `${typeof value === 'string' ? `"${value}", read as ` : ''}${date} (${when})`
@@ -179,7 +152,7 @@ function claimDetail (name: string, value: unknown, now: number, verifier: Verif
 
 /** The claim rows: the required ones, then every known claim the token carries. */
 function claimNames (claims: Record<string, unknown> | null, verifier: Verifier): string[] {
-  const names = [...verifier.options.requiredClaims]
+  const names = [...verifier.rules.requiredClaims]
   for (const name of ['exp', 'nbf', 'sub', 'acl']) {
     if (claims !== null && Object.hasOwn(claims, name) && !names.includes(name)) names.push(name)
   }
@@ -189,31 +162,31 @@ function claimNames (claims: Record<string, unknown> | null, verifier: Verifier)
 /** How the effective expiry came about, in words. */
 function lifetimeDetail (verified: VerifiedToken, verifier: Verifier, now: number): string {
   const { claims, expiresAt } = verified
-  const { defaultLifetime, maxLifetime } = verifier.options
+  const { defaultLifetime, maxLifetime, maxAge } = verifier.rules
   let source: string
   if (typeof claims.exp === 'number' && claims.exp === expiresAt) source = 'its exp'
+  else if (maxAge !== null && typeof claims.iat === 'number' && claims.iat + maxAge === expiresAt) source = `iat + maxAge (${maxAge} s)`
   else if (claims.exp === undefined) source = `no exp: iat + defaultLifetime (${defaultLifetime} s)`
   else source = `capped at iat + maxLifetime (${maxLifetime} s), earlier than its exp`
   return `valid until ${instant(expiresAt)}, expires ${relative(expiresAt, now)} (${source})`
 }
 
-/** Why no ACL rule granted `method path`: one reason per rule. */
+/** Why no ACL rule granted `method path`: one reason per rule, from the library's own verdicts (`explainAcl`). */
 function denialReasons (acl: unknown, method: string, path: string, hasFilter: boolean): string[] {
-  let rules
+  let verdicts
   try {
-    rules = compileAcl(acl).rules
+    verdicts = explainAcl(acl, method, path)
   } catch {
     return []
   }
-  if (rules.length === 0) return ['the acl has no patterns']
-  const upper = method.toUpperCase()
-  return rules.map((rule) => {
+  if (verdicts.length === 0) return ['the acl has no patterns']
+  return verdicts.map((rule) => {
     const pattern = safe(rule.pattern)
-    if (!rule.test(path)) return `"${pattern}" does not match ${safe(path)}`
-    if (rule.methods !== null && !rule.methods.has(upper) && !(upper === 'HEAD' && rule.methods.has('GET'))) {
-      return `"${pattern}" matches, but its methods [${safe([...rule.methods].join(', '))}] do not include ${safe(upper)}`
+    if (!rule.matches) return `"${pattern}" does not match ${safe(path)}`
+    if (!rule.methodAllowed) {
+      return `"${pattern}" matches, but its methods [${safe((rule.methods ?? []).join(', '))}] do not include ${safe(method.toUpperCase())}`
     }
-    if (rule.filters !== null) {
+    if (rule.hasFilters) {
       return hasFilter ? `"${pattern}" matches, but aclFilter refused its filters` : `"${pattern}" matches, but it has filters and no aclFilter decides them`
     }
     return `"${pattern}" does not grant`
@@ -222,7 +195,7 @@ function denialReasons (acl: unknown, method: string, path: string, hasFilter: b
 
 /** Run the real verifier over one token and report every check. Never throws for a bad token. */
 export async function explain (token: string, verifier: Verifier, request: ExplainRequest): Promise<Explanation> {
-  const now = verifier.options.now() / 1000
+  const now = verifier.rules.now() / 1000
   const parts = token.split('.')
   const header = parts.length === 3 ? decodePart(parts[0]) : null
   const claims = parts.length === 3 ? decodePart(parts[1]) : null
@@ -240,14 +213,11 @@ export async function explain (token: string, verifier: Verifier, request: Expla
     }
   } catch (error) {
     if (!(error instanceof GuardError)) throw error
-    const at = failedCheck(error, claims)
+    const at = failedCheck(error)
     failure = { stage: at.stage, check: safe(at.check), error }
   }
 
-  // A missing required claim stops the verifier at the presence step, before any claim's type.
-  const failedAt = failure === null
-    ? Infinity
-    : failure.error.code === 'VJG_CLAIM_MISSING' && failure.check.startsWith('claim ') ? rank('claims', 'presence') : rank(failure.stage, failure.check)
+  const failedAt = failure === null ? Infinity : failureRank(failure.stage, failure.error)
   const failedStage = failure === null ? STAGES.length : STAGES.indexOf(failure.stage)
   /** A check's row: pass when the verifier went past it, the failure on its own row, skip when the verifier stopped before it. */
   const row = (stage: Stage, check: string, passDetail: string): void => {
@@ -265,14 +235,14 @@ export async function explain (token: string, verifier: Verifier, request: Expla
   row('format', 'format', `compact JWS, three base64url parts, ${token.length} characters`)
   const field = (name: string): string => header?.[name] === undefined ? '' : `, ${name} ${typeof header[name] === 'string' ? safe(header[name]) : showValue(header[name])}`
   const alg = header === null ? '' : `${field('alg').slice(2)}${field('typ')}${field('kid')}`
-  row('header', 'header', `${alg} (accepted: ${[...verifier.options.algorithms].join(', ')})`)
+  row('header', 'header', `${alg} (accepted: ${[...verifier.rules.algorithms].join(', ')})`)
   row('signature', 'signature', 'verified with the configured public key')
   for (const name of claimNames(claims, verifier)) {
     const present = claims !== null && Object.hasOwn(claims, name)
     row('claims', `claim ${safe(name)}`, present ? claimDetail(name, claims[name], now, verifier) : 'absent')
   }
-  if (verifier.options.applicationIds !== null) {
-    row('claims', 'application', `application_id is one of ${safe([...verifier.options.applicationIds].join(', '))}`)
+  if (verifier.rules.applicationIds !== null) {
+    row('claims', 'application', `application_id is one of ${safe([...verifier.rules.applicationIds].join(', '))}`)
   }
   row('claims', 'lifetime', verified === null ? '' : lifetimeDetail(verified, verifier, now))
   // Another claim rule (a profile's) failed: show it on its own row.
@@ -290,7 +260,7 @@ export async function explain (token: string, verifier: Verifier, request: Expla
     const target = safe(`${request.method.toUpperCase()} ${request.path}`)
     row('path', 'path', path === request.path ? `${safe(request.path)} is canonical` : `${safe(request.path)} is read as ${safe(String(path))}`)
     if (failure?.check === 'acl' && claims !== null && path !== null) {
-      const reasons = denialReasons(claims.acl, request.method, path, verifier.options.aclFilter !== undefined)
+      const reasons = denialReasons(claims.acl, request.method, path, verifier.rules.hasAclFilter)
       checks.push({ check: 'acl', status: 'fail', detail: [safe(failure.error.message), ...reasons.map(r => `  - ${r}`)].join('\n'), code: failure.error.code })
     } else {
       row('acl', 'acl', grantedBy === null ? `${target}: no acl claim, a root token is granted everywhere` : `${target} granted by "${safe(grantedBy)}"`)
@@ -318,7 +288,8 @@ export async function explain (token: string, verifier: Verifier, request: Expla
     checks,
     header,
     claims,
-    expiresAt: verified?.expiresAt ?? null,
+    // An expired token: the expiry it was refused at (exp, or the capped one), as the lifetime row says.
+    expiresAt: verified?.expiresAt ?? (failure?.error.code === 'VJG_TOKEN_EXPIRED' && claims !== null ? effectiveExpiry(claims, verifier.rules) ?? null : null),
     grantedBy
   }
 }

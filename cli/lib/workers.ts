@@ -8,13 +8,13 @@
  */
 import cluster, { type Worker } from 'node:cluster'
 import { metricsUrl, primaryMetrics } from './metrics.js'
-import type { ServerFlags } from './server.js'
+import type { ServerFlags } from './server-flags.js'
 import { EXIT, reachableHost } from './shared.js'
 import threadpool from './threadpool.cjs'
 
 /** Replacements allowed within `RESTART_WINDOW` ms; one more and the primary gives up (exit 1). */
-export const RESTART_LIMIT = 5
-export const RESTART_WINDOW = 60_000
+const RESTART_LIMIT = 5
+const RESTART_WINDOW = 60_000
 
 /** Run the primary; returns once every worker listens (the process then lives on the workers). */
 export async function runPrimary (flags: ServerFlags, banner: (base: string) => string): Promise<void> {

@@ -46,7 +46,7 @@ t.test('create refuses a bad command line with exit 2 and prints no token', asyn
   const cases: Array<[string, string[], RegExp]> = [
     ['no --app-id', ['--private-key', key], /--app-id is required/],
     ['no --private-key', ['--app-id', APP_ID], /--private-key/],
-    ['a public key as the private key', ['--app-id', APP_ID, '--private-key', join(dir, 'public.key')], /not a private key/],
+    ['a public key as the private key', ['--app-id', APP_ID, '--private-key', join(dir, 'public.key')], /public\.key: a public key, not a private one/],
     ['--acl not JSON', ['--app-id', APP_ID, '--private-key', key, '--acl', '{paths:'], /Expected JSON/],
     ['--acl pattern without a leading slash', ['--app-id', APP_ID, '--private-key', key, '--acl', '{"paths":{"v1/users":{}}}'], /does not start with "\/"/],
     ['--claim acl of the wrong shape', ['--app-id', APP_ID, '--private-key', key, '--claim', 'acl=[]'], /acl must be an object/],

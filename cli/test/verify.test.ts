@@ -2,10 +2,10 @@
  * verify: the real verifier over a token, every check named, exit 0 only if all pass; in process
  * through explain() and through the bin.
  */
-import { generateKeyPairSync } from 'node:crypto'
+import { createHmac, generateKeyPairSync } from 'node:crypto'
 import { join } from 'node:path'
 import t from 'tap'
-import { createVerifier, type Verifier } from 'vonage-jwt-guard'
+import { createVerifier, GuardError, type Verifier } from 'vonage-jwt-guard'
 import { explain, formatExplanation } from '../lib/verify.js'
 import { APP_ID, claims, keys, NOW, otherKeys, signRaw, token } from '../../test/helpers/keys.js'
 import { inTurns, run } from './helpers/bin.js'
@@ -159,4 +159,53 @@ t.test('verify reads the token from stdin with -, and refuses a bad command line
   const help = await run(['verify', '--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /Exit codes: 0 every check passed, 1 a check failed, 2 usage error/)
+})
+
+t.test('verify reads the refusal\'s fields, not its words: a reworded message prints the same rows', async t => {
+  const reworded = (verifier: Verifier): Verifier => ({
+    ...verifier,
+    verify: async (jwt: string) => {
+      try {
+        return await verifier.verify(jwt)
+      } catch (error) {
+        if (!(error instanceof GuardError)) throw error
+        // Same code and facts, other words: the message now names another claim and check.
+        const { check, claim, expected, actual, limit } = error
+        throw new GuardError(error.code, 'Reworded: header "typ" and the "sub" claim, acl.paths', { check, ...(claim === undefined ? {} : { claim }), expected, actual, ...(limit === undefined ? {} : { limit }) })
+      }
+    }
+  })
+  const cases: Array<[string, Promise<string>]> = [
+    ['typ other than JWT', token({}, { header: { typ: 'at+jwt' } })],
+    ['no jti', token({ jti: undefined })],
+    ['application_id not a string', token({ application_id: 42 })],
+    ['exp before iat', token({ exp: NOW - 20 })],
+    ['an acl of the wrong shape', token({ acl: { paths: ['/*/users/**'] } })],
+    ['expired', token({ iat: NOW - 2000, exp: NOW - 1000 })],
+    ['a string date, allowNumericStringDates off', token({ exp: String(NOW + 100) })]
+  ]
+  for (const [name, pending] of cases) {
+    const jwt = await pending
+    const verifier = createVerifier({ publicKey: keys.publicPem, now: () => NOW * 1000, cache: false, allowNumericStringDates: false })
+    const rows = (report: Awaited<ReturnType<typeof explain>>): string[][] => report.checks.map(c => [c.check, c.status, c.code ?? ''])
+    const original = await explain(jwt, verifier, { method: 'GET', path: null })
+    const changed = await explain(jwt, reworded(verifier), { method: 'GET', path: null })
+    t.ok(original.checks.some(c => c.status === 'fail'), `${name}: refused`)
+    t.same(rows(changed), rows(original), `${name}: the same rows, statuses and codes`)
+    t.match(changed.checks.find(c => c.status === 'fail')?.detail, /^Reworded/, `${name}: the new words are shown as they are`)
+  }
+})
+
+t.test('verify shows the effective expiry with maxAge: a webhook refused for its age is not shown expiring later', async t => {
+  const secret = 'a-webhook-signature-secret-of-32b'
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
+  const payload = Buffer.from(JSON.stringify({ iss: 'Vonage', api_key: 'key1', iat: NOW - 600, jti: 'w-1', payload_hash: 'a'.repeat(64) })).toString('base64url')
+  const jwt = `${header}.${payload}.${createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url')}`
+  const verifier = createVerifier({ profile: 'vonage-webhook', secrets: { key1: secret }, now: () => NOW * 1000, cache: false })
+  const report = await explain(jwt, verifier, { method: 'GET', path: null })
+  const lifetime = report.checks.find(c => c.check === 'lifetime')
+  t.equal(lifetime?.status, 'fail')
+  t.equal(lifetime?.code, 'VJG_TOKEN_EXPIRED')
+  // iat + maxAge (300 s) was five minutes ago; iat + defaultLifetime (900 s) would be five minutes ahead.
+  t.match(lifetime?.detail, /\(effective expiry 5 minutes ago\)$/)
 })

@@ -22,7 +22,7 @@ export interface MemoryStore extends GuardStore {
 }
 
 /** A full store refuses new entries rather than forget unexpired ones (which would re-open a replay). */
-export class StoreFullError extends Error {
+class StoreFullError extends Error {
   override readonly name = 'StoreFullError'
 }
 

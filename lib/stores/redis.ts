@@ -95,6 +95,8 @@ export interface RedisStore extends GuardStore {
   readonly client: Redis | Cluster
   /** Ends the client when the store created it (`url`, `sentinels`); leaves a given `client` alone. */
   close (): Promise<void>
+  /** `PING`, within the store's timeout: rejects when Redis does not answer (readiness). */
+  ping (): Promise<void>
 }
 
 /** A write no replica acknowledged within the time left (`replayDurability: 'replica'`): the guard answers 503. */
@@ -407,6 +409,9 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
       checkEntry(sub, 'revokeSubject(sub)', issuedBefore, 'revokeSubject(issuedBefore)')
       const until = (issuedBefore + maxLifetime + EXPIRY_MARGIN) * 1000
       await bounded(extend(keys.subject(sub), issuedBefore, until, Date.now() + timeout))
+    },
+    ping: async () => {
+      await bounded(connected(Date.now() + timeout).then(() => client.ping()))
     },
     close: async () => {
       if (!owned) return

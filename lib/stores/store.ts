@@ -62,6 +62,11 @@ export interface GuardStore {
    * (each worker would accept a token once).
    */
   readonly shared?: boolean
+  /**
+   * Readiness (`/readyz`): resolves when the store answers, rejects when it cannot be reached.
+   * The Redis store sends `PING`; a store without it is taken as always ready.
+   */
+  ping? (): Promise<void>
 }
 
 /**

@@ -225,7 +225,7 @@ t.test('the tarballs hold the built code, its types, the LICENSE and the docs, a
 
   const lib = await packedManifest(packed.lib.tarball)
   t.same(Object.keys(lib.dependencies).sort(), ['fastify-plugin', 'jose', 'minimatch'], 'the library depends on what it imports')
-  t.same(lib.peerDependenciesMeta, { fastify: { optional: true }, ioredis: { optional: true }, '@types/express': { optional: true } }, 'optional peers')
+  t.same(lib.peerDependenciesMeta, { fastify: { optional: true }, ioredis: { optional: true }, '@types/express': { optional: true }, '@opentelemetry/api': { optional: true } }, 'optional peers')
   t.equal(lib.engines.node, '^20.19.0 || >=22.12.0')
   t.equal(lib.sideEffects, false)
 
@@ -237,7 +237,7 @@ t.test('the tarballs hold the built code, its types, the LICENSE and the docs, a
   t.match(cli.dependencies['vonage-jwt-guard'], /^\^\d+\.\d+\.\d+$/, 'a real semver range on the library')
   // The mock command's OpenAPI reader, sampler and Fastify's own ajv compiler are the CLI's, never the library's.
   t.same(Object.keys(cli.dependencies).sort(), ['@apidevtools/json-schema-ref-parser', '@fastify/ajv-compiler', '@fastify/error', '@fastify/http-proxy',
-    '@fastify/proxy-addr', 'commander', 'fastify', 'ioredis', 'openapi-sampler', 'pino-pretty', 'prom-client', 'vonage-jwt-guard'])
+    '@fastify/proxy-addr', '@fastify/rate-limit', '@opentelemetry/api', '@opentelemetry/exporter-trace-otlp-http', '@opentelemetry/resources', '@opentelemetry/sdk-trace-node', 'commander', 'fastify', 'ioredis', 'openapi-sampler', 'pino-pretty', 'prom-client', 'vonage-jwt-guard'])
 })
 
 t.test('beside fastify@5.2.0: one Fastify, the README example compiles strictly and answers 200 / 401 / 403', async t => {

@@ -15,6 +15,13 @@ export async function buildApp (options: Partial<FastifyGuardOptions> = {}, rout
   return app
 }
 
+/** buildApp, closed when the test ends. */
+export async function appFor (t: { teardown: (fn: () => unknown) => void }, options: Partial<FastifyGuardOptions> = {}): Promise<FastifyInstance> {
+  const app = await buildApp(options)
+  t.teardown(() => app.close())
+  return app
+}
+
 export function bearer (token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` }
 }

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify'
 import { bearer } from './app.js'
 
-export interface FailoverPlan {
+interface FailoverPlan {
   /** The instances, each with its own store. */
   readonly apps: readonly FastifyInstance[]
   /** A new token with a new jti (whose keys the killed primary serves). */
@@ -23,7 +23,7 @@ export interface FailoverPlan {
   readonly restart: () => Promise<void>
 }
 
-export interface FailoverResult {
+interface FailoverResult {
   /** Requests by status. */
   readonly statuses: Record<number, number>
   /** The longest request, in ms. */

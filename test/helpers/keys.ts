@@ -6,7 +6,7 @@ import { generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } f
 import { SignJWT } from 'jose'
 import { CLIENT_SDK_ACL } from '../../lib/mint.js'
 
-export interface TestKeyPair {
+interface TestKeyPair {
   privateKey: KeyObject
   publicKey: KeyObject
   privatePem: string

@@ -24,8 +24,8 @@ export function missingBinaries (binaries: readonly string[]): string | false {
   return missing.length === 0 ? false : `${missing.join(', ')} not on PATH (Debian: apt-get install -y redis-server redis-sentinel)`
 }
 
-export const CLUSTER_NODE_TIMEOUT = 500
-export const SENTINEL_DOWN_AFTER = 400
+const CLUSTER_NODE_TIMEOUT = 500
+const SENTINEL_DOWN_AFTER = 400
 
 const children = new Set<ChildProcess>()
 process.on('exit', () => { for (const child of children) child.kill('SIGKILL') })

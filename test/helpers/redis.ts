@@ -2,6 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis.js'
 import { freePort } from './http.js'
 
 export const REDIS_URL = process.env.VJG_REDIS_URL
@@ -31,7 +32,7 @@ export async function deleteKeys (client: Redis, prefix: string): Promise<void> 
 /** Whether a redis-server binary is on PATH (CI installs one). */
 export const HAS_REDIS_SERVER = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 
-export interface OwnRedis {
+interface OwnRedis {
   url: string
   process: ChildProcess
   /** SIGKILL, and wait for the exit. */
@@ -68,5 +69,20 @@ export async function startOwnRedis (port?: number): Promise<OwnRedis> {
       child.once('exit', () => resolve())
       child.kill('SIGKILL')
     })
+  }
+}
+
+/** The part of a tap test the helpers need. */
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/**
+ * A maker of stores over `defaults`: each call gives a store of its own (its own connection, as
+ * each instance of a deployment has), closed when the test ends.
+ */
+export function storeMaker (defaults: RedisStoreOptions): (t: Teardown, options?: RedisStoreOptions) => RedisStore {
+  return (t, options = {}) => {
+    const created = createRedisStore({ ...defaults, ...options })
+    t.teardown(() => created.close())
+    return created
   }
 }

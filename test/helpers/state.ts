@@ -5,7 +5,7 @@ import { bearer } from './app.js'
 export const REALM = 'Bearer realm="vonage-jwt-guard"'
 export const INVALID_TOKEN = `${REALM}, error="invalid_token", error_description="`
 
-export interface Answer {
+interface Answer {
   status: number
   code: string | undefined
   challenge: string | undefined

@@ -17,7 +17,7 @@ if (!existsSync(CLI)) {
   process.exit(1)
 }
 
-export interface Result {
+interface Result {
   code: number | null
   stdout: string
   stderr: string

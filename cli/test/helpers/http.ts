@@ -68,7 +68,7 @@ export function spellings (seen: Seen, folded: string): Array<[string, string]> 
   return found
 }
 
-export interface Exchange {
+interface Exchange {
   status: number
   /** Response headers, names lower-cased; a repeated one keeps its last value. */
   headers: Record<string, string>

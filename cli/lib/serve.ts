@@ -119,7 +119,11 @@ export async function runDevServer (flags: ServeFlags, server: DevServer): Promi
     banner: (base) => {
       lines.push(`vonage-jwt-guard ${server.title} listening on ${base} (Ctrl-C to stop)`)
       if (sample === null) {
-        lines.push('make a token with: vonage-jwt-guard create --app-id <id> --private-key private.key --acl \'{"paths":{"/*/users/**":{}}}\'')
+        // A line that pastes as it is, in a project where the CLI is installed: an accepted
+        // application id (a placeholder such as <id> would be read by the shell as a redirect).
+        const ids = guard.options.applicationId
+        const appId = shellQuote((Array.isArray(ids) ? ids[0] : ids) ?? 'my-app')
+        lines.push(`make a token with: npx vonage-jwt-guard create --app-id ${appId} --private-key private.key --acl '{"paths":{"/*/users/**":{}}}'`)
       } else {
         lines.push(`a sample token (Client SDK ACL, sub alice, valid ${flags.ttl} s); try:`)
         lines.push('')

@@ -164,11 +164,6 @@ export function checkHeaderCount (raw: IncomingMessage): void {
   }
 }
 
-/** The method override header `name` (as sent) stands for, as spelled in METHOD_OVERRIDE_HEADERS, or undefined. */
-export function methodOverrideHeader (name: string): string | undefined {
-  return METHOD_OVERRIDES.get(name)
-}
-
 /** 400 `VJG_METHOD_OVERRIDE` for the header `name`, a method override header spelled `spelled`. */
 export function methodOverrideRefusal (name: string, spelled: string): GuardError {
   return new GuardError('VJG_METHOD_OVERRIDE', `The request carries "${quoteName(name)}" (${spelled}): a server behind the guard could obey it, and the guard judged the request's own method`)

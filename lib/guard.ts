@@ -128,15 +128,16 @@ function aclPathDenied<Request> (error: unknown, route: RouteGuard<Request>, met
   if (!(error instanceof GuardError) || error.code !== 'VJG_ACL_DENIED') return error
   // Not route.aclPathOption: how a route is named differs between the adapters, and the client sees this.
   const mapping = typeof route.aclPath === 'string' ? `aclPath "${route.aclPath}"` : 'the aclPath function'
-  const upper = method.toUpperCase()
+  // The refusal's facts stay (verify and the logs read them); only its words say more.
+  const facts = { check: error.check, claim: error.claim, expected: error.expected, actual: error.actual }
   if (matched === null) {
     const why = typeof route.aclPath === 'string'
       ? `is outside ${mapping}: only ${route.aclPath} and the paths under it are matched against the token acl`
       : `is not granted: ${mapping} answered null (no acl rule may grant it)`
-    return new GuardError('VJG_ACL_DENIED', `${upper} ${shownPath(path)} ${why}`)
+    return new GuardError('VJG_ACL_DENIED', `${method.toUpperCase()} ${shownPath(path)} ${why}`, facts)
   }
   const how = typeof route.aclPath === 'string' ? `with ${mapping} stripped` : `as ${mapping} mapped it`
-  return new GuardError('VJG_ACL_DENIED', `${error.message} (the request's path ${shownPath(path)}, ${how})`)
+  return new GuardError('VJG_ACL_DENIED', `${error.message} (the request's path ${shownPath(path)}, ${how})`, facts)
 }
 
 function logAt (log: RequestLog | undefined, level: keyof RequestLog, object: Record<string, unknown>, message: string): void {
@@ -231,14 +232,10 @@ export function createGuard<Request = unknown> (input: GuardOptions<Request>): G
     let grantedBy: string | null = null
     if (route.acl) {
       const matched = aclPathFor(route, input, path)
-      if (matched === path) {
-        grantedBy = authorizeVerified(verification, input.method, path, input.request).grantedBy
-      } else {
-        try {
-          grantedBy = authorizeVerified(verification, input.method, matched, input.request).grantedBy
-        } catch (error) {
-          throw aclPathDenied(error, route, input.method, path, matched)
-        }
+      try {
+        grantedBy = authorizeVerified(verification, input.method, matched, input.request).grantedBy
+      } catch (error) {
+        throw matched === path ? error : aclPathDenied(error, route, input.method, path, matched)
       }
     }
     const { verified } = verification

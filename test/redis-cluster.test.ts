@@ -15,20 +15,16 @@ import { createRedisStore, type RedisStoreOptions } from '../lib/stores/redis.js
 import { appFor } from './helpers/app.js'
 import { failoverUnderLoad } from './helpers/failover.js'
 import { APP_ID, NOW, NOW_MS, token } from './helpers/keys.js'
-import { freePort, storeMaker } from './helpers/redis.js'
-import { countWrites, keySlot, missingBinaries, startCluster, type ClusterNodes, type Node } from './helpers/redis-nodes.js'
+import { freePort, storeMaker, uniquePrefix } from './helpers/redis.js'
+import { countWrites, keySlot, skipWithout, startCluster, type ClusterNodes, type Node } from './helpers/redis-nodes.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
 
-const missing = missingBinaries(['redis-server', 'redis-cli'])
-if (missing !== false && process.env.CI === 'true') t.fail(`CI=true runs every test: ${missing}`)
-const skip = missing
+const skip = skipWithout(['redis-server', 'redis-cli'])
 
-const prefix = `vjg-test:${randomUUID()}:`
+const prefix = uniquePrefix()
 const TIMEOUT = 500
 
 const store = storeMaker({ prefix, now: () => NOW_MS, timeout: TIMEOUT })
-
-const instance = appFor
 
 /** A value for `make` whose key lands in slot range `on` (0, 1, 2). */
 function valueOn (on: number, key: (value: string) => string): string {
@@ -48,7 +44,7 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
 
   await t.test('replay and revocation, with the keys of a token on every combination of primaries', async (t) => {
     const shared = store(t, { url: urls })
-    const app = await instance(t, { replay: { store: shared }, revocation: shared })
+    const app = await appFor(t, { replay: { store: shared }, revocation: shared })
     t.ok(shared.client instanceof Cluster, 'a url list makes a Cluster client')
     // CRC16 is linear: the slots of two keys that end in the same jti differ by a constant, so
     // the replay key and the revocation key of one jti cannot be placed independently. Each kind
@@ -69,7 +65,7 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
   })
 
   await t.test('200 tokens spread over the slots: each accepted once', async (t) => {
-    const app = await instance(t, { replay: { store: store(t, { url: urls }) } })
+    const app = await appFor(t, { replay: { store: store(t, { url: urls }) } })
     const tokens = await Promise.all(Array.from({ length: 200 }, () => token()))
     const first = await Promise.all(tokens.map(jwt => send(app, jwt)))
     t.same(first.map(answer => answer.status), tokens.map(() => 200), 'every first use accepted')
@@ -79,8 +75,8 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
 
   await t.test('one jti sent 20 times concurrently to two instances: accepted exactly once', async (t) => {
     for (const replayDurability of ['leader', 'replica'] as const) {
-      const a = await instance(t, { replay: { store: store(t, { url: urls, replayDurability }) } })
-      const b = await instance(t, { replay: { store: store(t, { url: urls, replayDurability }) } })
+      const a = await appFor(t, { replay: { store: store(t, { url: urls, replayDurability }) } })
+      const b = await appFor(t, { replay: { store: store(t, { url: urls, replayDurability }) } })
       const jwt = await token()
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => send(i % 2 === 0 ? a : b, jwt)))
       t.equal(answers.filter(x => x.status === 200).length, 1, `${replayDurability}: one 200`)
@@ -91,7 +87,7 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
   await t.test('round trips per request: one pipeline on one node, each command to its own slot on a cluster', async (t) => {
     const ports = new Set(cluster.nodes.map(node => node.port))
     const shared = store(t, { url: urls })
-    const app = await instance(t, { replay: { store: shared }, revocation: shared })
+    const app = await appFor(t, { replay: { store: shared }, revocation: shared })
     t.equal((await send(app, await token())).status, 200, 'connected')
     const tokens = await Promise.all(Array.from({ length: 50 }, () => token({ sub: `user-${randomUUID()}` })))
     const counted = await countWrites(ports, async () => { for (const jwt of tokens) await send(app, jwt) })
@@ -101,7 +97,7 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
     t.equal(Math.round(counted.writes / tokens.length), 3, `replay and revocation on a cluster: ${counted.writes / tokens.length} writes per request, sent at once`)
     t.comment(`cluster: ${counted.writes} writes for ${tokens.length} requests, over ${counted.sockets} connections`)
 
-    const replayOnly = await instance(t, { replay: { store: store(t, { url: urls }) } })
+    const replayOnly = await appFor(t, { replay: { store: store(t, { url: urls }) } })
     t.equal((await send(replayOnly, await token())).status, 200, 'connected')
     const more = await Promise.all(Array.from({ length: 50 }, () => token()))
     const replayCount = await countWrites(ports, async () => { for (const jwt of more) await send(replayOnly, jwt) })
@@ -119,7 +115,7 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
     for (const { name, options, causes } of cases) {
       const lines: Array<{ cause: unknown }> = []
       const wrong = store(t, { ...options, logger: { warn: (object) => { lines.push(object as { cause: unknown }) } } })
-      const app = await instance(t, { replay: { store: wrong }, revocation: wrong })
+      const app = await appFor(t, { replay: { store: wrong }, revocation: wrong })
       let refused = 0
       for (let i = 0; i < 12; i++) {
         const answer = await send(app, await token({ sub: `user-${i}` }))
@@ -150,8 +146,8 @@ t.test('a three-primary, three-replica cluster', { skip, timeout: 90_000 }, asyn
         const causes = new Set<unknown>()
         const logger = { warn: (object: Record<string, unknown>) => { causes.add(object.cause) } }
         const apps = [
-          await instance(t, { replay: { store: store(t, { url: urls, replayDurability, logger }) } }),
-          await instance(t, { replay: { store: store(t, { url: urls, replayDurability, logger }) } })
+          await appFor(t, { replay: { store: store(t, { url: urls, replayDurability, logger }) } }),
+          await appFor(t, { replay: { store: store(t, { url: urls, replayDurability, logger }) } })
         ]
         const killed = primary
         const result = await failoverUnderLoad({
@@ -217,7 +213,7 @@ t.test('cluster or Sentinel addresses that answer nothing: the first request is 
     const started = Date.now()
     const nowhere = store(t, { ...options, timeout: 300 })
     t.ok(Date.now() - started < 100, `${name}: created at once`)
-    const app = await instance(t, { replay: { store: nowhere }, revocation: nowhere })
+    const app = await appFor(t, { replay: { store: nowhere }, revocation: nowhere })
     const answer = await send(app, await token())
     rejected(t, answer, 503, 'VJG_UNAVAILABLE', REALM)
     t.ok(answer.elapsed >= 250 && answer.elapsed < 1200, `${name}: answered after the 300 ms timeout (${answer.elapsed} ms)`)

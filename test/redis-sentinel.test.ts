@@ -13,20 +13,16 @@ import type { RedisStoreOptions } from '../lib/stores/redis.js'
 import { appFor } from './helpers/app.js'
 import { failoverUnderLoad } from './helpers/failover.js'
 import { NOW, NOW_MS, token } from './helpers/keys.js'
-import { freePort, storeMaker } from './helpers/redis.js'
-import { countWrites, missingBinaries, startSentinel, type SentinelNodes } from './helpers/redis-nodes.js'
+import { freePort, storeMaker, uniquePrefix } from './helpers/redis.js'
+import { countWrites, skipWithout, startSentinel, type SentinelNodes } from './helpers/redis-nodes.js'
 import { INVALID_TOKEN, REALM, rejected, send } from './helpers/state.js'
 
-const missing = missingBinaries(['redis-server', 'redis-sentinel'])
-if (missing !== false && process.env.CI === 'true') t.fail(`CI=true runs every test: ${missing}`)
-const skip = missing
+const skip = skipWithout(['redis-server', 'redis-sentinel'])
 
-const prefix = `vjg-test:${randomUUID()}:`
+const prefix = uniquePrefix()
 const TIMEOUT = 500
 
 const store = storeMaker({ prefix, now: () => NOW_MS, timeout: TIMEOUT })
-
-const instance = appFor
 
 function through (nodes: SentinelNodes, dead?: number): Partial<RedisStoreOptions> {
   const sentinels = [{ host: '127.0.0.1', port: nodes.sentinel.port }]
@@ -41,8 +37,8 @@ t.test('a primary, a replica and a Sentinel', { skip, timeout: 60_000 }, async (
   await t.test('replay and revocation through the Sentinels, one round trip per request', async (t) => {
     const shared = store(t, through(nodes, await freePort()))
     const other = store(t, through(nodes))
-    const a = await instance(t, { replay: { store: shared }, revocation: shared })
-    const b = await instance(t, { replay: { store: other }, revocation: other })
+    const a = await appFor(t, { replay: { store: shared }, revocation: shared })
+    const b = await appFor(t, { replay: { store: other }, revocation: other })
     const jwt = await token()
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => send(i % 2 === 0 ? a : b, jwt)))
     t.equal(answers.filter(x => x.status === 200).length, 1, 'one token, 20 requests, two instances: one 200')
@@ -56,7 +52,7 @@ t.test('a primary, a replica and a Sentinel', { skip, timeout: 60_000 }, async (
 
   await t.test('replayDurability "replica": a write counts once the replica has it', async (t) => {
     const durable = store(t, { ...through(nodes), replayDurability: 'replica' })
-    const app = await instance(t, { replay: { store: durable }, revocation: durable })
+    const app = await appFor(t, { replay: { store: durable }, revocation: durable })
     const jwt = await token()
     t.equal((await send(app, jwt)).status, 200, 'the replica acknowledged')
     rejected(t, await send(app, jwt), 401, 'VJG_TOKEN_REPLAYED', INVALID_TOKEN)
@@ -75,7 +71,7 @@ t.test('a primary, a replica and a Sentinel', { skip, timeout: 60_000 }, async (
 
   await t.test('an unknown primary name: 503 within the timeout', async (t) => {
     const unknown = store(t, { ...through(nodes), name: 'no-such-primary', timeout: 300 })
-    const app = await instance(t, { replay: { store: unknown } })
+    const app = await appFor(t, { replay: { store: unknown } })
     const answer = await send(app, await token())
     rejected(t, answer, 503, 'VJG_UNAVAILABLE', REALM)
     t.ok(answer.elapsed >= 250 && answer.elapsed < 1200, `answered after the 300 ms timeout (${answer.elapsed} ms)`)
@@ -84,7 +80,7 @@ t.test('a primary, a replica and a Sentinel', { skip, timeout: 60_000 }, async (
   await t.test('a write to a replica (a demoted primary): READONLY, 503, logged once', async (t) => {
     const lines: Array<Record<string, unknown>> = []
     const demoted = store(t, { url: `redis://127.0.0.1:${nodes.replica.port}`, logger: { warn: (object) => { lines.push(object) } } })
-    const app = await instance(t, { replay: { store: demoted } })
+    const app = await appFor(t, { replay: { store: demoted } })
     for (let i = 0; i < 5; i++) rejected(t, await send(app, await token()), 503, 'VJG_UNAVAILABLE', REALM)
     t.same(lines.map(line => line.cause), ['READONLY'], 'five refusals, one line')
     t.same(Object.keys(lines[0]?.err as object), ['name', 'message'], 'the error without its command (whose key holds the jti)')
@@ -100,8 +96,8 @@ t.test('a primary killed under load: the store follows the Sentinel to the new p
       const causes = new Set<unknown>()
       const logger = { warn: (object: Record<string, unknown>) => { causes.add(object.cause) } }
       const apps = [
-        await instance(t, { replay: { store: store(t, { ...through(nodes), replayDurability, logger }) } }),
-        await instance(t, { replay: { store: store(t, { ...through(nodes), replayDurability, logger }) } })
+        await appFor(t, { replay: { store: store(t, { ...through(nodes), replayDurability, logger }) } }),
+        await appFor(t, { replay: { store: store(t, { ...through(nodes), replayDurability, logger }) } })
       ]
       const result = await failoverUnderLoad({
         apps,

@@ -16,8 +16,6 @@ const prefix = uniquePrefix()
 
 const store = storeMaker({ url: REDIS_URL!, prefix, now: () => NOW_MS })
 
-const instance = appFor
-
 t.test('instances sharing one Redis', { skip }, async (t) => {
   const admin = new Redis(REDIS_URL!)
   t.teardown(async () => {
@@ -27,8 +25,8 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
   t.equal(await admin.ping(), 'PONG', `redis at ${REDIS_URL}`)
 
   await t.test('two instances, one token sent 20 times concurrently: accepted exactly once', async (t) => {
-    const a = await instance(t, { replay: { store: store(t) } })
-    const b = await instance(t, { replay: { store: store(t) } })
+    const a = await appFor(t, { replay: { store: store(t) } })
+    const b = await appFor(t, { replay: { store: store(t) } })
     const jwt = await token()
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => send(i % 2 === 0 ? a : b, jwt)))
     t.equal(answers.filter(x => x.status === 200).length, 1, 'one 200')
@@ -40,7 +38,7 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
 
   await t.test('a lone surrogate in application_id, jti or sub: decided like any other value, never a 503', async (t) => {
     const shared = store(t)
-    const app = await instance(t, { replay: { store: shared }, revocation: shared })
+    const app = await appFor(t, { replay: { store: shared }, revocation: shared })
     const cases: Array<Record<string, string>> = [{ application_id: 'app-\ud800' }, { jti: 'jti-\udc00' }, { sub: 'bob-\ud800x' }]
     for (const claims of cases) {
       const jwt = await token(claims)
@@ -54,8 +52,8 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
   await t.test('a revocation made through one instance is seen by the other', async (t) => {
     const storeA = store(t)
     const storeB = store(t)
-    const a = await instance(t, { revocation: storeA, replay: { store: storeA } })
-    const b = await instance(t, { revocation: storeB, replay: { store: storeB } })
+    const a = await appFor(t, { revocation: storeA, replay: { store: storeA } })
+    const b = await appFor(t, { revocation: storeB, replay: { store: storeB } })
     t.not(storeA.client, storeB.client, 'two connections')
 
     await storeA.revokeToken('stolen-jti', NOW + 890)
@@ -74,7 +72,7 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
 
   await t.test('entries expire on their own: PX from the effective expiry, the tolerance and the margin', async (t) => {
     const shared = store(t)
-    const app = await instance(t, { replay: { store: shared } })
+    const app = await appFor(t, { replay: { store: shared } })
     t.equal((await send(app, await token({ jti: 'ttl-jti', iat: NOW - 10, exp: NOW + 90 }))).status, 200)
     const replayTtl = await admin.pttl(`${prefix}used:aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee:ttl-jti`)
     t.ok(Math.abs(replayTtl - 120_000) < 2000, `replay record lives until exp + clockTolerance (${replayTtl} ms)`)
@@ -95,7 +93,7 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
     const client = new Redis(REDIS_URL!)
     t.teardown(() => client.quit())
     const given = createRedisStore({ client, prefix, now: () => NOW_MS })
-    const app = await instance(t, { replay: { store: given } })
+    const app = await appFor(t, { replay: { store: given } })
     const jwt = await token()
     t.equal((await send(app, jwt)).status, 200)
     rejected(t, await send(app, jwt), 401, 'VJG_TOKEN_REPLAYED', INVALID_TOKEN)
@@ -105,8 +103,8 @@ t.test('instances sharing one Redis', { skip }, async (t) => {
 
   await t.test('a hung Redis (CLIENT PAUSE): 503 within the timeout, or accepted with failOpen', async (t) => {
     const pausing = store(t, { timeout: 300 })
-    const app = await instance(t, { replay: { store: pausing } })
-    const open = await instance(t, { replay: { store: pausing }, failOpen: true })
+    const app = await appFor(t, { replay: { store: pausing } })
+    const open = await appFor(t, { replay: { store: pausing }, failOpen: true })
     t.equal((await send(app, await token())).status, 200, 'connected')
     await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE')
     t.teardown(() => admin.call('CLIENT', 'UNPAUSE'))
@@ -125,7 +123,7 @@ t.test('a port nobody listens on: 503 within the timeout, or accepted with failO
   const nowhere = createRedisStore({ url: `redis://127.0.0.1:${port}`, timeout: 300, now: () => NOW_MS })
   t.teardown(() => nowhere.close())
   for (const failOpen of [false, true]) {
-    const app = await instance(t, { replay: { store: nowhere }, revocation: nowhere, failOpen })
+    const app = await appFor(t, { replay: { store: nowhere }, revocation: nowhere, failOpen })
     const answer = await send(app, await token())
     if (failOpen) t.equal(answer.status, 200, 'failOpen')
     else rejected(t, answer, 503, 'VJG_UNAVAILABLE', REALM)
@@ -139,7 +137,7 @@ t.test('a stopped Redis: 503 within the timeout, and served again once it is bac
   t.teardown(() => own.stop())
   const stoppable = createRedisStore({ url: own.url, timeout: 300, now: () => NOW_MS })
   t.teardown(() => stoppable.close())
-  const app = await instance(t, { replay: { store: stoppable } })
+  const app = await appFor(t, { replay: { store: stoppable } })
   t.equal((await send(app, await token())).status, 200, 'running')
   await own.stop()
   for (let i = 0; i < 3; i++) {
